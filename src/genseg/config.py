@@ -1,0 +1,224 @@
+"""Typed run configuration: one source of truth for every default, validated on construction.
+
+A run is described by a :class:`RunConfig` made of one dataclass per concern. It round-trips
+through ``config.json`` in the run folder (:func:`RunConfig.to_dict` / :func:`RunConfig.from_dict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+METHODS = ("supervised", "augment", "separate", "genseg", "semisup")
+UPPER_LEVELS = ("arch", "generator", "both", "none")
+HYPERGRADIENTS = ("exact", "darts")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def default_n_val(budget: int) -> int:
+    """Validation pairs taken out of a labeled budget N: 20 %, at least 1 (9 -> 7 + 2).
+
+    Matches every budget of the benchmark protocol (3 -> 2+1, 35 -> 28+7, 200 -> 160+40).
+    """
+    return max(1, int(0.2 * budget + 0.5))
+
+
+@dataclass
+class DataConfig:
+    """Where the labeled pairs come from and how they are split and resized.
+
+    Args:
+        root: data folder (images/ + masks/, nnU-Net raw, or MSD NIfTI); ``None`` for the
+            built-in synthetic phantom.
+        split_file: split file in the benchmark format; ``None`` makes one in the run folder.
+        budget: labeled pairs N = n_train + n_val (volumes for 3D data).
+        n_val: validation pairs out of the budget; default 20 % of N, at least 1.
+        size: square side the images are resized to.
+        axis: slicing axis for 3D volumes.
+        layout: ``"auto"``, ``"folders"``, ``"nnunet"`` or ``"msd"``.
+        test_fraction: share of cases held out as test when genseg makes the split file.
+    """
+
+    root: Path | None = None
+    split_file: Path | None = None
+    budget: int = 9
+    n_val: int | None = None
+    size: int = 128
+    axis: int = 0
+    layout: str = "auto"
+    test_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root) if self.root is not None else None
+        self.split_file = Path(self.split_file) if self.split_file is not None else None
+        _check(self.budget >= 2, f"budget must be at least 2 (1 train + 1 val), got {self.budget}")
+        if self.n_val is None:
+            self.n_val = default_n_val(self.budget)
+        _check(
+            1 <= self.n_val < self.budget,
+            f"n_val must be between 1 and budget - 1 = {self.budget - 1}, got {self.n_val}",
+        )
+        _check(self.size >= 32 and self.size % 32 == 0, f"size must be a multiple of 32, got {self.size}")
+        _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
+        _check(
+            self.layout in ("auto", "folders", "nnunet", "msd"),
+            f"layout must be auto, folders, nnunet or msd, got {self.layout!r}",
+        )
+        _check(0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)")
+
+    @property
+    def n_train(self) -> int:
+        assert self.n_val is not None
+        return self.budget - self.n_val
+
+
+@dataclass
+class SegmenterConfig:
+    """The segmentation network, created by name (see :func:`genseg.segmenters.create_segmenter`)."""
+
+    name: str = "unet"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GeneratorConfig:
+    """The mask-to-image generator and its GAN training (level 1 of SPEC.md).
+
+    Args:
+        name: registered generator name.
+        ngf: generator base width.
+        ndf: discriminator base width.
+        searchable: whether generator cells are softmax(A)-weighted mixtures of candidate ops.
+        lambda_l1: weight of the L1 reconstruction term of pix2pix.
+        lr: Adam learning rate of generator and discriminator.
+        pretrain_iterations: GAN steps on the budget's training pairs before the segmenter starts.
+    """
+
+    name: str = "pix2pix"
+    ngf: int = 32
+    ndf: int = 32
+    searchable: bool = True
+    lambda_l1: float = 100.0
+    lr: float = 2e-4
+    pretrain_iterations: int = 1000
+
+    def __post_init__(self) -> None:
+        _check(self.ngf >= 4 and self.ndf >= 4, "ngf and ndf must be at least 4")
+        _check(self.lambda_l1 >= 0 and self.lr > 0, "lambda_l1 must be >= 0 and lr > 0")
+        _check(self.pretrain_iterations >= 0, "pretrain_iterations must be >= 0")
+
+
+@dataclass
+class MLOConfig:
+    """The multi-level optimization (levels 2 and 3 of SPEC.md).
+
+    Args:
+        upper: what the upper level updates: ``"arch"`` (A, the paper), ``"generator"`` (all
+            generator weights), ``"both"``, or ``"none"`` (the ablation: same schedule, no
+            hypergradient).
+        hypergradient: ``"exact"`` (second-order autograd) or ``"darts"`` (finite differences).
+        unroll_steps: lower-level steps unrolled for the hypergradient.
+        every: an upper-level step every k iterations.
+        arch_lr: Adam learning rate for A.
+        generator_feedback: weight of the hypergradient added to the generator's GAN gradient.
+        gamma: weight of the synthetic-pair loss in the segmenter's objective.
+        val_views: augmented views of each validation pair in the smooth validation objective.
+    """
+
+    upper: str = "arch"
+    hypergradient: str = "exact"
+    unroll_steps: int = 1
+    every: int = 2
+    arch_lr: float = 3e-3
+    generator_feedback: float = 1.0
+    gamma: float = 1.0
+    val_views: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.upper in UPPER_LEVELS, f"upper must be one of {UPPER_LEVELS}, got {self.upper!r}")
+        _check(
+            self.hypergradient in HYPERGRADIENTS,
+            f"hypergradient must be one of {HYPERGRADIENTS}, got {self.hypergradient!r}",
+        )
+        _check(self.unroll_steps >= 1 and self.every >= 1, "unroll_steps and every must be >= 1")
+        _check(self.gamma >= 0 and self.val_views >= 1, "gamma must be >= 0, val_views >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """The shared training loop.
+
+    Args:
+        method: one of ``supervised``, ``augment``, ``separate``, ``genseg``, ``semisup``.
+        iterations: segmenter optimization steps.
+        batch_size: real pairs per step (synthetic pairs come in the same number).
+        lr: Adam learning rate of the segmenter.
+        val_every: iterations between validations (and best-checkpoint choices).
+        checkpoint_every: iterations between resumable checkpoints.
+        ema_decay: decay of an exponential moving average of the segmenter's weights used for
+            validation and the saved model; 0 switches it off.
+        seed: run seed; also picks ``pool.seed<s>`` of a benchmark split file.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    """
+
+    method: str = "augment"
+    iterations: int = 1000
+    batch_size: int = 4
+    lr: float = 1e-3
+    val_every: int = 50
+    checkpoint_every: int = 100
+    ema_decay: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
+        _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
+        _check(self.lr > 0, "lr must be > 0")
+        _check(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every, checkpoint_every >= 1")
+        _check(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
+        _check(self.device in ("cpu", "cuda", "auto"), f"device must be cpu, cuda or auto, got {self.device!r}")
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs; saved as ``config.json`` in the run folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    mlo: MLOConfig = field(default_factory=MLOConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (paths as strings)."""
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
+        parts = {}
+        for f in fields(cls):
+            sub_cls = {"data": DataConfig, "segmenter": SegmenterConfig, "generator": GeneratorConfig,
+                       "mlo": MLOConfig, "train": TrainConfig}[f.name]
+            given = dict(values.get(f.name, {}))
+            known = {sf.name for sf in fields(sub_cls)}
+            unknown = set(given) - known
+            _check(not unknown, f"unknown {f.name} settings in config: {sorted(unknown)}")
+            parts[f.name] = sub_cls(**given)
+        return cls(**parts)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
