@@ -28,6 +28,10 @@ def splits_dir() -> Path:
     return SHARED_SPLITS
 
 
+# Tiny test tensors run far faster on one thread than on two contended ones.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)

@@ -1,0 +1,63 @@
+"""Data: finding, reading and checking image-mask pairs, splits and budgets, the demo phantom.
+
+Data flows one way: a data folder is indexed into cases (:func:`index_cases`), a split file
+picks the cases of a budget (:func:`budget_ids`), the cases are loaded as 2D samples at their
+own size (:func:`load_samples`) and stacked as square tensors (:func:`to_tensors`).
+
+Example:
+    >>> from genseg.data import budget_ids, index_cases, load_samples, read_split, to_tensors
+    >>> index = index_cases(Path("datasets/jsrt_lung"))  # doctest: +SKIP
+    >>> train_ids, val_ids = budget_ids(read_split(Path("jsrt_lung.json")), 0, 7, 2)  # doctest: +SKIP
+    >>> train = to_tensors(load_samples(index, train_ids), size=128, num_classes=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from genseg.data.discovery import channel_paths, detect_layout, index_cases, index_images
+from genseg.data.errors import DataError
+from genseg.data.io import (
+    normalize_intensity,
+    read_image,
+    read_label_volume,
+    read_mask,
+    read_volume,
+    write_label_volume,
+    write_mask_png,
+)
+from genseg.data.loading import load_samples, num_classes, volume_geometry
+from genseg.data.phantom import make_phantom
+from genseg.data.sample import Case, CaseIndex, Sample
+from genseg.data.splits import Split, budget_ids, check_split_ids, make_split, read_split, write_split
+from genseg.data.tensors import PairTensors, resize_labels, resize_probabilities, to_tensors
+
+__all__ = [
+    "Case",
+    "CaseIndex",
+    "DataError",
+    "PairTensors",
+    "Sample",
+    "Split",
+    "budget_ids",
+    "channel_paths",
+    "check_split_ids",
+    "detect_layout",
+    "index_cases",
+    "index_images",
+    "load_samples",
+    "make_phantom",
+    "make_split",
+    "normalize_intensity",
+    "num_classes",
+    "read_image",
+    "read_label_volume",
+    "read_mask",
+    "read_split",
+    "read_volume",
+    "resize_labels",
+    "resize_probabilities",
+    "to_tensors",
+    "volume_geometry",
+    "write_label_volume",
+    "write_mask_png",
+    "write_split",
+]

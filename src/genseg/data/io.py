@@ -1,0 +1,310 @@
+"""Reading and writing single image, mask and volume files, with errors that name the fix.
+
+Every reader returns plain numpy arrays in one convention:
+
+- 2D images: float32 ``(C, H, W)``, C = 1 (gray) or 3 (RGB; alpha dropped, palettes resolved);
+- 2D masks: int64 ``(H, W)`` label maps, 0 = background;
+- volumes: float32 ``(C, X, Y, Z)`` (a 4D NIfTI's last axis is the channel axis) and int64
+  ``(X, Y, Z)`` label volumes.
+
+Example:
+    >>> image = normalize_intensity(read_image(Path("images/case_000.png")))  # doctest: +SKIP
+    >>> labels = read_mask(Path("masks/case_000.png"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import tifffile
+from PIL import Image
+
+from genseg.data.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
+VOLUME_SUFFIXES = (".nii", ".nii.gz")
+MAX_LABEL = 31
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_GRAY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+_NIFTI_FIX = "check the file is a valid NIfTI (.nii/.nii.gz) file"
+_MASK_FIX = (
+    "save masks as PNG with 0 = background and 1..K or 255 = foreground; "
+    "JPEG compression corrupts label values"
+)
+
+
+def file_suffix(path: Path) -> str:
+    """The lower-case file type suffix, with ``.nii.gz`` as one suffix."""
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def file_stem(path: Path) -> str:
+    """The file name without its type suffix (``case.nii.gz`` -> ``case``); case is kept."""
+    return path.name[: len(path.name) - len(file_suffix(path))]
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is a 2D image file genseg reads (hidden files such as ``._x.png`` are not)."""
+    return not path.name.startswith(".") and file_suffix(path) in IMAGE_SUFFIXES
+
+
+def is_volume_file(path: Path) -> bool:
+    """Whether ``path`` is a NIfTI volume (hidden files are not)."""
+    return not path.name.startswith(".") and file_suffix(path) in VOLUME_SUFFIXES
+
+
+def normalize_intensity(image: np.ndarray) -> np.ndarray:
+    """Map an image to [0, 1] by its 0.5 and 99.5 percentiles, clipping the tails.
+
+    The percentiles are taken over all channels jointly, so RGB colour balance is kept. If they
+    coincide (a nearly constant image) the minimum and maximum are used; a constant image
+    becomes zeros.
+
+    Args:
+        image: array of any shape and numeric dtype.
+
+    Returns:
+        float32 array of the same shape with values in [0, 1].
+    """
+    values = image.astype(np.float32, copy=False)
+    low, high = np.percentile(values, [0.5, 99.5])
+    if high <= low:
+        low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros_like(values)
+    return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read a 2D image file (PNG, JPEG, BMP, TIFF, GIF) with its raw intensities.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        float32 array (C, H, W): C = 1 for gray, 3 for colour. Not normalized; see
+        :func:`normalize_intensity`.
+    """
+    pixels = _read_pixels(Path(path))
+    pixels = pixels[None] if pixels.ndim == 2 else np.moveaxis(pixels, -1, 0)
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """Read a 2D label map: {0, 255} becomes {0, 1}; labels 0..31 are kept.
+
+    An RGB mask whose three channels are equal is read as gray.
+
+    Args:
+        path: the mask file.
+
+    Returns:
+        int64 array (H, W).
+
+    Raises:
+        DataError: the values are not labels (JPEG noise, gray ramps, colours, fractions).
+    """
+    path = Path(path)
+    pixels = _read_pixels(path)
+    if pixels.ndim == 3:
+        if not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])):
+            raise DataError(f"mask is a colour image (channels differ); {_MASK_FIX}", path)
+        pixels = pixels[..., 0]
+    return _as_labels(pixels, path)
+
+
+def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI image volume with its raw intensities (scale factors applied).
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file holding a 3D volume or a 4D one (channels last).
+
+    Returns:
+        float32 array (C, X, Y, Z) and the 4x4 voxel-to-world affine.
+    """
+    path = Path(path)
+    volume = load_nifti(path)
+    data = _nifti_data(volume, path, np.float32)
+    if data.ndim == 3:
+        data = data[None]
+    elif data.ndim == 4:
+        data = np.moveaxis(data, -1, 0)
+    else:
+        raise DataError(f"expected a 3D volume (or 4D with channels last), got shape {data.shape}", path)
+    return np.ascontiguousarray(data), volume.affine
+
+
+def read_label_volume(path: Path) -> np.ndarray:
+    """Read a NIfTI label volume with the rules of :func:`read_mask` (float integers allowed).
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file; a trailing axis of size 1 is dropped.
+
+    Returns:
+        int64 array (X, Y, Z).
+    """
+    path = Path(path)
+    data = _nifti_data(load_nifti(path), path, None)
+    if data.ndim == 4 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"expected a 3D label volume, got shape {data.shape}", path)
+    return _as_labels(data, path)
+
+
+def load_nifti(path: Path) -> nib.Nifti1Image:
+    """Open a NIfTI file (header now, voxels on demand) or raise a :class:`DataError`."""
+    path = Path(path)
+    _check_is_file(path)
+    if not is_volume_file(path):
+        raise DataError(f"not a NIfTI file; volumes must end in {' or '.join(VOLUME_SUFFIXES)}", path)
+    try:
+        return nib.load(path)
+    except Exception as error:  # nibabel raises many types; users need one message
+        raise DataError(f"cannot read volume: {error}; {_NIFTI_FIX}", path) from error
+
+
+def write_mask_png(path: Path, labels: np.ndarray) -> None:
+    """Write a label map as an 8-bit PNG: binary as 0/255, several classes as their values.
+
+    Args:
+        path: the PNG file to write (atomically: no half-written file is ever visible).
+        labels: integer array (H, W) with values 0..31.
+    """
+    labels = _checked_labels(labels, ndim=2)
+    pixels = (labels * 255 if labels.max(initial=0) <= 1 else labels).astype(np.uint8)
+    atomic_write(Path(path), lambda temp: Image.fromarray(pixels).save(temp, format="PNG"))
+
+
+def write_label_volume(path: Path, labels: np.ndarray, affine: np.ndarray) -> None:
+    """Write a label volume as a uint8 NIfTI with the given voxel-to-world affine.
+
+    Args:
+        path: the ``.nii`` or ``.nii.gz`` file to write (atomically).
+        labels: integer array (X, Y, Z) with values 0..31.
+        affine: 4x4 affine, usually the input volume's (see :func:`read_volume`).
+    """
+    volume = nib.Nifti1Image(_checked_labels(labels, ndim=3).astype(np.uint8), np.asarray(affine, dtype=np.float64))
+    atomic_write(Path(path), lambda temp: nib.save(volume, temp))
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then move it onto ``path``.
+
+    The temporary name keeps the suffix so writers that look at it (nibabel's ``.gz``) behave.
+
+    Args:
+        path: the final file; its folder is created if needed.
+        write: writes the file it is given.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=file_suffix(path))
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _check_is_file(path: Path) -> None:
+    if not path.is_file():
+        raise DataError("file not found", path)
+
+
+def _read_pixels(path: Path) -> np.ndarray:
+    """Raw pixel values (H, W) or (H, W, 3) of a 2D image file."""
+    _check_is_file(path)
+    suffix = file_suffix(path)
+    if suffix in VOLUME_SUFFIXES:
+        raise DataError("is a NIfTI volume, not a 2D image; use a volume layout (msd or nnunet)", path)
+    if suffix not in IMAGE_SUFFIXES:
+        raise DataError(f"unsupported image type {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}", path)
+    if suffix in _TIFF_SUFFIXES:
+        pixels = _read_tiff(path)
+        if pixels is not None:
+            return pixels
+    try:
+        with Image.open(path) as image:
+            return _pillow_pixels(image)
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, zlib errors...
+        raise DataError(
+            f"cannot read image: {error}; check the file is a valid PNG/JPEG/BMP/TIFF/GIF image", path
+        ) from error
+
+
+def _pillow_pixels(image: Image.Image) -> np.ndarray:
+    """Gray or RGB pixels of a Pillow image: alpha dropped, palettes resolved to their colours."""
+    if image.mode in ("P", "PA"):
+        palette = np.asarray(image.getpalette() or [0, 0, 0]).reshape(-1, 3)
+        gray_palette = bool(np.all(palette == palette[:, :1]))
+        image = image.convert("L" if gray_palette else "RGB")
+    elif image.mode in ("1", "LA", "La"):
+        image = image.convert("L")
+    elif image.mode not in (*_GRAY_MODES, "RGB"):
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def _read_tiff(path: Path) -> np.ndarray | None:
+    """Full-precision TIFF pixels (Pillow truncates 16-bit colour), or None to fall back to Pillow.
+
+    Palette TIFFs and files tifffile cannot decode (e.g. JPEG-compressed without imagecodecs)
+    go to Pillow.
+    """
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages.first
+            if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
+                return None
+            pixels, axes = page.asarray(), page.axes
+    except Exception:  # Pillow gets a second try and reports the error if it fails too
+        return None
+    if "S" in axes:  # samples (channels) may be stored planar: move them last
+        pixels = np.moveaxis(pixels, axes.index("S"), -1)
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0] if pixels.shape[-1] <= 2 else pixels[..., :3]
+    if pixels.ndim != 2 and pixels.ndim != 3:
+        raise DataError(f"unsupported TIFF layout (axes {axes}, shape {pixels.shape}); save it as one 2D image", path)
+    return pixels
+
+
+def _nifti_data(volume: nib.Nifti1Image, path: Path, dtype: type | None) -> np.ndarray:
+    """The voxels of an opened NIfTI, as ``dtype`` (None keeps the stored type)."""
+    try:
+        if dtype is None:
+            return np.asanyarray(volume.dataobj)
+        return volume.get_fdata(dtype=dtype)
+    except Exception as error:  # truncated gzip, bad header sizes...
+        raise DataError(f"cannot read volume: {error}; {_NIFTI_FIX}", path) from error
+
+
+def _as_labels(values: np.ndarray, path: Path) -> np.ndarray:
+    """Label map from stored mask values: {0, 255} -> {0, 1}, 0..31 kept, anything else refused."""
+    if values.dtype == bool:
+        values = values.astype(np.uint8)
+    distinct = np.unique(values)
+    integral = bool(np.all(np.isfinite(distinct)) and np.all(distinct == np.round(distinct)))
+    if integral and set(distinct.tolist()) <= {0, 255}:
+        return (values == 255).astype(np.int64)
+    if integral and distinct.min() >= 0 and distinct.max() <= MAX_LABEL:
+        return values.astype(np.int64)
+    shown = ", ".join(f"{value:g}" for value in distinct[:8].tolist()) + (", ..." if len(distinct) > 8 else "")
+    raise DataError(f"mask values are not labels ({len(distinct)} distinct: {shown}); {_MASK_FIX}", path)
+
+
+def _checked_labels(labels: np.ndarray, ndim: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != ndim:
+        raise ValueError(f"labels must have {ndim} dimensions, got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > MAX_LABEL):
+        raise ValueError(f"labels must lie in 0..{MAX_LABEL}, got {labels.min()}..{labels.max()}")
+    return labels

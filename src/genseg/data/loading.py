@@ -1,0 +1,152 @@
+"""Loading indexed cases as 2D samples: normalized images, checked label maps, volume slices.
+
+Intensities are normalized per file (per channel for volumes: channels are modalities), with
+:func:`~genseg.data.io.normalize_intensity`, and for a volume once for the whole volume so that
+its slices stay comparable.
+
+Example:
+    >>> index = index_cases(Path("data/msd_hippocampus"))  # doctest: +SKIP
+    >>> slices = load_samples(index, ["hippocampus_001"], axis=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genseg.data.discovery import channel_paths
+from genseg.data.errors import DataError
+from genseg.data.io import load_nifti, normalize_intensity, read_image, read_label_volume, read_mask, read_volume
+from genseg.data.sample import Case, CaseIndex, Sample
+
+
+def load_samples(
+    index: CaseIndex, case_ids: Sequence[str], *, axis: int = 0, require_masks: bool = True
+) -> list[Sample]:
+    """Load cases as 2D samples: one per 2D image, one per slice of a volume.
+
+    Args:
+        index: the indexed data folder.
+        case_ids: the cases to load, in this order.
+        axis: the volume axis (0, 1 or 2) to slice along; every slice is kept.
+        require_masks: refuse cases without a mask; if False, masks are loaded where present.
+
+    Returns:
+        The samples, case by case (slices in order).
+
+    Raises:
+        DataError: unknown case id, image/mask size mismatch, or cases with different channel counts.
+    """
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+    samples: list[Sample] = []
+    file_by_channels: dict[int, Path] = {}
+    for case_id in case_ids:
+        case = _find_case(index, case_id)
+        if require_masks and case.mask_path is None:
+            raise DataError(f"case {case_id!r} has no mask; labeled data needs one mask per image", case.image_path)
+        paths = channel_paths(case.image_path) if index.layout == "nnunet" else [case.image_path]
+        loaded = _load_volume(case, paths, axis) if index.is_volume else [_load_picture(case, paths)]
+        file_by_channels.setdefault(loaded[0].image.shape[0], case.image_path)
+        if len(file_by_channels) > 1:
+            described = " and ".join(f"{path} has {count}" for count, path in file_by_channels.items())
+            raise DataError(f"images have different channel counts: {described}; make them all gray or all RGB")
+        samples.extend(loaded)
+    return samples
+
+
+def num_classes(samples: Sequence[Sample]) -> int:
+    """The number of classes the samples' masks need: largest label + 1, at least 2."""
+    largest = max((int(sample.mask.max()) for sample in samples if sample.mask is not None), default=0)
+    return max(2, largest + 1)
+
+
+def volume_geometry(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
+    """The spatial shape and 4x4 affine of a NIfTI volume, read from its header only.
+
+    Predictions are written back with this geometry (see
+    :func:`~genseg.data.io.write_label_volume`).
+    """
+    volume = load_nifti(Path(path))
+    x, y, z = volume.shape[:3]
+    return (int(x), int(y), int(z)), volume.affine
+
+
+def _find_case(index: CaseIndex, case_id: str) -> Case:
+    if case_id not in index.cases:
+        examples = ", ".join(index.ids[:3])
+        raise DataError(
+            f"case id {case_id!r} is not in this data folder (it has {len(index.cases)} cases, e.g. {examples}); "
+            "split files must list file names without extension",
+            index.root,
+        )
+    return index.cases[case_id]
+
+
+def _load_picture(case: Case, image_paths: list[Path]) -> Sample:
+    image = _stack_channels(image_paths, _read_normalized_image)
+    size = image.shape[1:]
+    mask = roi = None
+    if case.mask_path is not None:
+        mask = read_mask(case.mask_path)
+        _check_same_shape(case.image_path, size, case.mask_path, mask.shape)
+    if case.roi_path is not None:
+        roi = read_mask(case.roi_path) > 0
+        _check_same_shape(case.image_path, size, case.roi_path, roi.shape)
+    return Sample(case.case_id, image, mask, roi)
+
+
+def _load_volume(case: Case, image_paths: list[Path], axis: int) -> list[Sample]:
+    image = _stack_channels(image_paths, _read_normalized_volume)
+    shape = image.shape[1:]
+    labels = roi = None
+    if case.mask_path is not None:
+        labels = read_label_volume(case.mask_path)
+        _check_same_shape(case.image_path, shape, case.mask_path, labels.shape)
+        labels = np.moveaxis(labels, axis, 0)
+    if case.roi_path is not None:
+        roi = read_label_volume(case.roi_path) > 0
+        _check_same_shape(case.image_path, shape, case.roi_path, roi.shape)
+        roi = np.moveaxis(roi, axis, 0)
+    image = np.moveaxis(image, axis + 1, 1)
+    return [
+        Sample(
+            case.case_id,
+            np.ascontiguousarray(image[:, index]),
+            None if labels is None else np.ascontiguousarray(labels[index]),
+            None if roi is None else np.ascontiguousarray(roi[index]),
+            slice_index=index,
+        )
+        for index in range(image.shape[1])
+    ]
+
+
+def _read_normalized_image(path: Path) -> np.ndarray:
+    return normalize_intensity(read_image(path))
+
+
+def _read_normalized_volume(path: Path) -> np.ndarray:
+    channels, _ = read_volume(path)
+    return np.stack([normalize_intensity(channel) for channel in channels])
+
+
+def _stack_channels(paths: list[Path], read: Callable[[Path], np.ndarray]) -> np.ndarray:
+    """Channel files read and stacked as one (C, ...) array; they must share one shape."""
+    arrays = [read(path) for path in paths]
+    for path, array in zip(paths[1:], arrays[1:]):
+        _check_same_shape(paths[0], arrays[0].shape[1:], path, array.shape[1:])
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _check_same_shape(
+    image_path: Path, image_shape: tuple[int, ...], other_path: Path, other_shape: tuple[int, ...]
+) -> None:
+    if tuple(image_shape) != tuple(other_shape):
+        size = "x".join(map(str, image_shape))
+        other_size = "x".join(map(str, other_shape))
+        raise DataError(
+            f"size mismatch: image {image_path} is {size} but {other_path} is {other_size}; "
+            "masks must have exactly the size of their image"
+        )

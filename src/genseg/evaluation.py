@@ -1,0 +1,220 @@
+"""Inference at the input's own resolution, per-case metrics, overlays and prediction export.
+
+Predictions are made at the training size and their class probabilities resized back to each
+image's original size before the argmax, so metrics compare against the untouched masks.
+Volumes are predicted slice by slice and scored in 3D, one row per volume.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+from torch import nn
+
+from genseg.checkpoint import load_checkpoint
+from genseg.config import RunConfig
+from genseg.data import (
+    CaseIndex,
+    DataError,
+    Sample,
+    budget_ids,
+    index_cases,
+    index_images,
+    load_samples,
+    read_split,
+    resize_probabilities,
+    to_tensors,
+    volume_geometry,
+    write_label_volume,
+    write_mask_png,
+)
+from genseg.metrics import case_metrics, summarize
+from genseg.runs import CHECKPOINTS, RunPaths, load_config
+from genseg.segmenters import create_segmenter
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("test", "val", "train", "all")
+
+
+@dataclass
+class TrainedSegmenter:
+    """A segmenter restored from a run, with what inference needs to know."""
+
+    model: nn.Module
+    config: RunConfig
+    num_classes: int
+    iteration: int
+
+    @property
+    def size(self) -> int:
+        return self.config.data.size
+
+
+def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
+    """Restore the ``best`` or ``final`` segmenter of a run folder, in eval mode."""
+    state = load_checkpoint(RunPaths(Path(run_dir)).weights(checkpoint))
+    config = RunConfig.from_dict(state["config"])
+    model = create_segmenter(config.segmenter.name, state["in_channels"], state["num_classes"],
+                             **config.segmenter.options)
+    model.load_state_dict(state["segmenter"])
+    model.eval()
+    return TrainedSegmenter(model, config, state["num_classes"], state["iteration"])
+
+
+@torch.no_grad()
+def predict_samples(segmenter: TrainedSegmenter, samples: list[Sample], batch_size: int = 16) -> list[np.ndarray]:
+    """Label maps (H, W) at each sample's original size."""
+    predictions: list[np.ndarray] = []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        images = to_tensors(chunk, segmenter.size, segmenter.num_classes).images
+        probabilities = torch.softmax(segmenter.model(images), dim=1)
+        for sample, probs in zip(chunk, probabilities):
+            original = resize_probabilities(probs[None], sample.image.shape[-2:])
+            predictions.append(original[0].argmax(0).numpy().astype(np.int64))
+    return predictions
+
+
+def assemble_case(samples: list[Sample], labels: list[np.ndarray], axis: int) -> np.ndarray:
+    """One case's label map: the 2D map itself, or the slices stacked back into the volume."""
+    if samples[0].slice_index is None:
+        return labels[0]
+    order = np.argsort([s.slice_index for s in samples])
+    return np.stack([labels[i] for i in order], axis=axis)
+
+
+def case_ids_for(split_name: str, run: RunPaths, config: RunConfig, index: CaseIndex, same_data: bool) -> list[str]:
+    """The case ids of ``split_name``; a folder other than the training one is used whole."""
+    if split_name not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split_name!r}")
+    if split_name == "all" or not same_data:
+        return index.ids
+    split = read_split(run.split)
+    if split_name == "test":
+        return split.test
+    train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+    return train_ids if split_name == "train" else val_ids
+
+
+def evaluate(
+    run_dir: Path,
+    *,
+    data: Path | None = None,
+    split: str = "test",
+    checkpoints: tuple[str, ...] = CHECKPOINTS,
+    overlays: int = 6,
+) -> dict[str, dict]:
+    """Score a run's checkpoints case by case and write CSV, JSON and overlay PNGs.
+
+    Args:
+        run_dir: the run folder of ``genseg train``.
+        data: data folder; defaults to the run's own. Another folder (out-of-domain data) is
+            evaluated whole, with the in-domain model unchanged.
+        split: ``test`` (held out, never trained or selected on), ``val``, ``train`` or ``all``.
+        checkpoints: ``best`` (lowest validation loss) and/or ``final``.
+        overlays: how many cases get an overlay PNG.
+
+    Returns:
+        checkpoint -> summary (mean/SD per metric, counts of undefined HD95).
+    """
+    run = RunPaths(Path(run_dir))
+    config = load_config(run)
+    root = Path(data) if data is not None else config.data.root
+    same_data = data is None or Path(data).resolve() == Path(config.data.root).resolve()
+    index = index_cases(root, layout=config.data.layout if same_data else "auto")
+    ids = case_ids_for(split, run, config, index, same_data)
+    name = split if same_data else f"{split}-{root.name}"
+    names = {value: key for key, value in index.labels.items()}
+    summaries: dict[str, dict] = {}
+    for checkpoint in checkpoints:
+        segmenter = load_segmenter(run.root, checkpoint)
+        out = run.eval_dir(name, checkpoint)
+        rows = []
+        for position, case_id in enumerate(ids):
+            samples = load_samples(index, [case_id], axis=config.data.axis)
+            prediction = assemble_case(samples, predict_samples(segmenter, samples), config.data.axis)
+            target, roi = _case_arrays(samples, config.data.axis)
+            class_names = [names.get(c, str(c)) for c in range(segmenter.num_classes)]
+            rows.append({"case": case_id, **case_metrics(prediction, target, segmenter.num_classes, roi=roi,
+                                                         class_names=class_names)})
+            if position < overlays:
+                _write_overlay(samples, prediction, target, config.data.axis, out / "overlays" / f"{case_id}.png")
+        summary = {"run": str(run.root), "data": str(root), "split": name, "checkpoint": checkpoint,
+                   "iteration": segmenter.iteration, **summarize(rows)}
+        _write_rows(rows, out / "cases.csv")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summaries[checkpoint] = summary
+        log.info("%s %s: dice %.4f over %d cases", name, checkpoint, summary["dice_mean"], len(rows))
+    return summaries
+
+
+def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str = "best") -> list[Path]:
+    """Write a label map for every image in ``input_dir``: PNG for 2D images, NIfTI for volumes.
+
+    Output files keep the input's stem (``<stem>.png`` / ``<stem>.nii.gz``) and geometry
+    (same height and width; for volumes the same shape and affine).
+    """
+    segmenter = load_segmenter(Path(run_dir), checkpoint)
+    axis = segmenter.config.data.axis
+    index = index_images(Path(input_dir))
+    out_dir = Path(out_dir)
+    written = []
+    for case_id, case in index.cases.items():
+        samples = load_samples(index, [case_id], axis=axis, require_masks=False)
+        labels = assemble_case(samples, predict_samples(segmenter, samples), axis)
+        if index.is_volume:
+            shape, affine = volume_geometry(case.image_path)
+            if tuple(labels.shape) != tuple(shape):
+                raise DataError(f"prediction shape {labels.shape} differs from the volume's {shape}", case.image_path)
+            path = out_dir / f"{case_id}.nii.gz"
+            write_label_volume(path, labels, affine)
+        else:
+            path = out_dir / f"{case_id}.png"
+            write_mask_png(path, labels)
+        written.append(path)
+    log.info("wrote %d predictions to %s", len(written), out_dir)
+    return written
+
+
+def _case_arrays(samples: list[Sample], axis: int) -> tuple[np.ndarray, np.ndarray | None]:
+    if any(s.mask is None for s in samples):
+        raise DataError("case has no mask; evaluation needs labeled cases", samples[0].case_id)
+    target = assemble_case(samples, [s.mask for s in samples], axis)
+    rois = [s.roi for s in samples]
+    return target, (None if rois[0] is None else assemble_case(samples, rois, axis))
+
+
+def _write_rows(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_overlay(samples: list[Sample], prediction: np.ndarray, target: np.ndarray, axis: int, path: Path) -> None:
+    """Image with the reference outline in green and the prediction outline in red."""
+    if samples[0].slice_index is None:
+        image, pred, ref = samples[0].image, prediction, target
+    else:  # the slice with the most reference foreground
+        position = int(np.argmax((np.moveaxis(target, axis, 0) > 0).sum(axis=(1, 2))))
+        ordered = sorted(samples, key=lambda s: s.slice_index or 0)
+        image = ordered[position].image
+        pred, ref = np.take(prediction, position, axis=axis), np.take(target, position, axis=axis)
+    rgb = np.repeat(image[:1], 3, axis=0) if image.shape[0] == 1 else image[:3]
+    rgb = (np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
+    for labels, colour in ((ref, (0, 255, 0)), (pred, (255, 0, 0))):
+        region = labels > 0
+        rgb[region & ~ndimage.binary_erosion(region)] = colour
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)

@@ -1,0 +1,185 @@
+"""The pix2pix mask-to-image generator (a U-Net with searchable cells) and its PatchGAN critic.
+
+Isola et al., "Image-to-image translation with conditional adversarial networks" (CVPR 2017):
+a U-Net whose encoder blocks are LeakyReLU(0.2) -> stride-2 conv -> BatchNorm and whose decoder
+blocks are ReLU -> stride-2 up-conv -> BatchNorm (-> dropout 0.5, pix2pix's only noise source),
+with skip connections and a Tanh output in [-1, 1]. In GenSeg every down/up convolution is a
+searchable cell (:mod:`genseg.generators.cells`) whose mixture weights softmax(alpha) are the
+architecture variables A.
+
+Widths are ``ngf * min(2**i, 4)`` at depth i (pix2pix caps at 8; 4 keeps the deep, low-resolution
+levels from holding most of the parameters). The default depth, 5 levels, accepts every image
+size genseg allows (multiples of 32, see :class:`~genseg.config.DataConfig`): 128 px gives a 4 x 4
+bottleneck. With ``ngf=32`` the searchable generator has 4.3 M parameters and the plain one 1.8 M
+(the original GenSeg generator had 272 M).
+
+Example:
+    >>> generator = UNetGenerator(mask_channels=1, image_channels=1, ngf=8)
+    >>> generator(torch.zeros(2, 1, 64, 64)).shape
+    torch.Size([2, 1, 64, 64])
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import Tensor, nn
+
+from genseg.generators import cells
+
+#: Deeper levels are at most this many times ``ngf`` wide.
+MAX_WIDTH_FACTOR = 4
+
+
+class UNetGenerator(nn.Module):
+    """The pix2pix U-Net generator, with searchable down/up cells.
+
+    Args:
+        mask_channels: input channels (the mask encoding, see :func:`~genseg.generators.masks.encode_masks`).
+        image_channels: output channels (1 for grey-level images, 3 for RGB).
+        ngf: width of the first level; deeper levels are ``ngf * min(2**i, 4)`` wide.
+        num_downs: number of stride-2 levels; inputs must have sides divisible by ``2**num_downs``.
+        searchable: make every down/up convolution a mixture of candidate operations; ``False``
+            gives the plain pix2pix U-Net.
+        dropout: dropout probability in the three deepest decoder blocks, the innermost
+            included as in the pix2pix paper (its reference code starts one level higher);
+            0 switches it off.
+    """
+
+    def __init__(
+        self,
+        mask_channels: int,
+        image_channels: int,
+        ngf: int = 32,
+        num_downs: int = 5,
+        searchable: bool = True,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if num_downs < 2:
+            raise ValueError(f"num_downs must be at least 2, got {num_downs}")
+        if mask_channels < 1 or image_channels < 1 or ngf < 1:
+            raise ValueError(
+                f"mask_channels, image_channels and ngf must be positive, got "
+                f"{mask_channels}, {image_channels}, {ngf}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.num_downs = num_downs
+        widths = [ngf * min(2**i, MAX_WIDTH_FACTOR) for i in range(num_downs)]
+        innermost = num_downs - 1
+
+        self.down = nn.ModuleList()
+        for i in range(num_downs):
+            layers: OrderedDict[str, nn.Module] = OrderedDict()
+            if i > 0:  # the outermost block sees the mask itself, not an activation
+                layers["act"] = nn.LeakyReLU(0.2)
+            layers["conv"] = cells.down_cell(
+                mask_channels if i == 0 else widths[i - 1], widths[i], searchable
+            )
+            if 0 < i < innermost:  # pix2pix has no norm on the outermost or innermost down block
+                layers["norm"] = nn.BatchNorm2d(widths[i])
+            self.down.append(nn.Sequential(layers))
+
+        # up[i] restores the resolution of down[i]'s input; all but the innermost take the
+        # skip connection concatenated to the deeper block's output.
+        self.up = nn.ModuleList()
+        for i in range(num_downs):
+            in_channels = widths[i] if i == innermost else 2 * widths[i]
+            layers = OrderedDict(act=nn.ReLU())
+            if i == 0:
+                layers["conv"] = cells.up_cell(in_channels, image_channels, searchable, bias=True)
+                layers["out"] = nn.Tanh()
+            else:
+                layers["conv"] = cells.up_cell(in_channels, widths[i - 1], searchable)
+                layers["norm"] = nn.BatchNorm2d(widths[i - 1])
+                if dropout > 0 and i >= num_downs - 3:
+                    layers["dropout"] = nn.Dropout(dropout)
+            self.up.append(nn.Sequential(layers))
+
+    def forward(self, masks: Tensor) -> Tensor:
+        """Generate images from encoded masks.
+
+        Args:
+            masks: (B, mask_channels, H, W) in [-1, 1], H and W divisible by ``2**num_downs``.
+
+        Returns:
+            (B, image_channels, H, W) in [-1, 1].
+        """
+        factor = 2**self.num_downs
+        height, width = masks.shape[-2:]
+        if height % factor or width % factor:
+            raise ValueError(
+                f"generator input of size {height}x{width} is not divisible by 2**num_downs = "
+                f"{factor}; resize the data to a multiple of {factor} or lower num_downs"
+            )
+        skips = []
+        hidden = masks
+        for block in self.down:
+            hidden = block(hidden)
+            skips.append(hidden)
+        hidden = self.up[-1](skips[-1])
+        for i in range(self.num_downs - 2, -1, -1):
+            hidden = self.up[i](torch.cat([skips[i], hidden], dim=1))
+        return hidden
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The ``alpha`` of every cell still searching: the architecture variables A.
+
+        They are registered parameters, so ``state_dict`` saves them and ``.to()`` moves them;
+        the original GenSeg code kept A in a module-level tensor that did neither.
+        """
+        return cells.arch_parameters(self)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """All parameters except the cells' ``alpha``: the generator weights W."""
+        return cells.weight_parameters(self)
+
+    def discretize(self) -> dict[str, str]:
+        """Keep the argmax candidate in every cell; later forwards use only those.
+
+        Returns:
+            The resulting :meth:`architecture`.
+        """
+        for _, op in cells.mixed_ops(self):
+            op.discretize()
+        return self.architecture()
+
+    def architecture(self) -> dict[str, str]:
+        """Cell name (e.g. ``"down.2.conv"``) -> chosen (or currently strongest) operation name."""
+        return {name: op.chosen().name for name, op in cells.mixed_ops(self)}
+
+
+class PatchDiscriminator(nn.Module):
+    """The pix2pix PatchGAN: one real/fake logit per overlapping patch (70 x 70 for 3 layers).
+
+    Args:
+        in_channels: channels of ``concat(mask encoding, image in [-1, 1])``.
+        ndf: width of the first layer.
+        n_layers: stride-2 layers after the first (3 gives the 70 x 70 receptive field).
+    """
+
+    def __init__(self, in_channels: int, ndf: int = 32, n_layers: int = 3) -> None:
+        super().__init__()
+        if in_channels < 1 or ndf < 1 or n_layers < 1:
+            raise ValueError(
+                f"in_channels, ndf and n_layers must be positive, got {in_channels}, {ndf}, {n_layers}"
+            )
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        width = ndf
+        for n in range(1, n_layers + 1):
+            next_width = ndf * min(2**n, 8)
+            stride = 2 if n < n_layers else 1  # the last of these keeps the resolution
+            layers += [
+                nn.Conv2d(width, next_width, 4, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(next_width),
+                nn.LeakyReLU(0.2),
+            ]
+            width = next_width
+        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, pairs: Tensor) -> Tensor:
+        """Patch logits, (B, 1, h, w), for ``pairs`` = concat(mask encoding, image), (B, C, H, W)."""
+        return self.model(pairs)

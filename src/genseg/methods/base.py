@@ -1,0 +1,119 @@
+"""What every training method shares: the context it works in and the step it must provide.
+
+The methods differ only in what one optimization step does; the loop in
+:mod:`genseg.training` owns everything else (validation, checkpoints, resume, logging).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from genseg.augment import apply_intensity, augment_labels, augment_pairs, sample_geometric, sample_intensity
+from genseg.config import RunConfig
+from genseg.data import PairTensors
+from genseg.losses import segmentation_loss
+from genseg.validation import ValidationSet
+
+
+@dataclass
+class TrainingContext:
+    """The state a method's step reads and updates.
+
+    Args:
+        config: the run configuration.
+        segmenter: the model being trained.
+        optimizer: the segmenter's optimizer.
+        train: the budget's training pairs (on ``device``).
+        validation: the budget's validation pairs and their fixed views (on ``device``).
+        num_classes: label values incl. background.
+        rng: the generator every random draw of the run comes from (saved for resume).
+        device: where tensors live.
+        progress: whether long stages (generator pre-training) show a progress bar.
+    """
+
+    config: RunConfig
+    segmenter: nn.Module
+    optimizer: torch.optim.Optimizer
+    train: PairTensors
+    validation: ValidationSet
+    num_classes: int
+    rng: torch.Generator
+    device: torch.device
+    progress: bool = True
+
+    def real_batch(self) -> tuple[Tensor, Tensor]:
+        """A batch of training pairs drawn with replacement (budgets can be smaller than a batch)."""
+        count = self.train.images.shape[0]
+        picks = torch.randint(count, (self.config.train.batch_size,), generator=self.rng).to(self.device)
+        assert self.train.masks is not None
+        return self.train.images[picks], self.train.masks[picks]
+
+    def augmented_real_batch(self, intensity: bool = True) -> tuple[Tensor, Tensor]:
+        """A training batch under the standard geometric (+ intensity) augmentation."""
+        images, masks = self.real_batch()
+        geometry = sample_geometric(images.shape[0], self.rng, device=self.device)
+        images, masks = augment_pairs(images, masks, self.num_classes, geometry)
+        if intensity:
+            images = apply_intensity(images, sample_intensity(images.shape[0], self.rng, device=self.device))
+        return images, masks
+
+    def augmented_masks(self) -> Tensor:
+        """Training masks under T, the input of the generator (y~ of SPEC.md)."""
+        _, masks = self.real_batch()
+        return augment_labels(masks, self.num_classes, sample_geometric(masks.shape[0], self.rng, device=self.device))
+
+    def segmenter_step(self, images: Tensor, masks: Tensor,
+                       synthetic: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
+        """One optimizer step on L_real (+ gamma * L_syn), real and synthetic in one forward pass."""
+        self.segmenter.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        if synthetic is None:
+            loss = segmentation_loss(self.segmenter(images), masks)
+            loss.backward()
+            self.optimizer.step()
+            return {"loss": float(loss)}
+        logits = self.segmenter(torch.cat([images, synthetic[0]]))
+        real_logits, synthetic_logits = logits.split([images.shape[0], synthetic[0].shape[0]])
+        real_loss = segmentation_loss(real_logits, masks)
+        synthetic_loss = segmentation_loss(synthetic_logits, synthetic[1])
+        loss = real_loss + self.config.mlo.gamma * synthetic_loss
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": float(loss), "loss_real": float(real_loss), "loss_synthetic": float(synthetic_loss)}
+
+
+class Method(ABC):
+    """A training method: one step at a time, with its own resumable state.
+
+    Args:
+        context: the shared training state.
+    """
+
+    name: str = ""
+
+    def __init__(self, context: TrainingContext) -> None:
+        self.context = context
+
+    def prepare(self, run_dir: Path) -> None:
+        """Work before the first step (e.g. generator pre-training); nothing by default."""
+
+    @abstractmethod
+    def step(self, iteration: int) -> dict[str, float]:
+        """One optimization step; returns scalars to log (at least ``"loss"``)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The method's own resumable state (generators, their optimizers...)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+    def exported_weights(self) -> dict[str, Any]:
+        """Weights saved beside the segmenter in ``best.pt``/``final.pt`` (e.g. the generator)."""
+        return {}

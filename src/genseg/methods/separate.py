@@ -1,0 +1,41 @@
+"""``separate``: the generator is trained first, then frozen; its pairs get no feedback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genseg.methods.base import Method, TrainingContext
+from genseg.methods.synthesis import SyntheticPairs
+
+
+class Separate(Method):
+    """Augmented real pairs plus synthetic pairs x~ = G(T(y)) from a generator trained beforehand."""
+
+    name = "separate"
+
+    def __init__(self, context: TrainingContext) -> None:
+        super().__init__(context)
+        self.synthesis = SyntheticPairs(context)
+
+    def prepare(self, run_dir: Path) -> None:
+        self.synthesis.pretrain(run_dir)
+
+    def step(self, iteration: int) -> dict[str, float]:
+        images, masks = self.context.augmented_real_batch()
+        synthetic_masks = self.context.augmented_masks()
+        self.synthesis.generator.train()  # dropout is pix2pix's source of variety
+        with torch.no_grad():
+            synthetic_images = self.synthesis.synthesize(synthetic_masks)
+        return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"synthesis": self.synthesis.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.synthesis.load_state_dict(state["synthesis"])
+
+    def exported_weights(self) -> dict[str, Any]:
+        return {"generator": self.synthesis.generator.state_dict()}

@@ -1,0 +1,140 @@
+"""A run folder: where its files live, which split and which labeled pairs it uses.
+
+Layout of ``runs/NAME/``::
+
+    config.json   the RunConfig          split.json   the split actually used
+    train.log     the log                history.csv  validation curve
+    last.pt       resumable state        best.pt / final.pt  segmenter weights
+    eval/<split>/<checkpoint>/  per-case metrics, summary, overlays
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from genseg.config import RunConfig
+from genseg.data import (
+    CaseIndex,
+    DataError,
+    PairTensors,
+    Split,
+    budget_ids,
+    check_split_ids,
+    index_cases,
+    load_samples,
+    make_split,
+    num_classes,
+    read_split,
+    to_tensors,
+    write_split,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = ("best", "final")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of one run folder."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "split.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def last(self) -> Path:
+        return self.root / "last.pt"
+
+    def weights(self, checkpoint: str) -> Path:
+        """``best.pt`` (lowest validation loss) or ``final.pt`` (last iteration)."""
+        if checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
+        return self.root / f"{checkpoint}.pt"
+
+    def eval_dir(self, split_name: str, checkpoint: str) -> Path:
+        return self.root / "eval" / split_name / checkpoint
+
+
+def save_config(config: RunConfig, paths: RunPaths) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def load_config(paths: RunPaths) -> RunConfig:
+    if not paths.config.is_file():
+        raise DataError("not a genseg run folder (no config.json); pass the --out folder of genseg train", paths.root)
+    return RunConfig.from_dict(json.loads(paths.config.read_text()))
+
+
+def resolve_split(config: RunConfig, index: CaseIndex, paths: RunPaths) -> Split:
+    """The run's split: the given split file, else the run's own, else a new seeded one.
+
+    The split used is always written to ``split.json`` in the run folder, so a run can be
+    evaluated on exactly the test cases it never saw.
+    """
+    if config.data.split_file is not None:
+        split = read_split(config.data.split_file)
+    elif paths.split.is_file():
+        split = read_split(paths.split)
+    else:
+        split = make_split(index.ids, dataset=index.root.name, test_fraction=config.data.test_fraction)
+        log.info("made a seeded split of %d cases (%d test) in %s", len(index.ids), len(split.test), paths.split)
+    check_split_ids(split, index)
+    if not paths.split.is_file():
+        write_split(split, paths.split)
+    return split
+
+
+@dataclass
+class RunData:
+    """The labeled pairs of one run, resized and in memory."""
+
+    train: PairTensors
+    val: PairTensors
+    num_classes: int
+    in_channels: int
+    train_ids: list[str]
+    val_ids: list[str]
+
+
+def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
+    """Index the data folder, pick the budget's train/val cases, and load them as tensors.
+
+    Only the budget's N cases are read: nothing else with a label reaches training.
+    """
+    if config.data.root is None:
+        raise DataError("no data folder given; pass --data DIR (or run genseg demo)")
+    index = index_cases(config.data.root, layout=config.data.layout)
+    split = resolve_split(config, index, paths)
+    train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+    train_samples = load_samples(index, train_ids, axis=config.data.axis)
+    val_samples = load_samples(index, val_ids, axis=config.data.axis)
+    classes = num_classes(train_samples + val_samples)
+    size = config.data.size
+    train = to_tensors(train_samples, size, classes)
+    return RunData(
+        train=train,
+        val=to_tensors(val_samples, size, classes),
+        num_classes=classes,
+        in_channels=train.images.shape[1],
+        train_ids=train_ids,
+        val_ids=val_ids,
+    )

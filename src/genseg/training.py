@@ -1,0 +1,210 @@
+"""The one training loop every method shares.
+
+Config at the top, the step in plain sight (``method.step``), validation on the budget's
+validation pairs only, the best checkpoint by the smooth validation loss, the final one beside
+it, and a resumable ``last.pt`` written atomically every ``checkpoint_every`` iterations.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from genseg.checkpoint import load_checkpoint, save_atomic
+from genseg.config import RunConfig
+from genseg.methods import create_method
+from genseg.methods.base import TrainingContext
+from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config
+from genseg.segmenters import create_segmenter
+from genseg.validation import ValidationSet, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    best_iteration: int
+    best_val_loss: float
+    best_val_dice: float
+    seconds: float
+    peak_mb: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_segmenter(config: RunConfig, in_channels: int, classes: int) -> nn.Module:
+    return create_segmenter(config.segmenter.name, in_channels, classes, **config.segmenter.options)
+
+
+def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train a segmenter with ``config.train.method`` and write the run folder ``out``.
+
+    Args:
+        config: the run configuration (ignored on resume: the saved one is used).
+        out: the run folder.
+        resume: continue from ``out/last.pt`` if it exists.
+        progress: show a progress bar.
+
+    Returns:
+        The best-validation iteration and scores, wall time and peak memory.
+
+    Example:
+        >>> from genseg import RunConfig, DataConfig, train
+        >>> cfg = RunConfig(data=DataConfig(root=Path("data/lungs"), budget=9))
+        >>> train(cfg, Path("runs/lungs"))  # doctest: +SKIP
+    """
+    paths = RunPaths(Path(out))
+    if resume and paths.config.is_file():
+        config = load_config(paths)
+    elif paths.last.is_file():
+        raise FileExistsError(f"{paths.root} already holds a run; pass --resume to continue it or choose another --out")
+    else:
+        save_config(config, paths)
+    _log_to_file(paths.log)
+    seed_everything(config.train.seed)
+    data = load_run_data(config, paths)
+    device = resolve_device(config.train.device)
+    context = _context(config, data, device, progress)
+    method = create_method(config.train.method, context)
+    ema = _ema(context.segmenter, config.train.ema_decay)
+    state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": 0.0, "iteration": 0},
+                             "history": [], "seconds": 0.0}
+    if resume and paths.last.is_file():
+        state = _restore(load_checkpoint(paths.last), context, method, ema)
+        log.info("resumed %s at iteration %d", paths.root, state["iteration"])
+    log.info("%s: %s on %d train + %d val pairs, %d classes, %s", paths.root, config.train.method,
+             len(data.train_ids), len(data.val_ids), data.num_classes, config.segmenter.name)
+    started = time.perf_counter() - state["seconds"]
+    method.prepare(paths.root)
+    meta = {"num_classes": data.num_classes, "in_channels": data.in_channels, "config": config.to_dict(),
+            "train_ids": data.train_ids, "val_ids": data.val_ids}
+    evaluated = ema.module if ema is not None else context.segmenter
+    total = config.train.iterations
+    bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
+               disable=not progress, desc=config.train.method, dynamic_ncols=True)
+    running: list[float] = []
+    for iteration in bar:
+        scalars = method.step(iteration)
+        running.append(scalars["loss"])
+        if ema is not None:
+            ema.update_parameters(context.segmenter)
+        done = iteration + 1
+        if done % config.train.val_every == 0 or done == total:
+            scores = validate(evaluated, context.validation)
+            row = {"iteration": done, "train_loss": float(np.mean(running)), **scores,
+                   **{k: v for k, v in scalars.items() if k != "loss"}}
+            running.clear()
+            state["history"].append(row)
+            if scores["val_loss"] < state["best"]["val_loss"]:
+                state["best"] = {**scores, "iteration": done}
+                save_atomic({**meta, **method.exported_weights(), "segmenter": evaluated.state_dict(),
+                             "iteration": done, **scores},
+                            paths.weights("best"))
+            _write_history(state["history"], paths.history)
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_dice=f"{scores['val_dice']:.3f}")
+            log.info("iter %d %s", done, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
+        if done % config.train.checkpoint_every == 0 or done == total:
+            state["iteration"] = done
+            state["seconds"] = time.perf_counter() - started
+            save_atomic(_snapshot(state, context, method, ema), paths.last)
+    seconds = time.perf_counter() - started
+    last_scores = state["history"][-1] if state["history"] else {}
+    save_atomic({**meta, **method.exported_weights(), "segmenter": evaluated.state_dict(), "iteration": total,
+                 "val_loss": last_scores.get("val_loss"), "val_dice": last_scores.get("val_dice")},
+                paths.weights("final"))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    best = state["best"]
+    log.info("done in %.0f s; best val_loss %.4f (dice %.4f) at iteration %d", seconds,
+             best["val_loss"], best["val_dice"], best["iteration"])
+    return TrainResult(paths.root, best["iteration"], best["val_loss"], best["val_dice"], seconds, peak_mb)
+
+
+def _context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
+    segmenter = build_segmenter(config, data.in_channels, data.num_classes).to(device)
+    return TrainingContext(
+        config=config,
+        segmenter=segmenter,
+        optimizer=torch.optim.Adam(segmenter.parameters(), lr=config.train.lr),
+        train=data.train.to(device),
+        validation=ValidationSet.build(data.val.to(device), data.num_classes, config.mlo.val_views),
+        num_classes=data.num_classes,
+        rng=torch.Generator().manual_seed(config.train.seed),
+        device=device,
+        progress=progress,
+    )
+
+
+def _ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    if decay == 0.0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _snapshot(state: dict[str, Any], context: TrainingContext, method: Any, ema: AveragedModel | None) -> dict:
+    return {
+        **state,
+        "segmenter": context.segmenter.state_dict(),
+        "optimizer": context.optimizer.state_dict(),
+        "method": method.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "rng": context.rng.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Any, ema: AveragedModel | None) -> dict:
+    context.segmenter.load_state_dict(snapshot["segmenter"])
+    context.optimizer.load_state_dict(snapshot["optimizer"])
+    method.load_state_dict(snapshot["method"])
+    if ema is not None and snapshot["ema"] is not None:
+        ema.load_state_dict(snapshot["ema"])
+    context.rng.set_state(snapshot["rng"])
+    torch.set_rng_state(snapshot["torch_rng"])
+    return {k: snapshot[k] for k in ("iteration", "best", "history", "seconds")}
+
+
+def _write_history(rows: list[dict[str, float]], path: Path) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _log_to_file(path: Path) -> None:
+    root = logging.getLogger("genseg")
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)

@@ -1,0 +1,188 @@
+"""Finding cases in the folders, nnU-Net and MSD layouts, and the errors for unmatched files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from genseg.data import DataError, channel_paths, detect_layout, index_cases, index_images
+
+
+def _png(path: Path, value: int = 0, size: tuple[int, int] = (8, 8)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full(size, value, dtype=np.uint8)).save(path)
+    return path
+
+
+def _nifti(path: Path, shape: tuple[int, ...] = (4, 5, 6)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.zeros(shape, dtype=np.uint8), np.eye(4)), path)
+    return path
+
+
+def _folders(root: Path, stems: list[str]) -> Path:
+    for stem in stems:
+        _png(root / "images" / f"{stem}.png")
+        _png(root / "masks" / f"{stem}.png")
+    return root
+
+
+def test_folders_layout_matches_by_stem_and_sorts(tmp_path: Path) -> None:
+    root = _folders(tmp_path, ["b", "a", "C"])
+    _png(root / "images" / "d.jpg")
+    _png(root / "masks" / "d.bmp")  # extensions may differ between image and mask
+    for junk in ("notes.txt", ".DS_Store", "Thumbs.db", "._a.png"):
+        (root / "images" / junk).write_bytes(b"junk")
+
+    index = index_cases(root)
+    assert index.layout == "folders" and not index.is_volume
+    assert index.ids == ["C", "a", "b", "d"]
+    assert index.cases["d"].image_path.name == "d.jpg"
+    assert index.cases["d"].mask_path == root / "masks" / "d.bmp"
+    assert index.cases["a"].roi_path is None
+
+
+def test_folders_layout_reads_fov_as_region_of_interest(tmp_path: Path) -> None:
+    root = _folders(tmp_path, ["a", "b"])
+    for stem in ("a", "b"):
+        _png(root / "fov" / f"{stem}.png")
+    assert index_cases(root, layout="folders").cases["b"].roi_path == root / "fov" / "b.png"
+
+
+def test_image_without_mask_names_the_expected_mask(tmp_path: Path) -> None:
+    root = _folders(tmp_path, ["a", "b"])
+    _png(root / "images" / "lonely.png")
+    with pytest.raises(DataError, match=r"lonely\.png.*image has no mask.*masks/lonely\.<ext>"):
+        index_cases(root)
+
+
+def test_mask_without_image_names_the_expected_image(tmp_path: Path) -> None:
+    root = _folders(tmp_path, ["a"])
+    _png(root / "masks" / "orphan.png")
+    with pytest.raises(DataError, match=r"orphan\.png.*mask has no image.*images/orphan\.<ext>"):
+        index_cases(root)
+
+
+def test_same_stem_twice_is_ambiguous(tmp_path: Path) -> None:
+    root = _folders(tmp_path, ["a"])
+    _png(root / "images" / "a.jpg")
+    with pytest.raises(DataError, match=r"two files named 'a'.*keep one"):
+        index_cases(root)
+
+
+def test_empty_images_folder_and_unknown_layout(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "readme.txt").write_text("no images here")
+    with pytest.raises(DataError, match="no image files in images/"):
+        index_cases(tmp_path)
+    with pytest.raises(DataError, match="data folder not found"):
+        index_cases(tmp_path / "missing")
+    (tmp_path / "other").mkdir()
+    with pytest.raises(DataError, match="accepted layouts: folders.*nnunet.*msd"):
+        index_cases(tmp_path / "other")
+
+
+def _nnunet(root: Path, cases: list[str], channels: int = 2) -> Path:
+    for case in cases:
+        for channel in range(channels):
+            _png(root / "imagesTr" / f"{case}_{channel:04d}.png", value=10 * channel)
+        _png(root / "labelsTr" / f"{case}.png")
+    metadata = {
+        "channel_names": {str(k): f"modality{k}" for k in range(channels)},
+        "labels": {"background": 0, "lesion": 1},
+        "numTraining": len(cases),
+        "file_ending": ".png",
+    }
+    (root / "dataset.json").write_text(json.dumps(metadata))
+    return root
+
+
+def test_nnunet_layout_with_two_channels(tmp_path: Path) -> None:
+    root = _nnunet(tmp_path, ["case_b", "case_a"])
+    assert detect_layout(root) == "nnunet"
+    index = index_cases(root)
+    assert index.layout == "nnunet" and not index.is_volume
+    assert index.ids == ["case_a", "case_b"]
+    assert index.labels == {"background": 0, "lesion": 1}
+    case = index.cases["case_a"]
+    assert case.image_path.name == "case_a_0000.png" and case.mask_path.name == "case_a.png"
+    assert [path.name for path in channel_paths(case.image_path)] == ["case_a_0000.png", "case_a_0001.png"]
+
+
+def test_nnunet_layout_refuses_missing_channels(tmp_path: Path) -> None:
+    root = _nnunet(tmp_path, ["a", "b"])
+    (root / "imagesTr" / "b_0001.png").unlink()
+    with pytest.raises(DataError, match=r"b_0000\.png.*1 channel files, expected 2"):
+        index_cases(root, layout="nnunet")
+    (root / "imagesTr" / "b_0000.png").rename(root / "imagesTr" / "b_0002.png")
+    with pytest.raises(DataError, match=r"case 'b' has channels \[2\]"):
+        index_cases(root, layout="nnunet")
+
+
+def test_nnunet_layout_label_without_image(tmp_path: Path) -> None:
+    root = _nnunet(tmp_path, ["a"], channels=1)
+    _png(root / "labelsTr" / "z.png")
+    with pytest.raises(DataError, match=r"z\.png.*label file has no image"):
+        index_cases(root)
+
+
+def test_msd_layout_with_dataset_json_labels(tmp_path: Path) -> None:
+    for name in ("hippo_2", "hippo_1"):
+        _nifti(tmp_path / "imagesTr" / f"{name}.nii.gz")
+        _nifti(tmp_path / "labelsTr" / f"{name}.nii.gz")
+    (tmp_path / "imagesTr" / "._hippo_1.nii.gz").write_bytes(b"macOS resource fork")
+    msd_labels = {"0": "background", "2": "posterior", "1": "anterior"}  # MSD / nnU-Net v1: value -> name
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": msd_labels}))
+    index = index_cases(tmp_path)
+    assert index.layout == "msd" and index.is_volume
+    assert index.ids == ["hippo_1", "hippo_2"]
+    assert index.labels == {"background": 0, "anterior": 1, "posterior": 2}
+
+
+@pytest.mark.realdata
+def test_msd_hippocampus_real(datasets_dir: Path) -> None:
+    root = datasets_dir / "msd_hippocampus"
+    index = index_cases(root)
+    assert index.layout == "msd" and index.is_volume
+    assert len(index.ids) == 260 and index.ids[0] == "hippocampus_001"
+    assert index.ids == sorted(index.ids)
+    assert index.cases["hippocampus_001"].mask_path == root / "labelsTr" / "hippocampus_001.nii.gz"
+
+
+@pytest.mark.realdata
+def test_jsrt_real_folders_layout(datasets_dir: Path) -> None:
+    index = index_cases(datasets_dir / "jsrt_lung")
+    assert index.layout == "folders" and len(index.ids) == 246
+    assert index.ids[0] == "JPCLN001"
+
+
+def test_index_images_for_unlabeled_folders(tmp_path: Path) -> None:
+    _png(tmp_path / "flat" / "b.png")
+    _png(tmp_path / "flat" / "a.tif")
+    (tmp_path / "flat" / "notes.txt").write_text("x")
+    index = index_images(tmp_path / "flat")
+    assert index.ids == ["a", "b"] and index.cases["a"].mask_path is None and not index.is_volume
+
+    for channel in range(2):
+        _png(tmp_path / "nnunet" / f"x_{channel:04d}.png")
+    grouped = index_images(tmp_path / "nnunet", layout="nnunet")
+    assert grouped.ids == ["x"] and grouped.layout == "nnunet"
+
+    _nifti(tmp_path / "volumes" / "v.nii.gz")
+    assert index_images(tmp_path / "volumes").is_volume
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no image files found"):
+        index_images(tmp_path / "empty")
+
+
+def test_mixing_volumes_and_pictures_is_refused(tmp_path: Path) -> None:
+    _png(tmp_path / "a.png")
+    _nifti(tmp_path / "b.nii.gz")
+    with pytest.raises(DataError, match="mixes NIfTI volumes"):
+        index_images(tmp_path)

@@ -1,0 +1,113 @@
+"""The pix2pix U-Net generator and PatchGAN critic: structure, size, search, and that they learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from genseg.generators.cells import DOWN_OPS, UP_OPS, MixedOp
+from genseg.generators.gan import discriminator_loss, generator_loss
+from genseg.generators.masks import encode_masks, image_to_generator_space
+from genseg.generators.pix2pix import PatchDiscriminator, UNetGenerator
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_size_stays_cpu_friendly() -> None:
+    searchable = _count(UNetGenerator(1, 1, ngf=32))
+    plain = _count(UNetGenerator(1, 1, ngf=32, searchable=False))
+    assert 1_500_000 < plain < 2_000_000
+    assert 4_000_000 < searchable < 4_500_000  # the original GenSeg generator: 272 M
+
+
+def test_input_size_must_be_divisible_by_the_depth() -> None:
+    generator = UNetGenerator(1, 1, ngf=4)
+    with pytest.raises(ValueError, match="48x48 is not divisible by 2\\*\\*num_downs = 32"):
+        generator(torch.zeros(1, 1, 48, 48))
+    assert UNetGenerator(1, 1, ngf=4, num_downs=4)(torch.zeros(1, 1, 48, 48)).shape == (1, 1, 48, 48)
+
+
+@pytest.mark.parametrize("options", [{"num_downs": 1}, {"dropout": 1.0}, {"ngf": 0}])
+def test_bad_settings_are_refused(options: dict) -> None:
+    with pytest.raises(ValueError):
+        UNetGenerator(1, 1, **options)
+
+
+def test_every_down_and_up_convolution_is_a_cell() -> None:
+    generator = UNetGenerator(2, 3, ngf=4, num_downs=5)
+    architecture = generator.architecture()
+    assert list(architecture) == [f"down.{i}.conv" for i in range(5)] + [f"up.{i}.conv" for i in range(5)]
+    # zero alphas: the argmax is the first, plain pix2pix, candidate
+    assert set(architecture.values()) == {DOWN_OPS[0], UP_OPS[0]}
+    assert len(generator.arch_parameters()) == 10
+    assert all(alpha.shape == (3,) and not alpha.any() for alpha in generator.arch_parameters())
+
+
+def test_discretize_keeps_the_strongest_candidates() -> None:
+    generator = UNetGenerator(1, 1, ngf=4, num_downs=4)
+    cell = generator.up[0].conv
+    with torch.no_grad():
+        cell.alpha[UP_OPS.index("subpixel_mlp")] = 1.0
+    weights_before = generator.weight_parameters()
+    architecture = generator.discretize()
+    assert architecture["up.0.conv"] == "subpixel_mlp" and architecture["down.0.conv"] == "conv4x4"
+    assert generator.arch_parameters() == []
+    assert len(generator.weight_parameters()) == len(weights_before)
+    assert generator(torch.zeros(2, 1, 32, 32)).shape == (2, 1, 32, 32)
+
+
+def test_non_searchable_generator_is_plain_pix2pix() -> None:
+    generator = UNetGenerator(1, 1, ngf=4, num_downs=4, searchable=False)
+    assert generator.arch_parameters() == []
+    assert set(generator.architecture().values()) == {DOWN_OPS[0], UP_OPS[0]}
+    assert all(len(op.ops) == 1 for op in generator.modules() if isinstance(op, MixedOp))
+
+
+def test_dropout_sits_in_the_three_deepest_decoder_blocks() -> None:
+    generator = UNetGenerator(1, 1, ngf=4, num_downs=6)
+    with_dropout = [i for i, block in enumerate(generator.up) if any(isinstance(m, nn.Dropout) for m in block)]
+    assert with_dropout == [3, 4, 5]
+    assert not any(isinstance(m, nn.Dropout) for m in UNetGenerator(1, 1, ngf=4, dropout=0).modules())
+
+    masks = torch.zeros(2, 1, 64, 64)
+    assert not torch.equal(generator(masks), generator(masks))  # dropout is the noise source
+    generator.eval()
+    assert torch.equal(generator(masks), generator(masks))
+
+
+def test_patch_discriminator_sees_70_pixel_patches() -> None:
+    critic = PatchDiscriminator(in_channels=2, ndf=4).eval()  # eval: no coupling through batch statistics
+    pairs = torch.randn(1, 2, 128, 128, requires_grad=True)
+    logits = critic(pairs)
+    assert logits.shape == (1, 1, 14, 14)
+    logits[0, 0, 7, 7].backward()
+    rows = pairs.grad.abs().sum(dim=(0, 1, 3)).nonzero()
+    assert rows.max() - rows.min() + 1 == 70
+
+
+def test_pix2pix_overfits_two_tiny_pairs() -> None:
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    labels[0, 8:24, 4:14] = 1
+    labels[1, 10:20, 16:30] = 1
+    masks = encode_masks(labels, num_classes=2)
+    real = image_to_generator_space(0.2 + 0.6 * labels.unsqueeze(1).float() + 0.05 * torch.rand(2, 1, 32, 32))
+    generator = UNetGenerator(1, 1, ngf=8, num_downs=5)
+    critic = PatchDiscriminator(in_channels=2, ndf=8)
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    optimizer_d = torch.optim.Adam(critic.parameters(), lr=2e-3, betas=(0.5, 0.999))
+
+    l1 = []
+    for _ in range(30):
+        fake = generator(masks)
+        optimizer_d.zero_grad()
+        discriminator_loss(critic, masks, real, fake).backward()
+        optimizer_d.step()
+        optimizer_g.zero_grad()
+        loss, parts = generator_loss(critic, masks, real, fake)
+        loss.backward()
+        optimizer_g.step()
+        l1.append(parts["l1"].item())
+    assert sum(l1[-3:]) / 3 < 0.3 * l1[0]

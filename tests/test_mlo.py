@@ -1,0 +1,181 @@
+"""The hypergradient checked against numerical derivatives on a tiny float64 problem."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genseg.losses import segmentation_loss
+from genseg.mlo import (
+    UnrolledProblem,
+    add_hypergradient,
+    hypergradient,
+    hypergradient_darts,
+    hypergradient_exact,
+    unrolled_validation_loss,
+)
+
+SIZE = 8
+GAMMA = 0.7  # not 1, so that a missing or doubled gamma would show
+DTYPE = torch.float64
+
+
+def make_segmenter(batch_norm: bool = False) -> nn.Module:
+    """Two convolutions with SiLU and average pooling: smooth, so finite differences are exact."""
+    torch.manual_seed(0)
+    norm = [nn.BatchNorm2d(4)] if batch_norm else []
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), *norm, nn.SiLU(), nn.AvgPool2d(3, stride=1, padding=1), nn.Conv2d(4, 2, 1)
+    ).to(DTYPE)
+    net[0].bias.requires_grad_(False)  # a frozen parameter: passed through, not unrolled
+    return net
+
+
+class TinyGenerator(nn.Module):
+    """Mask -> image: a softmax(alpha) mixture of three candidate ops of different kinds, plus a shift."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(1)
+        self.ops = nn.ModuleList(
+            [nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=2, dilation=2), nn.Conv2d(1, 1, 3, padding=1)]
+        )
+        self.alpha = nn.Parameter(0.5 * torch.randn(3))
+        self.shift = nn.Parameter(torch.zeros(1))
+        self.to(DTYPE)
+
+    def forward(self, masks: Tensor) -> Tensor:
+        candidates = (self.ops[0](masks), self.ops[1](masks), torch.tanh(self.ops[2](masks)))
+        mixture = sum(w * c for w, c in zip(torch.softmax(self.alpha, 0), candidates))
+        return torch.sigmoid(mixture + self.shift)
+
+
+def random_pairs(count: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(images (B, 1, H, W), label maps (B, H, W)) of blocky binary masks."""
+    coarse = torch.rand(count, 1, SIZE // 2, SIZE // 2, generator=rng, dtype=DTYPE) > 0.5
+    masks = F.interpolate(coarse.to(DTYPE), size=SIZE, mode="nearest")
+    images = 0.6 * masks + 0.2 + 0.1 * torch.randn(masks.shape, generator=rng, dtype=DTYPE)
+    return images, masks[:, 0].long()
+
+
+def make_problem(segmenter: nn.Module | None = None, lr: float = 1.0) -> tuple[UnrolledProblem, TinyGenerator]:
+    rng = torch.Generator().manual_seed(2)
+    images, labels = random_pairs(2, rng)
+    val_images, val_labels = random_pairs(2, rng)
+    _, synthetic_labels = random_pairs(2, rng)  # drawn once: the synthetic loss is a fixed function
+    synthetic_masks = synthetic_labels.unsqueeze(1).to(DTYPE)
+    generator = TinyGenerator()
+    problem = UnrolledProblem(
+        segmenter=segmenter if segmenter is not None else make_segmenter(),
+        real_loss=lambda net: segmentation_loss(net(images), labels),
+        synthetic_loss=lambda net: GAMMA * segmentation_loss(net(generator(synthetic_masks)), synthetic_labels),
+        validation_loss=lambda net: segmentation_loss(net(val_images), val_labels),
+        upper=[generator.alpha, generator.shift],
+        lr=lr,
+    )
+    return problem, generator
+
+
+def numerical_hypergradient(problem: UnrolledProblem, steps: int, h: float = 1e-6) -> Tensor:
+    """Central differences of the unrolled validation loss, entry by entry of A (flattened)."""
+    derivatives = []
+    for a in problem.upper:
+        entries = a.detach().view(-1)
+        for i in range(entries.numel()):
+            original = entries[i].item()
+            values = []
+            for shifted in (original + h, original - h):
+                entries[i] = shifted
+                values.append(unrolled_validation_loss(problem, steps).item())
+            entries[i] = original
+            derivatives.append((values[0] - values[1]) / (2 * h))
+    return torch.tensor(derivatives, dtype=DTYPE)
+
+
+def flat(grads: list[Tensor]) -> Tensor:
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_exact_hypergradient_matches_numerical_derivative(steps: int) -> None:
+    problem, _ = make_problem()
+    grads, val_loss = hypergradient_exact(problem, steps)
+    numeric = numerical_hypergradient(problem, steps)
+    assert [g.shape for g in grads] == [a.shape for a in problem.upper]
+    assert numeric.abs().min() > 1e-6  # every entry of A really moves the validation loss
+    torch.testing.assert_close(flat(grads), numeric, rtol=1e-3, atol=0.0)
+    assert val_loss.item() == pytest.approx(unrolled_validation_loss(problem, steps).item(), rel=1e-12)
+
+
+def test_darts_agrees_with_exact() -> None:
+    problem, _ = make_problem()
+    exact, exact_loss = hypergradient_exact(problem)
+    darts, darts_loss = hypergradient_darts(problem, eps_scale=0.01)
+    assert torch.cosine_similarity(flat(darts), flat(exact), dim=0) > 0.999
+    torch.testing.assert_close(flat(darts), flat(exact), rtol=1e-2, atol=0.0)
+    torch.testing.assert_close(darts_loss, exact_loss)
+
+
+def test_one_step_fast_path_equals_full_unroll() -> None:
+    problem, _ = make_problem()
+    fast, fast_loss = hypergradient_exact(problem, steps=1)
+    unrolled = unrolled_validation_loss(problem, steps=1)
+    full = torch.autograd.grad(unrolled, problem.upper)
+    torch.testing.assert_close(flat(fast), flat(list(full)), rtol=0.0, atol=1e-10)
+    torch.testing.assert_close(fast_loss, unrolled.detach(), rtol=0.0, atol=1e-12)
+
+
+def test_upper_adam_steps_reduce_unrolled_validation_loss() -> None:
+    problem, _ = make_problem()
+    start = [a.detach().clone() for a in problem.upper]
+    optimizer = torch.optim.Adam(problem.upper, lr=0.2)
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad(set_to_none=True)
+        grads, val_loss = hypergradient_exact(problem)
+        add_hypergradient(problem.upper, grads)
+        optimizer.step()
+        losses.append(val_loss.item())
+    losses.append(unrolled_validation_loss(problem).item())
+    assert all(not torch.equal(a0, a) for a0, a in zip(start, problem.upper))
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:]))  # every upper step helps
+    assert losses[-1] < losses[0] - 1e-4
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_hypergradient_leaves_segmenter_untouched(batch_norm: bool) -> None:
+    segmenter = make_segmenter(batch_norm).train()
+    problem, generator = make_problem(segmenter)
+    state = {k: v.clone() for k, v in segmenter.state_dict().items()}  # parameters and BN statistics
+    hypergradient_exact(problem, steps=1)
+    hypergradient_exact(problem, steps=2)
+    hypergradient_darts(problem)
+    for name, value in segmenter.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    modules = (segmenter, generator)
+    assert all(p.grad is None for m in modules for p in m.parameters())
+
+
+def test_add_hypergradient_sets_then_accumulates_with_weight() -> None:
+    param = nn.Parameter(torch.zeros(3, dtype=DTYPE))
+    add_hypergradient([param], [torch.ones(3, dtype=DTYPE)])
+    add_hypergradient([param], [torch.full((3,), 2.0, dtype=DTYPE)], weight=0.5)
+    torch.testing.assert_close(param.grad, torch.full((3,), 2.0, dtype=DTYPE))
+
+
+def test_hypergradient_dispatch_and_errors() -> None:
+    problem, _ = make_problem()
+    for method in ("exact", "darts"):
+        grads, _ = hypergradient(problem, method)
+        assert flat(grads).abs().max() > 0
+    with pytest.raises(ValueError, match="DARTS"):
+        hypergradient(problem, "darts", steps=2)
+    with pytest.raises(ValueError, match="'adjoint'"):
+        hypergradient(problem, "adjoint")
+    with pytest.raises(ValueError, match="require grad"):
+        UnrolledProblem(
+            problem.segmenter, problem.real_loss, problem.synthetic_loss, problem.validation_loss,
+            upper=[torch.zeros(3)], lr=0.1,
+        )
