@@ -68,7 +68,7 @@ def train(
     budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val (volumes for 3D data)."),
     n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [default: 20%, at least 1]."),
     seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
-    segmenter: str = typer.Option("unet", help="unet | deeplabv3plus | segformer | swinunetr"),
+    segmenter: str = typer.Option("unet", help="unet | attention_unet | deeplabv3plus | segformer"),
     size: int = typer.Option(128, help="Square image size (multiple of 32)."),
     axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
     iterations: int = typer.Option(1000, help="Segmenter optimization steps."),
@@ -178,6 +178,53 @@ def demo(
     result = run_demo(out, iterations=iterations)
     _print_summaries(result.summaries)
     console.print(f"report: [bold]{result.run_dir / 'eval' / 'test'}[/] (cases.csv, summary.json, overlays/)")
+
+
+@app.command()
+@_user_errors
+def generate(
+    run: Path = typer.Option(..., help="Run folder with a generator (method separate or genseg, or pretrain-generator)."),
+    masks: Path = typer.Option(..., help="Folder of label maps to draw the synthetic pairs from."),
+    out: Path = typer.Option(..., help="Output folder: images/ + masks/ (usable as training data) and contact_sheet.png."),
+    n: int = typer.Option(100, help="Synthetic pairs to write."),
+    seed: int = typer.Option(0, help="Seed of the mask augmentation and the generator's dropout."),
+    checkpoint: str = typer.Option("final", help="best | final"),
+    real: Optional[Path] = typer.Option(None, help="Real images for the contact sheet [default: the run's data images/]."),
+) -> None:
+    """Write synthetic image-mask pairs G(T(y)), T(y) from a run's generator, with a contact sheet."""
+    _setup_logging(False)
+    from genseg.generation import generate_pairs
+
+    written = generate_pairs(run, masks, out, n=n, seed=seed, checkpoint=checkpoint, real_images_dir=real)
+    console.print(f"wrote {len(written)} pairs to {out} (images/, masks/); look at {out / 'contact_sheet.png'}")
+
+
+@app.command("pretrain-generator")
+@_user_errors
+def pretrain_generator(
+    data: Path = typer.Option(..., help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
+    out: Path = typer.Option(..., help="Run folder to write (config.json, split.json, final.pt)."),
+    split: Optional[Path] = typer.Option(None, help="Split file (benchmark format); default: make one in the run."),
+    budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val; the GAN trains on the n_train."),
+    seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
+    iterations: int = typer.Option(1000, help="GAN training steps."),
+    size: int = typer.Option(128, help="Square image size (multiple of 32)."),
+    ngf: int = typer.Option(32, help="Generator base width."),
+    batch_size: int = typer.Option(4, help="Real pairs per step."),
+    device: str = typer.Option("cpu", help="cpu | cuda | auto"),
+) -> None:
+    """Train only the mask-to-image generator (level 1) on the budget's training pairs."""
+    _setup_logging(False)
+    from genseg.config import DataConfig, GeneratorConfig, RunConfig, TrainConfig
+    from genseg.generation import pretrain_generator as run_pretraining
+
+    config = RunConfig(
+        data=DataConfig(root=data, split_file=split, budget=budget, size=size),
+        generator=GeneratorConfig(ngf=ngf, pretrain_iterations=iterations),
+        train=TrainConfig(method="separate", batch_size=batch_size, seed=seed, device=device),
+    )
+    checkpoint = run_pretraining(config, out)
+    console.print(f"generator saved in {checkpoint}  next: genseg generate --run {out} --masks DIR --out DIR")
 
 
 if __name__ == "__main__":

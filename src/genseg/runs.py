@@ -5,6 +5,7 @@ Layout of ``runs/NAME/``::
     config.json   the RunConfig          split.json   the split actually used
     train.log     the log                history.csv  validation curve
     last.pt       resumable state        best.pt / final.pt  segmenter weights
+    result.json   wall time, peak memory, best validation scores
     eval/<split>/<checkpoint>/  per-case metrics, summary, overlays
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genseg.config import RunConfig
@@ -60,6 +61,10 @@ class RunPaths:
         return self.root / "history.csv"
 
     @property
+    def result(self) -> Path:
+        return self.root / "result.json"
+
+    @property
     def last(self) -> Path:
         return self.root / "last.pt"
 
@@ -103,6 +108,12 @@ def resolve_split(config: RunConfig, index: CaseIndex, paths: RunPaths) -> Split
     return split
 
 
+def images_only(index: CaseIndex, case_ids: list[str]) -> CaseIndex:
+    """The cases ``case_ids`` with their mask paths removed, so no mask can be read."""
+    cases = {case_id: replace(index.cases[case_id], mask_path=None) for case_id in case_ids}
+    return CaseIndex(index.root, index.layout, cases, index.is_volume, index.labels)
+
+
 @dataclass
 class RunData:
     """The labeled pairs of one run, resized and in memory."""
@@ -113,12 +124,15 @@ class RunData:
     in_channels: int
     train_ids: list[str]
     val_ids: list[str]
+    unlabeled: PairTensors | None = None
 
 
 def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     """Index the data folder, pick the budget's train/val cases, and load them as tensors.
 
-    Only the budget's N cases are read: nothing else with a label reaches training.
+    Only the budget's N cases are read with their masks: nothing else with a label reaches
+    training. The semi-supervised method also gets the images (never the masks) of the rest
+    of the pool.
     """
     if config.data.root is None:
         raise DataError("no data folder given; pass --data DIR (or run genseg demo)")
@@ -130,6 +144,12 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     classes = num_classes(train_samples + val_samples)
     size = config.data.size
     train = to_tensors(train_samples, size, classes)
+    unlabeled = None
+    if config.train.method == "semisup":
+        labeled = set(train_ids) | set(val_ids)
+        rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
+        unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=config.data.axis,
+                                            require_masks=False), size, classes)
     return RunData(
         train=train,
         val=to_tensors(val_samples, size, classes),
@@ -137,4 +157,5 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
         in_channels=train.images.shape[1],
         train_ids=train_ids,
         val_ids=val_ids,
+        unlabeled=unlabeled,
     )

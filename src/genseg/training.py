@@ -8,11 +8,12 @@ it, and a resumable ``last.pt`` written atomically every ``checkpoint_every`` it
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import random
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
-    """What a finished run reports."""
+    """What a finished run reports (also written to ``result.json``); peak_mb is the process's peak RSS."""
 
     run_dir: Path
     best_iteration: int
@@ -91,7 +92,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     seed_everything(config.train.seed)
     data = load_run_data(config, paths)
     device = resolve_device(config.train.device)
-    context = _context(config, data, device, progress)
+    context = build_context(config, data, device, progress)
     method = create_method(config.train.method, context)
     ema = _ema(context.segmenter, config.train.ema_decay)
     state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": 0.0, "iteration": 0},
@@ -143,10 +144,12 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     best = state["best"]
     log.info("done in %.0f s; best val_loss %.4f (dice %.4f) at iteration %d", seconds,
              best["val_loss"], best["val_dice"], best["iteration"])
-    return TrainResult(paths.root, best["iteration"], best["val_loss"], best["val_dice"], seconds, peak_mb)
+    result = TrainResult(paths.root, best["iteration"], best["val_loss"], best["val_dice"], seconds, peak_mb)
+    paths.result.write_text(json.dumps({**asdict(result), "run_dir": str(paths.root)}, indent=2) + "\n")
+    return result
 
 
-def _context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
+def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
     segmenter = build_segmenter(config, data.in_channels, data.num_classes).to(device)
     return TrainingContext(
         config=config,
@@ -158,6 +161,7 @@ def _context(config: RunConfig, data: RunData, device: torch.device, progress: b
         rng=torch.Generator().manual_seed(config.train.seed),
         device=device,
         progress=progress,
+        unlabeled=data.unlabeled.to(device) if data.unlabeled is not None else None,
     )
 
 

@@ -86,6 +86,18 @@ def test_pad_only_shrinks_a_white_image_to_a_smaller_box() -> None:
     assert torch.allclose(centred, centred.flip(-2), atol=1e-5)
 
 
+def test_reflection_padding_leaves_no_black_bands() -> None:
+    params = GeometricParams.identity(1)
+    params.pad[0] = torch.tensor([0.1, 0.1, 0.05, 0.05])
+    labels = torch.zeros(1, 33, 33, dtype=torch.long)
+    labels[:, :, :4] = 1  # a stripe at the left border: reflection mirrors it into the pad
+    images, warped = augment_pairs(torch.ones(1, 1, 33, 33), labels, 2, params, padding="reflection")
+    zero_filled, _ = augment_pairs(torch.ones(1, 1, 33, 33), labels, 2, params)
+    assert images.min().item() == pytest.approx(1.0, abs=1e-5)
+    assert zero_filled.min().item() < 0.5
+    assert warped[0, :, 0].all()  # the stripe reaches the border instead of a padded gap
+
+
 def test_rotation_by_90_degrees_matches_rot90_clockwise() -> None:
     x = torch.rand(1, 2, 21, 21)
     params = GeometricParams.identity(1)

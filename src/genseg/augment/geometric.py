@@ -191,7 +191,7 @@ def affine_matrices(params: GeometricParams, height: int, width: int) -> torch.T
     return (centred @ pad_and_resize @ flip)[:, :2]
 
 
-def warp(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+def warp(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear", padding: str = "zeros") -> torch.Tensor:
     """Warp a batch by per-sample forward affine matrices, filling with 0 outside the input.
 
     kornia's ``warp_affine`` is used rather than ``affine_grid``/``grid_sample`` directly: it takes
@@ -202,6 +202,7 @@ def warp(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear") -> tor
         x: (B, C, H, W) floating tensor.
         matrices: (B, 2, 3) from :func:`affine_matrices`.
         mode: ``"bilinear"`` or ``"nearest"``.
+        padding: ``"zeros"`` (SPEC.md's fill 0) or ``"reflection"`` (no black bands).
 
     Returns:
         The warped (B, C, H, W) tensor.
@@ -210,10 +211,10 @@ def warp(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear") -> tor
         raise ValueError(f"expected x (B, C, H, W) and matrices (B, 2, 3), got {tuple(x.shape)} "
                          f"and {tuple(matrices.shape)}")
     return warp_affine(x, matrices.to(x), dsize=(x.shape[-2], x.shape[-1]), mode=mode,
-                       padding_mode="zeros", align_corners=True)
+                       padding_mode=padding, align_corners=True)
 
 
-def _warp_labels(labels: torch.Tensor, num_classes: int, matrices: torch.Tensor) -> torch.Tensor:
+def _warp_labels(labels: torch.Tensor, num_classes: int, matrices: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
     """Warp one-hot foreground channels and relabel: see :func:`augment_labels`."""
     if labels.ndim != 3 or labels.dtype.is_floating_point:
         raise ValueError(f"labels must be an integer (B, H, W) label map, got {labels.dtype} "
@@ -224,7 +225,7 @@ def _warp_labels(labels: torch.Tensor, num_classes: int, matrices: torch.Tensor)
         raise ValueError(f"label values must be in 0..{num_classes - 1}, got "
                          f"{labels.min().item()}..{labels.max().item()}; check num_classes")
     foreground = F.one_hot(labels.long(), num_classes)[..., 1:].permute(0, 3, 1, 2).float()
-    strength, index = warp(foreground, matrices).max(dim=1)
+    strength, index = warp(foreground, matrices, padding=padding).max(dim=1)
     return torch.where(strength > LABEL_THRESHOLD, index + 1, 0)
 
 
@@ -247,7 +248,7 @@ def augment_labels(labels: torch.Tensor, num_classes: int, params: GeometricPara
 
 
 def augment_pairs(
-    images: torch.Tensor, labels: torch.Tensor, num_classes: int, params: GeometricParams
+    images: torch.Tensor, labels: torch.Tensor, num_classes: int, params: GeometricParams, padding: str = "zeros"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply the same geometry to images (bilinear) and their label maps (as :func:`augment_labels`).
 
@@ -256,6 +257,8 @@ def augment_pairs(
         labels: (B, H, W) integer label maps.
         num_classes: number of classes including background.
         params: the per-sample parameters.
+        padding: ``"zeros"`` or ``"reflection"``; the generator trains on reflected pairs so it
+            does not learn to draw the black bands of zero padding (SPEC.md).
 
     Returns:
         The warped images and label maps.
@@ -264,7 +267,7 @@ def augment_pairs(
         raise ValueError(f"images {tuple(images.shape)} and labels {tuple(labels.shape)} must share "
                          "batch size, height and width")
     matrices = affine_matrices(params, *images.shape[-2:])
-    return warp(images, matrices), _warp_labels(labels, num_classes, matrices)
+    return warp(images, matrices, padding=padding), _warp_labels(labels, num_classes, matrices, padding)
 
 
 class RandomGeometric:

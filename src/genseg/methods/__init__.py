@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from genseg.methods.base import Method, TrainingContext
 from genseg.methods.genseg import GenSeg
+from genseg.methods.semisup import MeanTeacher
 from genseg.methods.separate import Separate
 from genseg.methods.supervised import Augment, Supervised
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Supervised, Augment, Separate, GenSeg)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Supervised, Augment, Separate, GenSeg, MeanTeacher)}
 
 
 def create_method(name: str, context: TrainingContext) -> Method:

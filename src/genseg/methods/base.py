@@ -35,6 +35,7 @@ class TrainingContext:
         rng: the generator every random draw of the run comes from (saved for resume).
         device: where tensors live.
         progress: whether long stages (generator pre-training) show a progress bar.
+        unlabeled: images of the pool outside the budget (semi-supervised method only).
     """
 
     config: RunConfig
@@ -46,22 +47,30 @@ class TrainingContext:
     rng: torch.Generator
     device: torch.device
     progress: bool = True
+    unlabeled: PairTensors | None = None
+
+    def picks(self, count: int) -> Tensor:
+        """A batch of row indices drawn with replacement (budgets can be smaller than a batch)."""
+        return torch.randint(count, (self.config.train.batch_size,), generator=self.rng).to(self.device)
 
     def real_batch(self) -> tuple[Tensor, Tensor]:
-        """A batch of training pairs drawn with replacement (budgets can be smaller than a batch)."""
-        count = self.train.images.shape[0]
-        picks = torch.randint(count, (self.config.train.batch_size,), generator=self.rng).to(self.device)
+        """A batch of training pairs."""
+        picks = self.picks(self.train.images.shape[0])
         assert self.train.masks is not None
         return self.train.images[picks], self.train.masks[picks]
 
-    def augmented_real_batch(self, intensity: bool = True) -> tuple[Tensor, Tensor]:
-        """A training batch under the standard geometric (+ intensity) augmentation."""
+    def augmented_real_batch(self) -> tuple[Tensor, Tensor]:
+        """A training batch under the standard geometric + intensity augmentation."""
         images, masks = self.real_batch()
         geometry = sample_geometric(images.shape[0], self.rng, device=self.device)
         images, masks = augment_pairs(images, masks, self.num_classes, geometry)
-        if intensity:
-            images = apply_intensity(images, sample_intensity(images.shape[0], self.rng, device=self.device))
-        return images, masks
+        return apply_intensity(images, sample_intensity(images.shape[0], self.rng, device=self.device)), masks
+
+    def generator_batch(self) -> tuple[Tensor, Tensor]:
+        """Training pairs for the GAN: the same geometry, reflected at the borders, no jitter."""
+        images, masks = self.real_batch()
+        geometry = sample_geometric(images.shape[0], self.rng, device=self.device)
+        return augment_pairs(images, masks, self.num_classes, geometry, padding="reflection")
 
     def augmented_masks(self) -> Tensor:
         """Training masks under T, the input of the generator (y~ of SPEC.md)."""
@@ -77,7 +86,7 @@ class TrainingContext:
             loss = segmentation_loss(self.segmenter(images), masks)
             loss.backward()
             self.optimizer.step()
-            return {"loss": float(loss)}
+            return {"loss": loss.item()}
         logits = self.segmenter(torch.cat([images, synthetic[0]]))
         real_logits, synthetic_logits = logits.split([images.shape[0], synthetic[0].shape[0]])
         real_loss = segmentation_loss(real_logits, masks)
@@ -85,7 +94,7 @@ class TrainingContext:
         loss = real_loss + self.config.mlo.gamma * synthetic_loss
         loss.backward()
         self.optimizer.step()
-        return {"loss": float(loss), "loss_real": float(real_loss), "loss_synthetic": float(synthetic_loss)}
+        return {"loss": loss.item(), "loss_real": real_loss.item(), "loss_synthetic": synthetic_loss.item()}
 
 
 class Method(ABC):

@@ -47,7 +47,7 @@ class GenSeg(Separate):
         feedback = None
         if (self.arch or self.weights) and iteration % self.context.config.mlo.every == 0:
             feedback, scalars["upper_loss"] = self.upper_step(images, masks, synthetic_masks)
-        scalars.update(self.synthesis.gan_step(*self.context.augmented_real_batch(intensity=False), feedback=feedback))
+        scalars.update(self.synthesis.gan_step(*self.context.generator_batch(), feedback=feedback))
         self.synthesis.generator.train()
         with torch.no_grad():
             synthetic_images = self.synthesis.synthesize(synthetic_masks)

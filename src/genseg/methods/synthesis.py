@@ -12,17 +12,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from genseg.checkpoint import load_checkpoint, save_atomic
+from genseg.config import GeneratorConfig
 from genseg.generators import create_discriminator, create_generator
 from genseg.generators.gan import discriminator_loss, generator_loss
-from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, match_intensity, to_image_space
+from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
 from genseg.methods.base import TrainingContext
 from genseg.mlo import add_hypergradient
 
 PRETRAIN_CHECKPOINT = "pretrain.pt"
+
+
+def build_generator(settings: GeneratorConfig, num_classes: int, image_channels: int) -> nn.Module:
+    """The generator a run's settings describe, for label maps of ``num_classes`` classes.
+
+    Args:
+        settings: the run's generator settings (name, width, searchable cells).
+        num_classes: K, background included.
+        image_channels: channels of the images it draws.
+
+    Returns:
+        The untrained generator, on the CPU.
+    """
+    return create_generator(settings.name, mask_channels(num_classes), image_channels, ngf=settings.ngf,
+                            searchable=settings.searchable)
 
 
 class SyntheticPairs:
@@ -37,8 +53,7 @@ class SyntheticPairs:
         channels = mask_channels(context.num_classes)
         image_channels = context.train.images.shape[1]
         self.context = context
-        self.generator = create_generator(settings.name, channels, image_channels, ngf=settings.ngf,
-                                          searchable=settings.searchable).to(context.device)
+        self.generator = build_generator(settings, context.num_classes, image_channels).to(context.device)
         self.discriminator = create_discriminator(settings.name, channels, image_channels,
                                                   ndf=settings.ndf).to(context.device)
         betas = (0.5, 0.999)  # pix2pix's Adam settings
@@ -48,7 +63,7 @@ class SyntheticPairs:
 
     def synthesize(self, masks: Tensor) -> Tensor:
         """Images in [0, 1] for label maps ``masks``, differentiable w.r.t. the generator."""
-        return match_intensity(to_image_space(self.generator(encode_masks(masks, self.context.num_classes))))
+        return synthesize(self.generator, masks, self.context.num_classes)
 
     def gan_step(self, images: Tensor, masks: Tensor, feedback: list[Tensor] | None = None) -> dict[str, float]:
         """One critic step and one generator step of pix2pix on real pairs.
@@ -75,7 +90,7 @@ class SyntheticPairs:
             add_hypergradient(self.generator.weight_parameters(), feedback,
                               weight=self.context.config.mlo.generator_feedback)
         self.generator_optimizer.step()
-        return {"d_loss": float(critic_loss), "g_gan": float(parts["gan"]), "g_l1": float(parts["l1"])}
+        return {"d_loss": critic_loss.item(), "g_gan": parts["gan"].item(), "g_l1": parts["l1"].item()}
 
     def pretrain(self, run_dir: Path) -> None:
         """Train the GAN alone for ``generator.pretrain_iterations`` steps (resumable)."""
@@ -86,7 +101,7 @@ class SyntheticPairs:
         bar = tqdm(range(self.pretrained_steps, total), initial=self.pretrained_steps, total=total,
                    desc="generator pre-training", disable=not self.context.progress, dynamic_ncols=True)
         for step in bar:
-            scalars = self.gan_step(*self.context.augmented_real_batch(intensity=False))
+            scalars = self.gan_step(*self.context.generator_batch())
             self.pretrained_steps = step + 1
             if self.pretrained_steps % 100 == 0 or self.pretrained_steps == total:
                 bar.set_postfix(l1=f"{scalars['g_l1']:.3f}")

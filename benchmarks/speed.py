@@ -1,0 +1,80 @@
+"""Seconds per training iteration of each method, measured in one process on the same data.
+
+Usage (from the repository root; the data sets beside it):
+
+    python benchmarks/speed.py --iterations 20 [--size 128] [--data ../shared/datasets/jsrt_lung]
+
+It builds each method exactly as ``genseg train`` does (JSRT, budget 9 = 7 + 2, split file seed 0),
+skips the generator's pre-training (it does not change the cost of a step), runs a few warm-up
+steps and then times ``--iterations`` steps. GenSeg's upper-level step runs every ``--every``
+iterations, so its average includes both kinds of iteration. Prints one line per variant and the
+ratio to ``augment``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, TrainConfig
+from genseg.methods import create_method
+from genseg.runs import RunPaths, load_run_data
+from genseg.training import build_context, seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def seconds_per_iteration(config: RunConfig, iterations: int, warmup: int = 3) -> float:
+    seed_everything(0)
+    with tempfile.TemporaryDirectory() as folder:
+        data = load_run_data(config, RunPaths(Path(folder)))
+    context = build_context(config, data, torch.device("cpu"), progress=False)
+    method = create_method(config.train.method, context)
+    for iteration in range(warmup):
+        method.step(iteration)
+    start = time.perf_counter()
+    for iteration in range(warmup, warmup + iterations):
+        method.step(iteration)
+    return (time.perf_counter() - start) / iterations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "jsrt_lung")
+    parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "benchmark" / "splits" / "jsrt_lung.json")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--every", type=int, default=2)
+    args = parser.parse_args()
+    base = RunConfig(
+        data=DataConfig(root=args.data, split_file=args.split, budget=9, size=args.size),
+        generator=GeneratorConfig(pretrain_iterations=0),
+        train=TrainConfig(method="augment"),
+    )
+    variants = {
+        "augment": base,
+        "separate": replace(base, train=replace(base.train, method="separate")),
+    }
+    for upper in ("none", "arch", "generator"):
+        for estimator in ("exact", "darts"):
+            if upper == "none" and estimator == "darts":
+                continue
+            variants[f"genseg upper={upper} {estimator} every={args.every}"] = replace(
+                base, train=replace(base.train, method="genseg"),
+                mlo=MLOConfig(upper=upper, hypergradient=estimator, every=args.every))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, size {args.size}, "
+          f"batch {base.train.batch_size} (+{base.train.batch_size} synthetic)")
+    reference = None
+    for name, config in variants.items():
+        seconds = seconds_per_iteration(config, args.iterations)
+        reference = reference or seconds
+        print(f"{name:40s} {seconds:7.3f} s/iteration   {seconds / reference:5.2f}x augment", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""``semisup``: mean teacher (Tarvainen & Valpola, NeurIPS 2017) with the pool's unlabeled images.
+
+The student (the segmenter) learns from the augmented labeled pairs plus a consistency loss: on
+unlabeled images, its softmax under one intensity jitter should match that of the teacher, an
+exponential moving average of the student, under another. Both views share one geometric
+augmentation, so their predictions stay pixel-aligned. The consistency weight ramps up with the
+usual sigmoid schedule over the first 40 % of the iterations.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from genseg.augment import apply_intensity, augment_pairs, sample_geometric, sample_intensity
+from genseg.losses import segmentation_loss
+from genseg.methods.base import Method, TrainingContext
+
+CONSISTENCY_WEIGHT = 1.0
+TEACHER_DECAY = 0.99
+RAMP_UP_FRACTION = 0.4
+
+
+class MeanTeacher(Method):
+    """Labeled pairs + teacher-student consistency on the pool's other images (masks never used)."""
+
+    name = "semisup"
+
+    def __init__(self, context: TrainingContext) -> None:
+        super().__init__(context)
+        if context.unlabeled is None or context.unlabeled.images.shape[0] == 0:
+            raise ValueError("semisup needs unlabeled images: the pool of the split file must hold "
+                             "more cases than the budget")
+        self.teacher = copy.deepcopy(context.segmenter).requires_grad_(False)
+
+    def consistency_weight(self, iteration: int) -> float:
+        ramp = self.context.config.train.iterations * RAMP_UP_FRACTION
+        progress = min(1.0, iteration / ramp) if ramp > 0 else 1.0
+        return CONSISTENCY_WEIGHT * math.exp(-5.0 * (1.0 - progress) ** 2)
+
+    def step(self, iteration: int) -> dict[str, float]:
+        context = self.context
+        images, masks = context.augmented_real_batch()
+        unlabeled = self._unlabeled_views()
+        context.segmenter.train()
+        context.optimizer.zero_grad(set_to_none=True)
+        logits = context.segmenter(torch.cat([images, unlabeled[0]]))
+        labeled_logits, student_logits = logits.split([images.shape[0], unlabeled[0].shape[0]])
+        with torch.no_grad():
+            self.teacher.train()
+            teacher_probabilities = torch.softmax(self.teacher(unlabeled[1]), dim=1)
+        supervised = segmentation_loss(labeled_logits, masks)
+        consistency = F.mse_loss(torch.softmax(student_logits, dim=1), teacher_probabilities)
+        loss = supervised + self.consistency_weight(iteration) * consistency
+        loss.backward()
+        context.optimizer.step()
+        self._update_teacher(iteration)
+        return {"loss": loss.item(), "loss_supervised": supervised.item(), "consistency": consistency.item()}
+
+    def _unlabeled_views(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two intensity views (student, teacher) of one geometric augmentation of unlabeled images."""
+        context = self.context
+        assert context.unlabeled is not None
+        images = context.unlabeled.images[context.picks(context.unlabeled.images.shape[0])]
+        blank = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.long, device=images.device)
+        geometry = sample_geometric(images.shape[0], context.rng, device=context.device)
+        images, _ = augment_pairs(images, blank, context.num_classes, geometry)
+        return tuple(apply_intensity(images, sample_intensity(images.shape[0], context.rng, device=context.device))
+                     for _ in range(2))
+
+    @torch.no_grad()
+    def _update_teacher(self, iteration: int) -> None:
+        decay = min(1.0 - 1.0 / (iteration + 1), TEACHER_DECAY)  # a plain average while young
+        for teacher, student in zip(self.teacher.state_dict().values(), self.context.segmenter.state_dict().values()):
+            if teacher.is_floating_point():
+                teacher.mul_(decay).add_(student, alpha=1.0 - decay)
+            else:
+                teacher.copy_(student)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.teacher.load_state_dict(state["teacher"])
