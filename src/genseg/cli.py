@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -30,7 +31,8 @@ def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except (DataError, ValueError, FileExistsError, FileNotFoundError) as error:
-            console.print(f"[bold red]error:[/] {error}")
+            # escape: file names may hold [brackets]; soft_wrap: one line, however narrow the terminal
+            console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper

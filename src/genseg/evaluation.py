@@ -62,6 +62,9 @@ class TrainedSegmenter:
 def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
     """Restore the ``best`` or ``final`` segmenter of a run folder, in eval mode."""
     state = load_checkpoint(RunPaths(Path(run_dir)).weights(checkpoint))
+    if "segmenter" not in state:
+        raise ValueError(f"{run_dir} holds no segmenter (a genseg pretrain-generator run?); "
+                         "evaluate and predict need a run of genseg train")
     config = RunConfig.from_dict(state["config"])
     model = create_segmenter(config.segmenter.name, state["in_channels"], state["num_classes"],
                              **config.segmenter.options)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def mask_channels(num_classes: int) -> int:
@@ -101,3 +101,20 @@ def match_intensity(images: Tensor, eps: float = 1e-6) -> Tensor:
     low = images.amin(dim=(1, 2, 3), keepdim=True)
     high = images.amax(dim=(1, 2, 3), keepdim=True)
     return (images - low) / (high - low + eps)
+
+
+def synthesize(generator: nn.Module, labels: Tensor, num_classes: int) -> Tensor:
+    """Synthetic images for label maps: ``x~ = match_intensity(to_image_space(G(encode_masks(y~))))``.
+
+    The one place the synthesis formula lives; training and export both call it. The result
+    stays in the autograd graph of ``generator`` (wrap in ``torch.no_grad()`` when not needed).
+
+    Args:
+        generator: a mask-to-image generator (see :func:`~genseg.generators.create_generator`).
+        labels: integer label maps (B, H, W), values 0..num_classes-1.
+        num_classes: K, background included.
+
+    Returns:
+        (B, image_channels, H, W) images in [0, 1].
+    """
+    return match_intensity(to_image_space(generator(encode_masks(labels, num_classes))))

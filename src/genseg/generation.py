@@ -1,0 +1,294 @@
+"""Synthetic image-mask pairs from a trained generator, and the generator's pre-training on its own.
+
+:func:`generate_pairs` turns a folder of label maps into a data folder of the ``folders`` layout
+(``images/`` + ``masks/`` with matching names, usable as training data as it is) and a contact
+sheet (mask | synthetic image | real image) to judge the pairs by eye. Each pair is
+``(x~, y~) = (G(T(y)), T(y))``: a mask y of the folder under a random geometry T, and the image
+the generator draws for it, made exactly as the ``separate`` and ``genseg`` methods make them in
+training (:func:`~genseg.generators.masks.synthesize`, generator in train mode: pix2pix's dropout
+is its source of variety).
+
+:func:`pretrain_generator` runs level 1 of SPEC.md alone (the GAN on the budget's training pairs)
+and writes a run folder whose ``final.pt`` holds the generator, for :func:`generate_pairs`.
+
+Example:
+    >>> generate_pairs(Path("runs/lungs"), Path("lung_masks"), Path("synthetic"), n=200)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import Tensor, nn
+
+from genseg.augment import augment_labels, sample_geometric
+from genseg.checkpoint import load_checkpoint, save_atomic
+from genseg.config import RunConfig
+from genseg.data import DataError, normalize_intensity, read_image, read_mask, resize_labels, write_mask_png
+from genseg.data.io import atomic_write, is_image_file
+from genseg.generators.masks import synthesize
+from genseg.methods.synthesis import SyntheticPairs, build_generator
+from genseg.runs import RunPaths, load_run_data, save_config
+from genseg.training import build_context, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+#: The training methods whose checkpoints hold a generator.
+GENERATOR_METHODS = ("separate", "genseg")
+#: Rows of the contact sheet at most.
+CONTACT_ROWS = 8
+# Contact-sheet tiles are enlarged to at least this many pixels so small images can be judged.
+_MIN_TILE = 128
+_GAP = 4
+_HEADER = 18
+
+
+class TrainedGenerator(NamedTuple):
+    """A generator restored from a run, with what synthesis needs to know."""
+
+    model: nn.Module
+    config: RunConfig
+    num_classes: int
+    image_channels: int
+
+
+def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator:
+    """Restore the generator saved in a run's ``best.pt`` or ``final.pt``, in train mode.
+
+    Args:
+        run_dir: a run folder of ``genseg train`` (method separate or genseg) or of
+            ``genseg pretrain-generator``.
+        checkpoint: ``"final"`` or ``"best"``.
+
+    Returns:
+        The generator (on the CPU), the run's config, its number of classes and image channels.
+
+    Raises:
+        ValueError: the run was trained with a method that has no generator.
+    """
+    run_dir = Path(run_dir)
+    state = load_checkpoint(RunPaths(run_dir).weights(checkpoint))
+    config = RunConfig.from_dict(state["config"])
+    if "generator" not in state:
+        raise ValueError(f"run {run_dir} was trained with method {config.train.method}, which has no generator; "
+                         f"train with --method {' or '.join(GENERATOR_METHODS)}")
+    model = build_generator(config.generator, state["num_classes"], state["in_channels"])
+    model.load_state_dict(state["generator"])
+    model.train()  # dropout is pix2pix's noise; BatchNorm sees batches as in training
+    return TrainedGenerator(model, config, state["num_classes"], state["in_channels"])
+
+
+def read_label_maps(folder: Path, size: int, num_classes: int) -> Tensor:
+    """Every mask file of ``folder`` (sorted by name) as a label map resized to ``size``.
+
+    Args:
+        folder: a folder of 2D mask files (0/255 binary or 0..K-1 labels).
+        size: the square side to resize to.
+        num_classes: K of the run the masks are meant for; larger labels are refused.
+
+    Returns:
+        int64 (M, size, size).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError("mask folder not found", folder)
+    files = _image_files(folder)
+    if not files:
+        raise DataError("no mask files found (PNG, TIFF, BMP...); pass the folder that holds the label maps",
+                        folder)
+    maps = []
+    for path in files:
+        labels = read_mask(path)
+        if labels.max() >= num_classes:
+            raise DataError(f"mask holds label {labels.max()} but the run has {num_classes} classes "
+                            f"(0..{num_classes - 1}); use masks with the run's labels", path)
+        maps.append(resize_labels(torch.from_numpy(labels), (size, size), num_classes))
+    return torch.stack(maps)
+
+
+@torch.no_grad()
+def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Draw ``n`` synthetic pairs (G(T(y)), T(y)), cycling through ``masks``.
+
+    Masks go through the generator in batches of the run's batch size, as in training (its
+    BatchNorm works on batch statistics in train mode). The global torch RNG (dropout) is
+    seeded inside a fork, so the caller's random state is left alone.
+
+    Args:
+        generator: from :func:`load_generator`.
+        masks: int64 label maps (M, S, S) at the run's size.
+        n: pairs to draw; pair i starts from mask ``i % M``.
+        seed: seeds both the geometry T and the dropout.
+
+    Returns:
+        Images (n, C, S, S) in [0, 1] and their label maps (n, S, S).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    geometry_rng = torch.Generator().manual_seed(seed)
+    picks = torch.arange(n) % masks.shape[0]
+    batch = generator.config.train.batch_size
+    images, labels = [], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in range(0, n, batch):
+            chunk = masks[picks[start:start + batch]]
+            chunk = augment_labels(chunk, generator.num_classes, sample_geometric(chunk.shape[0], geometry_rng))
+            images.append(synthesize(generator.model, chunk, generator.num_classes))
+            labels.append(chunk)
+    return torch.cat(images), torch.cat(labels)
+
+
+def generate_pairs(
+    run_dir: Path,
+    masks_dir: Path,
+    out_dir: Path,
+    *,
+    n: int = 100,
+    seed: int = 0,
+    checkpoint: str = "final",
+    real_images_dir: Path | None = None,
+) -> list[Path]:
+    """Write ``n`` synthetic pairs made by a run's generator, and a contact sheet.
+
+    Layout of ``out_dir``: ``images/syn_0000.png`` (8-bit gray or RGB), ``masks/syn_0000.png``
+    (as :func:`~genseg.data.write_mask_png`), ... and ``contact_sheet.png``: up to 8 rows of
+    mask | synthetic image | real image (the real column only when real images are found).
+
+    Args:
+        run_dir: a run folder with a generator (see :func:`load_generator`).
+        masks_dir: a folder of label maps to draw the pairs from; any size, resized to the run's.
+        out_dir: the output folder; its ``images/`` and ``masks/`` must not hold files yet.
+        n: number of pairs.
+        seed: seed of the geometry and the generator's dropout (same seed, same files).
+        checkpoint: ``"final"`` or ``"best"``.
+        real_images_dir: real images for the contact sheet; default the run's ``<data>/images``
+            if it exists, else the sheet has no real column.
+
+    Returns:
+        The image files written, in order; each mask has the same file name under ``masks/``.
+    """
+    generator = load_generator(Path(run_dir), checkpoint)
+    if generator.image_channels not in (1, 3):
+        raise ValueError(f"the run's images have {generator.image_channels} channels; generate writes "
+                         "PNG images and needs 1 (gray) or 3 (RGB)")
+    size = generator.config.data.size
+    source = read_label_maps(Path(masks_dir), size, generator.num_classes)
+    real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
+    real = _read_real_images(Path(real_dir), CONTACT_ROWS) if real_dir is not None else []
+    out_dir = Path(out_dir)
+    for folder in (out_dir / "images", out_dir / "masks"):
+        if folder.is_dir() and any(folder.iterdir()):
+            raise FileExistsError(f"{folder} already holds files; choose another --out or empty it")
+    images, labels = synthesize_pairs(generator, source, n, seed)
+    width = max(4, len(str(n - 1)))
+    written = []
+    for i, (image, label) in enumerate(zip(images, labels)):
+        name = f"syn_{i:0{width}d}.png"
+        _write_image_png(out_dir / "images" / name, _to_uint8(image))
+        write_mask_png(out_dir / "masks" / name, label.numpy())
+        written.append(out_dir / "images" / name)
+    rows = [(label.numpy(), _to_uint8(image)) for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
+    write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
+    log.info("wrote %d synthetic pairs from %s to %s", n, run_dir, out_dir)
+    return written
+
+
+def write_contact_sheet(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], num_classes: int,
+                        real: list[np.ndarray]) -> None:
+    """A PNG grid, one row per pair: mask | synthetic image | real image (if any are given).
+
+    Args:
+        path: the PNG to write.
+        rows: (label map (S, S), uint8 image (S, S) or (S, S, 3)) per row.
+        num_classes: K, to spread the labels over the gray range.
+        real: uint8 real images of any size, used in turn; empty leaves the column out.
+    """
+    tile = rows[0][0].shape[0] * math.ceil(_MIN_TILE / rows[0][0].shape[0])
+    titles = ["mask", "synthetic"] + (["real"] if real else [])
+    sheet = Image.new("RGB", (_GAP + len(titles) * (tile + _GAP), _HEADER + len(rows) * (tile + _GAP)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for column, title in enumerate(titles):
+        draw.text((_GAP + column * (tile + _GAP), 3), title, fill="black")
+    for row, (labels, image) in enumerate(rows):
+        mask_pixels = (labels * (255 // (num_classes - 1))).astype(np.uint8)
+        tiles = [Image.fromarray(mask_pixels).resize((tile, tile), Image.NEAREST),
+                 Image.fromarray(image).resize((tile, tile), Image.NEAREST)]
+        if real:
+            tiles.append(Image.fromarray(real[row % len(real)]).resize((tile, tile), Image.BILINEAR))
+        for column, picture in enumerate(tiles):
+            sheet.paste(picture.convert("RGB"), (_GAP + column * (tile + _GAP), _HEADER + row * (tile + _GAP)))
+    atomic_write(Path(path), lambda temp: sheet.save(temp, format="PNG"))
+
+
+def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -> Path:
+    """Train the generator alone (level 1 of SPEC.md) and save it as the run's ``final.pt``.
+
+    The GAN trains for ``config.generator.pretrain_iterations`` steps on the budget's training
+    pairs, exactly as the pre-training stage of ``genseg train --method separate`` (resumable
+    from ``pretrain.pt`` if interrupted). No segmenter is trained, so the run folder serves
+    :func:`generate_pairs`, not ``genseg evaluate``.
+
+    Args:
+        config: a run configuration with ``train.method`` separate or genseg.
+        out: the run folder.
+        progress: show a progress bar.
+
+    Returns:
+        The checkpoint written (``out/final.pt``).
+    """
+    if config.train.method not in GENERATOR_METHODS:
+        raise ValueError(f"method {config.train.method!r} has no generator; use one of {GENERATOR_METHODS}")
+    paths = RunPaths(Path(out))
+    if paths.weights("final").is_file() or paths.last.is_file():
+        raise FileExistsError(f"{paths.root} already holds a run; choose another --out")
+    save_config(config, paths)
+    seed_everything(config.train.seed)
+    data = load_run_data(config, paths)
+    context = build_context(config, data, resolve_device(config.train.device), progress)
+    synthesis = SyntheticPairs(context)
+    synthesis.pretrain(paths.root)
+    save_atomic({"config": config.to_dict(), "num_classes": data.num_classes, "in_channels": data.in_channels,
+                 "train_ids": data.train_ids, "val_ids": data.val_ids,
+                 "generator": synthesis.generator.state_dict(), "iteration": 0},
+                paths.weights("final"))
+    log.info("pre-trained the generator for %d steps; saved %s", config.generator.pretrain_iterations,
+             paths.weights("final"))
+    return paths.weights("final")
+
+
+def _default_real_dir(config: RunConfig) -> Path | None:
+    """The run's ``<data>/images`` folder, if it has one (``folders`` layout)."""
+    if config.data.root is None:
+        return None
+    folder = Path(config.data.root) / "images"
+    return folder if folder.is_dir() else None
+
+
+def _read_real_images(folder: Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` 2D images of ``folder`` (by name), normalized as for training, as uint8."""
+    if not folder.is_dir():
+        raise DataError("real image folder not found", folder)
+    files = _image_files(folder)[:count]
+    return [_to_uint8(torch.from_numpy(normalize_intensity(read_image(path)))) for path in files]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The 2D image files of a folder, sorted by name; hidden and other files are skipped."""
+    return sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
+
+
+def _to_uint8(image: Tensor) -> np.ndarray:
+    """A (C, H, W) image in [0, 1] as uint8 (H, W) for one channel, else (H, W, 3) of its first three."""
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return pixels[0] if pixels.shape[0] < 3 else np.moveaxis(pixels[:3], 0, -1)
+
+
+def _write_image_png(path: Path, pixels: np.ndarray) -> None:
+    atomic_write(path, lambda temp: Image.fromarray(pixels).save(temp, format="PNG"))

@@ -1,0 +1,120 @@
+"""Synthetic-pair export from a trained run, and generator-only pre-training (API and CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from genseg.cli import app
+from genseg.config import DataConfig, GeneratorConfig, RunConfig, SegmenterConfig, TrainConfig
+from genseg.data import DataError, index_cases, make_phantom, read_mask, write_mask_png
+from genseg.generation import generate_pairs, load_generator
+from genseg.training import train
+
+
+def _tiny_run(data: Path, out: Path, method: str) -> Path:
+    config = RunConfig(
+        data=DataConfig(root=data, budget=4, size=32),
+        segmenter=SegmenterConfig(options={"base": 4}),
+        generator=GeneratorConfig(ngf=4, ndf=4, pretrain_iterations=2),
+        train=TrainConfig(method=method, iterations=2, val_every=1, batch_size=2),
+    )
+    train(config, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_phantom(tmp_path_factory.mktemp("phantom"), n_cases=12, size=32)
+
+
+@pytest.fixture(scope="module")
+def separate_run(phantom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_run(phantom, tmp_path_factory.mktemp("runs") / "separate", "separate")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_generate_pairs_writes_a_training_ready_folder(separate_run: Path, phantom: Path, tmp_path: Path) -> None:
+    out = tmp_path / "synthetic"
+    written = generate_pairs(separate_run, phantom / "masks", out, n=5, seed=0)
+
+    assert [path.name for path in written] == [f"syn_{i:04d}.png" for i in range(5)]
+    assert sorted(p.name for p in (out / "masks").iterdir()) == [p.name for p in written]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.mode == "L" and image.size == (32, 32)
+        labels = read_mask(out / "masks" / path.name)
+        assert labels.shape == (32, 32) and set(np.unique(labels)) <= {0, 1} and labels.any()
+    assert index_cases(out).ids == [path.stem for path in written]
+    with Image.open(out / "contact_sheet.png") as sheet:  # 5 rows of mask | synthetic | real
+        assert sheet.size == (4 + 3 * (128 + 4), 18 + 5 * (128 + 4))
+
+
+def test_generate_pairs_is_reproducible_by_seed(separate_run: Path, phantom: Path, tmp_path: Path) -> None:
+    runs = {name: tmp_path / name for name in ("a", "b", "c")}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        generate_pairs(separate_run, phantom / "masks", runs[name], n=3, seed=seed)
+    for folder in ("images", "masks"):
+        assert _files(runs["a"] / folder) == _files(runs["b"] / folder)
+        assert _files(runs["a"] / folder) != _files(runs["c"] / folder)
+
+
+def test_generate_pairs_omits_the_real_column_without_real_images(separate_run: Path, phantom: Path,
+                                                                  tmp_path: Path) -> None:
+    empty = tmp_path / "no_images"
+    empty.mkdir()
+    generate_pairs(separate_run, phantom / "masks", tmp_path / "out", n=2, real_images_dir=empty)
+    with Image.open(tmp_path / "out" / "contact_sheet.png") as sheet:
+        assert sheet.size[0] == 4 + 2 * (128 + 4)
+
+
+def test_load_generator_refuses_a_run_without_generator(phantom: Path, tmp_path: Path) -> None:
+    run = _tiny_run(phantom, tmp_path / "augment", "augment")
+    with pytest.raises(ValueError, match="method augment, which has no generator"):
+        load_generator(run)
+
+
+def test_generate_pairs_refuses_unusable_masks(separate_run: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a mask")
+    with pytest.raises(DataError, match="no mask files"):
+        generate_pairs(separate_run, empty, tmp_path / "out", n=2)
+    wrong = tmp_path / "three_classes"
+    write_mask_png(wrong / "a.png", np.array([[0, 1], [2, 2]]))
+    with pytest.raises(DataError, match="label 2 but the run has 2 classes"):
+        generate_pairs(separate_run, wrong, tmp_path / "out", n=2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_pairs_does_not_mix_with_earlier_output(separate_run: Path, phantom: Path, tmp_path: Path) -> None:
+    generate_pairs(separate_run, phantom / "masks", tmp_path / "out", n=1)
+    with pytest.raises(FileExistsError, match="already holds files"):
+        generate_pairs(separate_run, phantom / "masks", tmp_path / "out", n=1)
+
+
+def test_cli_pretrain_generator_then_generate(phantom: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    run = tmp_path / "pretrained"
+    result = runner.invoke(app, ["pretrain-generator", "--data", str(phantom), "--out", str(run), "--budget", "4",
+                                 "--iterations", "2", "--size", "32", "--ngf", "4", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    generator = load_generator(run)
+    assert generator.config.generator.pretrain_iterations == 2 and generator.num_classes == 2
+
+    out = tmp_path / "synthetic"
+    result = runner.invoke(app, ["generate", "--run", str(run), "--masks", str(phantom / "masks"),
+                                 "--out", str(out), "--n", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "images").iterdir())) == 2 and (out / "contact_sheet.png").is_file()
+
+    result = runner.invoke(app, ["generate", "--run", str(run), "--masks", str(tmp_path / "missing"),
+                                 "--out", str(tmp_path / "other")])
+    assert result.exit_code == 2 and "mask folder not found" in result.output
