@@ -60,6 +60,16 @@ def _print_summaries(summaries: dict[str, dict]) -> None:
     console.print(table)
 
 
+def _comma_list(text: Optional[str], convert: Callable[[str], Any]) -> Optional[list]:
+    """``"a, b"`` -> ``[convert("a"), convert("b")]``; ``None`` stays ``None`` (option not given)."""
+    if text is None:
+        return None
+    try:
+        return [convert(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(f"expected a comma-separated list, got {text!r}") from None
+
+
 @app.command()
 @_user_errors
 def train(
@@ -169,17 +179,20 @@ def split(
 @app.command()
 @_user_errors
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), help="Folder for the phantom data and the run."),
-    iterations: int = typer.Option(300, help="Segmenter steps."),
+    out: Path = typer.Option(Path("runs/demo"), help="Folder for the phantom data and the runs."),
+    iterations: int = typer.Option(200, help="Segmenter steps per method."),
 ) -> None:
-    """Train and evaluate on a built-in synthetic phantom (no data needed; ~1 minute on 2 cores)."""
+    """GenSeg vs. standard augmentation on a built-in synthetic phantom (no data needed; ~2 min on 2 cores)."""
     _setup_logging(False)
     from genseg.demo import demo as run_demo
 
-    console.print("genseg demo: a procedural phantom (synthetic shapes, NOT medical data), 9 labels")
+    console.print("genseg demo: a procedural phantom (synthetic shapes, NOT medical data), 9 labels (7 + 2)")
     result = run_demo(out, iterations=iterations)
-    _print_summaries(result.summaries)
-    console.print(f"report: [bold]{result.run_dir / 'eval' / 'test'}[/] (cases.csv, summary.json, overlays/)")
+    for method, summaries in result.summaries.items():
+        console.print(f"[bold]{method}[/]")
+        _print_summaries(summaries)
+    for method, run_dir in result.runs.items():
+        console.print(f"{method} report: [bold]{run_dir / 'eval' / 'test'}[/] (cases.csv, summary.json, overlays/)")
 
 
 @app.command()
@@ -227,6 +240,61 @@ def pretrain_generator(
     )
     checkpoint = run_pretraining(config, out)
     console.print(f"generator saved in {checkpoint}  next: genseg generate --run {out} --masks DIR --out DIR")
+
+
+@app.command()
+@_user_errors
+def benchmark(
+    config: Optional[Path] = typer.Option(None, help="Benchmark TOML file (e.g. benchmarks/issue4.toml); options below override it."),
+    datasets: Optional[str] = typer.Option(None, help="Comma-separated data set folders under --data-root."),
+    budgets: Optional[str] = typer.Option(None, help="Comma-separated budgets N, for every data set."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated variants [default: supervised,augment,separate,semisup,genseg]; also genseg-none | genseg-generator | genseg-both | genseg-darts."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds [default: 0,1,2]."),
+    segmenter: Optional[str] = typer.Option(None, help="Segmenter of every run [default: unet]."),
+    size: Optional[int] = typer.Option(None, help="Square image size [default: 128]."),
+    iterations: Optional[int] = typer.Option(None, help="Segmenter steps per run [default: 1000]."),
+    pretrain_iterations: Optional[int] = typer.Option(None, help="Generator pre-training steps [default: 1000]."),
+    n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [default: 20%, at least 1]."),
+    out: Optional[Path] = typer.Option(None, help="Out folder: runs.csv, table.md, plots, runs/ [default: benchmarks/results]."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder of the data sets [default: ../shared/datasets]."),
+    splits_root: Optional[Path] = typer.Option(None, help="Folder of <dataset>.json split files [default: ../shared/benchmark/splits]."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda | auto [default: cpu]."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads per run [default: torch's choice]."),
+    report_only: bool = typer.Option(False, help="Only rewrite table.md and the plots from runs.csv."),
+    clear_locks: bool = typer.Option(False, help="First remove run locks left by killed benchmark processes."),
+) -> None:
+    """Run a benchmark (data sets x budgets x variants x seeds); resumable, results in out/runs.csv.
+
+    To use several cores, start the same command again in another shell: the processes share
+    the runs through locks in out/locks/.
+    """
+    _setup_logging(True)
+    from genseg.benchmark import DEFAULT_OUT, clear_locks as remove_locks, load_spec, run_benchmark, spec_from_dict
+    from genseg.benchmark import write_machine_info, write_reports
+
+    given = {"datasets": _comma_list(datasets, str), "budgets": _comma_list(budgets, int),
+             "methods": _comma_list(methods, str), "seeds": _comma_list(seeds, int), "segmenter": segmenter, "size": size, "iterations": iterations,
+             "pretrain_iterations": pretrain_iterations, "n_val": n_val, "out": out, "data_root": data_root,
+             "splits_root": splits_root, "device": device, "threads": threads}
+    given = {key: value for key, value in given.items() if value is not None}
+    if report_only:
+        target = out or (load_spec(config).out if config else DEFAULT_OUT)
+        if not (target / "runs.csv").is_file():
+            raise FileNotFoundError(f"{target / 'runs.csv'} not found; pass the benchmark's --out folder")
+        if not (target / "machine.json").is_file():
+            write_machine_info(target)
+        write_reports(target)
+        console.print(f"wrote {target / 'table.md'} and the plots")
+        return
+    spec = load_spec(config, given) if config else spec_from_dict(given)
+    if clear_locks:
+        console.print(f"removed {len(remove_locks(spec.out))} run locks")
+    outcome = run_benchmark(spec)
+    console.print(f"{len(outcome.ok)} runs ok, {len(outcome.failed)} failed, {len(outcome.skipped)} already done; "
+                  f"results in [bold]{spec.out / 'runs.csv'}[/], table in {spec.out / 'table.md'}")
+    if outcome.locked:
+        console.print(f"{len(outcome.locked)} runs are claimed by another benchmark process ({spec.out / 'locks'}); "
+                      "if none is running, rerun with --clear-locks")
 
 
 if __name__ == "__main__":

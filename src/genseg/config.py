@@ -125,7 +125,8 @@ class MLOConfig:
         unroll_steps: lower-level steps unrolled for the hypergradient.
         every: an upper-level step every k iterations.
         arch_lr: Adam learning rate for A.
-        generator_feedback: weight of the hypergradient added to the generator's GAN gradient.
+        generator_feedback: size of the hypergradient added to the generator's GAN gradient, as
+            a fraction of that gradient's norm (upper = generator or both).
         gamma: weight of the synthetic-pair loss in the segmenter's objective.
         val_views: augmented views of each validation pair in the smooth validation objective.
     """
@@ -135,7 +136,7 @@ class MLOConfig:
     unroll_steps: int = 1
     every: int = 2
     arch_lr: float = 3e-3
-    generator_feedback: float = 1.0
+    generator_feedback: float = 0.5
     gamma: float = 1.0
     val_views: int = 1
 
@@ -146,6 +147,12 @@ class MLOConfig:
             f"hypergradient must be one of {HYPERGRADIENTS}, got {self.hypergradient!r}",
         )
         _check(self.unroll_steps >= 1 and self.every >= 1, "unroll_steps and every must be >= 1")
+        _check(
+            self.hypergradient == "exact" or self.unroll_steps == 1,
+            f"unroll_steps must be 1 with the darts hypergradient, got {self.unroll_steps}; or use 'exact'",
+        )
+        _check(self.arch_lr > 0, f"arch_lr must be > 0, got {self.arch_lr}")
+        _check(self.generator_feedback >= 0, f"generator_feedback must be >= 0, got {self.generator_feedback}")
         _check(self.gamma >= 0 and self.val_views >= 1, "gamma must be >= 0, val_views >= 1")
 
 
@@ -202,6 +209,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
+        unknown_sections = set(values) - {f.name for f in fields(cls)}
+        _check(not unknown_sections, f"unknown sections in config: {sorted(unknown_sections)}")
         parts = {}
         for f in fields(cls):
             sub_cls = {"data": DataConfig, "segmenter": SegmenterConfig, "generator": GeneratorConfig,

@@ -217,7 +217,7 @@ def add_hypergradient(params: Sequence[Tensor], grads: Sequence[Tensor], weight:
 
     An upper step on A alone is ``optimizer.zero_grad(); add_hypergradient(A, g); optimizer.step()``.
     When the upper-level variables are generator weights that also got their GAN gradient from
-    ``backward()``, call it before the generator's step with ``weight = MLOConfig.generator_feedback``.
+    ``backward()``, call it before the generator's step (genseg scales the weight to a share of the GAN gradient).
 
     Args:
         params: the upper-level variables.

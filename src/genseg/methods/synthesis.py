@@ -41,6 +41,19 @@ def build_generator(settings: GeneratorConfig, num_classes: int, image_channels:
                             searchable=settings.searchable)
 
 
+def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float) -> float:
+    """The factor that gives the hypergradient ``relative`` times the norm of the params' gradient.
+
+    The raw hypergradient is eta times a second-order term, orders of magnitude below the pix2pix
+    gradient (lambda_L1 = 100): added as it is, Adam would never notice it and the generator would
+    not move (SPEC.md's first measurement). Scaling it to a fixed share of the GAN gradient makes
+    ``mlo.generator_feedback`` mean the same on every data set.
+    """
+    gan_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
+    feedback_norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in feedback))
+    return float(relative * gan_norm / feedback_norm) if feedback_norm > 0 else 0.0
+
+
 class SyntheticPairs:
     """The generator G, its critic D, their optimizers, and the synthesis x~ = post(G(y~)).
 
@@ -72,7 +85,8 @@ class SyntheticPairs:
             images: real images in [0, 1].
             masks: their label maps.
             feedback: an upper-level hypergradient for the generator's weights, added to their GAN
-                gradient with weight ``mlo.generator_feedback`` before the step.
+                gradient before the step, rescaled to ``mlo.generator_feedback`` times the GAN
+                gradient's norm (see :func:`feedback_scale`).
         """
         self.generator.train()
         encoded = encode_masks(masks, self.context.num_classes)
@@ -87,8 +101,9 @@ class SyntheticPairs:
                                      lambda_l1=self.context.config.generator.lambda_l1)
         loss.backward()
         if feedback is not None:
-            add_hypergradient(self.generator.weight_parameters(), feedback,
-                              weight=self.context.config.mlo.generator_feedback)
+            weights = self.generator.weight_parameters()
+            scale = feedback_scale(weights, feedback, self.context.config.mlo.generator_feedback)
+            add_hypergradient(weights, feedback, weight=scale)
         self.generator_optimizer.step()
         return {"d_loss": critic_loss.item(), "g_gan": parts["gan"].item(), "g_l1": parts["l1"].item()}
 
