@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+
+from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, SegmenterConfig, TrainConfig
+from genseg.data.phantom import make_phantom
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -35,3 +40,65 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
+
+
+# --- Tiny runs: a 12-case phantom at 32 px and configs that train in about a second. ---
+
+
+def make_tiny_config(
+    root: Path,
+    method: str = "augment",
+    *,
+    budget: int = 4,
+    seed: int = 0,
+    iterations: int = 6,
+    data: dict[str, Any] | None = None,
+    generator: dict[str, Any] | None = None,
+    mlo: dict[str, Any] | None = None,
+) -> RunConfig:
+    """A RunConfig small enough for unit tests; sections can be overridden field by field."""
+    return RunConfig(
+        data=DataConfig(root=root, budget=budget, size=32, **(data or {})),
+        segmenter=SegmenterConfig(options={"base": 4}),
+        generator=GeneratorConfig(ngf=4, ndf=4, pretrain_iterations=3, **(generator or {})),
+        mlo=MLOConfig(**(mlo or {})),
+        train=TrainConfig(method=method, iterations=iterations, val_every=2, checkpoint_every=2, batch_size=2,
+                          seed=seed),
+    )
+
+
+def train_until_killed(config: RunConfig, out: Path, kill_at: int) -> None:
+    """Train ``config`` into ``out`` and stop it like Ctrl-C just before step ``kill_at`` (0-based)."""
+    from genseg.methods import METHODS
+    from genseg.training import train
+
+    method_cls = METHODS[config.train.method]
+    original_step = method_cls.step
+
+    def step(self: Any, iteration: int) -> dict[str, float]:
+        if iteration == kill_at:
+            raise KeyboardInterrupt
+        return original_step(self, iteration)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(method_cls, "step", step)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-case phantom data folder at 32 x 32 (read-only: runs write into their own folders)."""
+    return make_phantom(tmp_path_factory.mktemp("tiny_phantom"), n_cases=12, size=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Callable[..., RunConfig]:
+    """:func:`make_tiny_config`, for tests and module-scoped fixtures."""
+    return make_tiny_config
+
+
+@pytest.fixture(scope="session")
+def kill_run() -> Callable[[RunConfig, Path, int], None]:
+    """:func:`train_until_killed`: a run interrupted after its last checkpoint before a given step."""
+    return train_until_killed

@@ -248,34 +248,33 @@ def benchmark(
     config: Optional[Path] = typer.Option(None, help="Benchmark TOML file (e.g. benchmarks/issue4.toml); options below override it."),
     datasets: Optional[str] = typer.Option(None, help="Comma-separated data set folders under --data-root."),
     budgets: Optional[str] = typer.Option(None, help="Comma-separated budgets N, for every data set."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated variants [default: supervised,augment,separate,semisup,genseg]; also genseg-none | genseg-generator | genseg-both | genseg-darts."),
-    seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds [default: 0,1,2]."),
-    segmenter: Optional[str] = typer.Option(None, help="Segmenter of every run [default: unet]."),
-    size: Optional[int] = typer.Option(None, help="Square image size [default: 128]."),
-    iterations: Optional[int] = typer.Option(None, help="Segmenter steps per run [default: 1000]."),
-    pretrain_iterations: Optional[int] = typer.Option(None, help="Generator pre-training steps [default: 1000]."),
-    n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [default: 20%, at least 1]."),
-    out: Optional[Path] = typer.Option(None, help="Out folder: runs.csv, table.md, plots, runs/ [default: benchmarks/results]."),
-    data_root: Optional[Path] = typer.Option(None, help="Folder of the data sets [default: ../shared/datasets]."),
-    splits_root: Optional[Path] = typer.Option(None, help="Folder of <dataset>.json split files [default: ../shared/benchmark/splits]."),
-    device: Optional[str] = typer.Option(None, help="cpu | cuda | auto [default: cpu]."),
-    threads: Optional[int] = typer.Option(None, help="Torch threads per run [default: torch's choice]."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated variants (default: the protocol's five); also genseg-none, -generator, -both, -darts."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds (default: 0,1,2)."),
+    segmenter: Optional[str] = typer.Option(None, help="Segmenter of every run (default: unet)."),
+    size: Optional[int] = typer.Option(None, help="Square image size (default: 128)."),
+    iterations: Optional[int] = typer.Option(None, help="Segmenter steps per run (default: 1000)."),
+    pretrain_iterations: Optional[int] = typer.Option(None, help="Generator pre-training steps (default: 1000)."),
+    n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N (default: 20%, at least 1)."),
+    out: Optional[Path] = typer.Option(None, help="Out folder: runs.csv, table.md, plots, runs/ (default: benchmarks/results)."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder of the data sets (default: ../shared/datasets)."),
+    splits_root: Optional[Path] = typer.Option(None, help="Folder of <dataset>.json splits (default: ../shared/benchmark/splits)."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda | auto (default: cpu)."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads per run (default: torch's choice)."),
     report_only: bool = typer.Option(False, help="Only rewrite table.md and the plots from runs.csv."),
     clear_locks: bool = typer.Option(False, help="First remove run locks left by killed benchmark processes."),
 ) -> None:
     """Run a benchmark (data sets x budgets x variants x seeds); resumable, results in out/runs.csv.
 
-    To use several cores, start the same command again in another shell: the processes share
-    the runs through locks in out/locks/.
+    Several cores: start the same command again in another shell; the processes share runs via out/locks/.
     """
     _setup_logging(True)
     from genseg.benchmark import DEFAULT_OUT, clear_locks as remove_locks, load_spec, run_benchmark, spec_from_dict
     from genseg.benchmark import write_machine_info, write_reports
 
     given = {"datasets": _comma_list(datasets, str), "budgets": _comma_list(budgets, int),
-             "methods": _comma_list(methods, str), "seeds": _comma_list(seeds, int), "segmenter": segmenter, "size": size, "iterations": iterations,
-             "pretrain_iterations": pretrain_iterations, "n_val": n_val, "out": out, "data_root": data_root,
-             "splits_root": splits_root, "device": device, "threads": threads}
+             "methods": _comma_list(methods, str), "seeds": _comma_list(seeds, int), "segmenter": segmenter,
+             "size": size, "iterations": iterations, "pretrain_iterations": pretrain_iterations, "n_val": n_val,
+             "out": out, "data_root": data_root, "splits_root": splits_root, "device": device, "threads": threads}
     given = {key: value for key, value in given.items() if value is not None}
     if report_only:
         target = out or (load_spec(config).out if config else DEFAULT_OUT)

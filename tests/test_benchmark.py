@@ -1,0 +1,281 @@
+"""The benchmark runner: specs, resuming, locks, reports, and one real run on a tiny phantom."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from genseg import benchmark
+from genseg.benchmark import (
+    BenchmarkSpec,
+    append_rows,
+    clear_locks,
+    load_spec,
+    plan_runs,
+    read_rows,
+    results_table,
+    run_benchmark,
+    spec_from_dict,
+)
+from genseg.cli import app
+from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
+
+# A hand-written runs.csv: a two-class data set, augment on two seeds (test and out-of-domain
+# rows) and a genseg run that failed.
+FAKE_RUNS = """\
+dataset,n_labels,n_train,n_val,method,seed,segmenter,size,iterations,checkpoint,eval_set,dice,iou,hd95,n_hd95_undefined,n_cases,dice_1,dice_2,seconds,peak_mb,status,error
+hippo,5,4,1,augment,0,unet,64,100,best,test,0.80,0.70,4.0,1,10,0.75,0.85,100,800,ok,
+hippo,5,4,1,augment,0,unet,64,100,final,test,0.70,0.60,5.0,0,10,0.65,0.75,100,800,ok,
+hippo,5,4,1,augment,1,unet,64,100,best,test,0.90,0.80,6.0,0,10,0.85,0.95,120,900,ok,
+hippo,5,4,1,augment,1,unet,64,100,final,test,0.75,0.65,7.0,0,10,0.70,0.80,120,900,ok,
+hippo,5,4,1,augment,0,unet,64,100,best,ood-other,0.50,0.40,9.0,0,20,0.45,0.55,100,800,ok,
+hippo,5,4,1,augment,0,unet,64,100,final,ood-other,0.40,0.30,9.5,0,20,0.35,0.45,100,800,ok,
+hippo,5,4,1,genseg,0,unet,64,100,,,,,,,,,,,,failed,genseg train exited with status 1: RuntimeError: out of memory
+"""
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """A data root with folders ``a``, ``b`` and ``other`` and a splits root with a.json, b.json."""
+    data_root, splits_root = tmp_path / "data", tmp_path / "splits"
+    for name in ("a", "b", "other"):
+        (data_root / name).mkdir(parents=True)
+    splits_root.mkdir()
+    for name in ("a", "b"):
+        (splits_root / f"{name}.json").write_text("{}")
+    return data_root, splits_root
+
+
+def test_spec_from_toml(tmp_path: Path, folders: tuple[Path, Path]) -> None:
+    data_root, splits_root = folders
+    path = tmp_path / "bench.toml"
+    path.write_text(f"""
+datasets = ["a", "b"]
+methods = ["augment", "genseg-fast"]
+seeds = [0, 1]
+size = 64
+iterations = 20
+out = "{tmp_path / 'out'}"
+data_root = "{data_root}"
+splits_root = "{splits_root}"
+
+[budgets]
+a = [3, 9]
+b = [5]
+
+[methods_at.a]
+9 = ["augment"]
+
+[sizes]
+b = 32
+
+[axes]
+b = 2
+
+[ood]
+a = ["other"]
+
+[variants.genseg-fast]
+method = "genseg"
+mlo = {{ every = 4 }}
+train = {{ ema_decay = 0.5 }}
+""")
+    assert load_spec(path, {"iterations": 7}).iterations == 7  # options override the file
+    spec = load_spec(path)
+    assert spec.budgets == {"a": [3, 9], "b": [5]}
+    assert spec.methods_for("a", 3) == ["augment", "genseg-fast"]
+    assert spec.methods_for("a", 9) == ["augment"]
+    runs = {run.name: run for run in plan_runs(spec)}
+    assert sorted(runs) == sorted([
+        "a-n3-augment-s0", "a-n3-genseg-fast-s0", "a-n3-augment-s1", "a-n3-genseg-fast-s1",
+        "a-n9-augment-s0", "a-n9-augment-s1",
+        "b-n5-augment-s0", "b-n5-genseg-fast-s0", "b-n5-augment-s1", "b-n5-genseg-fast-s1",
+    ])
+    custom = runs["b-n5-genseg-fast-s1"].config
+    assert (custom.train.method, custom.mlo.every, custom.train.ema_decay) == ("genseg", 4, 0.5)
+    assert (custom.train.seed, custom.train.iterations, custom.data.size, custom.data.axis) == (1, 20, 32, 2)
+    assert (custom.data.budget, custom.data.n_train, custom.data.n_val) == (5, 4, 1)
+    assert custom.data.split_file == (splits_root / "b.json").resolve()
+    assert runs["a-n3-augment-s0"].config.data.size == 64
+    assert runs["a-n3-augment-s0"].ood == ((data_root / "other").resolve(),)
+    assert runs["b-n5-augment-s0"].ood == ()
+
+
+def test_spec_from_options_applies_budgets_to_every_dataset() -> None:
+    spec = spec_from_dict({"datasets": ["a", "b"], "budgets": [3, 9], "methods": ["augment", "genseg-darts"],
+                           "seeds": [0], "out": "results"})
+    assert spec.budgets == {"a": [3, 9], "b": [3, 9]}
+    assert spec.out == Path("results")
+    assert spec.variants["genseg-darts"].mlo == {"upper": "arch", "hypergradient": "darts"}
+    assert spec_from_dict({"datasets": ["a"], "budgets": [3]}).methods == list(benchmark.PROTOCOL_METHODS)
+
+
+def test_unknown_variant_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown method variants \['genseg-fancy'\].*genseg-none"):
+        spec_from_dict({"datasets": ["a"], "budgets": [3], "methods": ["augment", "genseg-fancy"]})
+
+
+def test_cli_reports_option_errors_in_one_line() -> None:
+    result = CliRunner().invoke(app, ["benchmark", "--datasets", "a", "--budgets", "3", "--methods", "augment,nope"])
+    assert result.exit_code == 2
+    assert "unknown method variants ['nope']" in result.output
+    result = CliRunner().invoke(app, ["benchmark", "--datasets", "a", "--budgets", "3,x"])
+    assert result.exit_code == 2 and "expected a comma-separated list, got '3,x'" in result.output
+
+
+def test_bad_settings_are_value_errors(folders: tuple[Path, Path]) -> None:
+    data_root, splits_root = folders
+    with pytest.raises(ValueError, match="unknown benchmark settings"):
+        spec_from_dict({"datasets": ["a"], "budgets": [3], "iteration": 5})
+    with pytest.raises(ValueError, match="no budgets for data set 'b'"):
+        spec_from_dict({"datasets": ["a", "b"], "budgets": {"a": [3]}})
+    typo = spec_from_dict({"datasets": ["a"], "budgets": [3], "methods": ["x"], "data_root": data_root,
+                           "splits_root": splits_root,
+                           "variants": {"x": {"method": "genseg", "mlo": {"uper": "none"}}}})
+    with pytest.raises(ValueError, match="variant 'x'.*uper"):
+        plan_runs(typo)
+    with pytest.raises(DataError, match="not found"):
+        plan_runs(spec_from_dict({"datasets": ["missing"], "budgets": [3], "data_root": data_root}))
+
+
+def _ok_rows(run: benchmark.PlannedRun, dice: float) -> list[dict]:
+    return [{**run.columns(), "checkpoint": checkpoint, "eval_set": "test", "dice": dice, "iou": dice, "hd95": 3.0,
+             "n_hd95_undefined": 0, "n_cases": 2, "seconds": 1.0, "peak_mb": 10, "status": "ok", "error": ""}
+            for checkpoint in ("best", "final")]
+
+
+def _spec(folders: tuple[Path, Path], out: Path, **values) -> BenchmarkSpec:
+    data_root, splits_root = folders
+    return spec_from_dict({"datasets": ["a"], "budgets": [3], "methods": ["supervised", "augment"], "seeds": [0],
+                           "out": out, "data_root": data_root, "splits_root": splits_root, **values})
+
+
+def test_resume_skips_runs_with_ok_rows_and_retries_failed_ones(
+    tmp_path: Path, folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(folders, tmp_path / "out")
+    supervised, augment = plan_runs(spec)
+    failed = {**augment.columns(), "status": "failed", "error": "boom"}
+    append_rows(spec.out / "runs.csv", [*_ok_rows(supervised, 0.5), failed])
+    executed = []
+
+    def fake_execute(run, run_dir, env=None):
+        executed.append(run.name)
+        return _ok_rows(run, 0.6)
+
+    monkeypatch.setattr(benchmark, "execute_run", fake_execute)
+    outcome = run_benchmark(spec)
+    assert executed == ["a-n3-augment-s0"]
+    assert (outcome.skipped, outcome.ok) == (["a-n3-supervised-s0"], ["a-n3-augment-s0"])
+    assert [row["status"] for row in read_rows(spec.out / "runs.csv")] == ["ok", "ok", "failed", "ok", "ok"]
+    assert not list((spec.out / "locks").iterdir())
+    assert "boom" not in (spec.out / "table.md").read_text()  # the failed attempt was redone
+
+    outcome = run_benchmark(spec)
+    assert executed == ["a-n3-augment-s0"]
+    assert outcome.skipped == ["a-n3-supervised-s0", "a-n3-augment-s0"]
+
+
+def test_locked_runs_are_left_to_their_process_until_cleared(
+    tmp_path: Path, folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(folders, tmp_path / "out", methods=["augment"])
+    (spec.out / "locks" / "a-n3-augment-s0").mkdir(parents=True)
+    monkeypatch.setattr(benchmark, "execute_run", lambda *args: pytest.fail("a locked run was executed"))
+    assert run_benchmark(spec).locked == ["a-n3-augment-s0"]
+    assert clear_locks(spec.out) == ["a-n3-augment-s0"]
+    assert not list((spec.out / "locks").iterdir())
+
+
+def test_append_rows_widens_the_header_for_per_class_columns(tmp_path: Path) -> None:
+    results = tmp_path / "runs.csv"
+    append_rows(results, [{"dataset": "a", "seed": 0, "status": "failed", "error": "x"}])
+    append_rows(results, [{"dataset": "b", "seed": 1, "dice": 0.5, "dice_1": 0.4, "dice_2": 0.6, "status": "ok"}])
+    with results.open() as handle:
+        header = next(csv.reader(handle))
+    assert header.index("n_cases") < header.index("dice_1") < header.index("dice_2") < header.index("seconds")
+    rows = read_rows(results)
+    assert [(row["dataset"], row["dice_1"], row["status"]) for row in rows] == [("a", "", "failed"), ("b", "0.4", "ok")]
+
+
+def test_reports_from_a_hand_written_runs_csv(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "runs.csv").write_text(FAKE_RUNS)
+    result = CliRunner().invoke(app, ["benchmark", "--report-only", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = (out / "table.md").read_text()
+    assert "## hippo (unet, 64 px, 100 iterations)" in table
+    # Dice best (0.80, 0.90), final (0.70, 0.75); IoU (0.70, 0.80), (0.60, 0.65); HD95 (4, 6) with one
+    # undefined case, (5, 7); seconds (100, 120); peak MB max(800, 900); two seeds. SD: |a - b| / sqrt(2).
+    assert ("| 5 | 4+1 | augment | 0.850 ± 0.071 | 0.725 ± 0.035 | 0.750 ± 0.071 | 0.625 ± 0.035 "
+            "| 5.0 ± 1.4 (1 undef.) | 6.0 ± 1.4 | 110 ± 14 | 900 | 2 |") in table
+    assert "| 5 | augment | 0.800 ± 0.071 | 0.900 ± 0.071 |" in table  # per-class Dice, best checkpoint
+    assert "### ood-other: whole folder, model selected in-domain" in table
+    assert "| 5 | 4+1 | augment | 0.500 | 0.400 | 0.400 | 0.300 | 9.0 | 9.5 | 100 | 800 | 1 |" in table
+    assert "- hippo-n5-genseg-s0: genseg train exited with status 1: RuntimeError: out of memory" in table
+    with Image.open(out / "efficiency_hippo.png") as image:
+        assert image.format == "PNG" and image.width > 100
+    assert {"cpu", "cores", "torch", "threads", "gpu"} <= set(json.loads((out / "machine.json").read_text()))
+
+
+def test_results_table_leaves_out_failed_runs_that_later_succeeded() -> None:
+    rows = list(csv.DictReader(FAKE_RUNS.splitlines()))
+    retried = [{**row, "status": "ok", "error": "", "checkpoint": c, "eval_set": "test", "dice": "0.6",
+                "n_hd95_undefined": "0", "peak_mb": "1"} for row in rows[-1:] for c in ("best", "final")]
+    table = results_table(rows + retried)
+    assert "Failed runs" not in table
+    assert "| 5 | 4+1 | genseg | 0.600 | 0.600 |" in table
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """12 phantom cases of 32 px: 3 test cases and a pool of 9 for seed 0."""
+    root = tmp_path_factory.mktemp("bench")
+    data = make_phantom(root / "data" / "phantom", n_cases=12, size=32)
+    split = make_split(index_cases(data).ids, dataset="phantom", test_fraction=0.25, seeds=(0,))
+    write_split(split, root / "splits" / "phantom.json")
+    return root / "data", root / "splits"
+
+
+def test_end_to_end_on_a_phantom(
+    tmp_path: Path, phantom: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_root, splits_root = phantom
+    spec = spec_from_dict({
+        "datasets": ["phantom"], "budgets": [4, 40], "methods": ["supervised", "augment"],
+        "methods_at": {"phantom": {40: ["augment"]}},  # 40 > the pool of 9: must fail, alone
+        "seeds": [0], "size": 32, "iterations": 2, "threads": 1,
+        "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+    })
+    outcome = run_benchmark(spec)
+    assert outcome.ok == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
+    assert outcome.failed == ["phantom-n40-augment-s0"]
+    rows = read_rows(spec.out / "runs.csv")
+    ok = [row for row in rows if row["status"] == "ok"]
+    assert [(row["method"], row["checkpoint"], row["eval_set"]) for row in ok] == [
+        ("supervised", "best", "test"), ("supervised", "final", "test"),
+        ("augment", "best", "test"), ("augment", "final", "test")]
+    for row in ok:
+        assert (row["n_train"], row["n_val"], row["n_cases"], row["size"]) == ("3", "1", "3", "32")
+        assert 0.0 <= float(row["dice"]) <= 1.0 and float(row["seconds"]) > 0 and float(row["peak_mb"]) > 0
+    (failed,) = [row for row in rows if row["status"] == "failed"]
+    assert "larger than the 9 cases" in failed["error"]
+    assert (spec.out / "table.md").is_file() and (spec.out / "efficiency_phantom.png").is_file()
+    assert (spec.out / "runs" / "phantom-n4-augment-s0" / "best.pt").is_file()
+
+    # Re-running retries only the failed run; the finished ones are skipped.
+    retried = []
+    def fake_execute(run, run_dir, env=None):
+        retried.append(run.name)
+        return [{**run.columns(), "status": "failed", "error": "again"}]
+
+    monkeypatch.setattr(benchmark, "execute_run", fake_execute)
+    outcome = run_benchmark(spec)
+    assert retried == ["phantom-n40-augment-s0"]
+    assert outcome.skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]

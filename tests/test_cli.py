@@ -1,0 +1,74 @@
+"""The ``genseg`` command: help, one-line user errors, and train -> evaluate -> predict."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from genseg.cli import app
+
+runner = CliRunner()
+
+
+def _single_error_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error: ") and "Traceback" not in output
+    return lines[0]
+
+
+COMMANDS = sorted(typer.main.get_command(app).commands)
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)], ids=["genseg", *COMMANDS])
+def test_help_works_for_every_command(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_image_without_mask_is_one_line_naming_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_phantom, data)
+    (data / "masks" / "case_003.png").unlink()
+
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "run")])
+
+    assert result.exit_code == 2
+    line = _single_error_line(result.output)
+    assert str(data / "images" / "case_003.png") in line and "mask" in line
+
+
+def test_budget_larger_than_the_pool_names_both_numbers(tiny_phantom: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "run"),
+                                 "--size", "32", "--budget", "20"])
+
+    assert result.exit_code == 2
+    line = _single_error_line(result.output)
+    assert "budget of 20 cases" in line and "the 8 cases" in line  # 12 cases - 4 test = a pool of 8
+
+
+def test_train_evaluate_predict(tiny_phantom: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    trained = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), "--size", "32",
+                                  "--iterations", "4", "--val-every", "2", "--budget", "4", "--batch-size", "2"])
+    assert trained.exit_code == 0, trained.output
+    assert (run / "best.pt").is_file() and (run / "final.pt").is_file()
+
+    evaluated = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoint", "final"])
+    assert evaluated.exit_code == 0, evaluated.output
+    dice = re.search(r"final: test Dice (\d\.\d{4})", evaluated.output)
+    assert dice is not None and 0.0 <= float(dice.group(1)) <= 1.0
+    assert (run / "eval" / "test" / "final" / "summary.json").is_file()
+
+    predicted = runner.invoke(app, ["predict", "--run", str(run), "--input", str(tiny_phantom / "images"),
+                                    "--out", str(tmp_path / "masks")])
+    assert predicted.exit_code == 0, predicted.output
+    assert "wrote 12 masks" in predicted.output
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == sorted(
+        p.name for p in (tiny_phantom / "images").iterdir())

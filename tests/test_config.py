@@ -1,0 +1,116 @@
+"""Run configuration: defaults, validation on construction, the config.json round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genseg.config import (
+    DataConfig,
+    GeneratorConfig,
+    MLOConfig,
+    RunConfig,
+    SegmenterConfig,
+    TrainConfig,
+    default_n_val,
+)
+
+
+def test_defaults_are_valid() -> None:
+    config = RunConfig()
+    assert config.data.n_val == default_n_val(config.data.budget) == 2
+    assert config.data.n_train + config.data.n_val == config.data.budget
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("budget", "n_val"),
+    [(3, 1), (9, 2), (35, 7), (150, 30), (10, 2), (25, 5), (50, 10), (200, 40), (5, 1), (20, 4), (2, 1)],
+)
+def test_default_n_val_matches_the_benchmark_budgets(budget: int, n_val: int) -> None:
+    assert default_n_val(budget) == n_val
+    assert DataConfig(budget=budget).n_val == n_val
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        (DataConfig, "budget", 1),
+        (DataConfig, "n_val", 0),
+        (DataConfig, "n_val", 9),  # the whole default budget: nothing left to train on
+        (DataConfig, "size", 48),
+        (DataConfig, "size", 0),
+        (DataConfig, "axis", 3),
+        (DataConfig, "layout", "bids"),
+        (DataConfig, "test_fraction", 0.0),
+        (DataConfig, "test_fraction", 1.0),
+        (GeneratorConfig, "ngf", 2),
+        (GeneratorConfig, "ndf", 3),
+        (GeneratorConfig, "lambda_l1", -1.0),
+        (GeneratorConfig, "lr", 0.0),
+        (GeneratorConfig, "pretrain_iterations", -1),
+        (MLOConfig, "upper", "everything"),
+        (MLOConfig, "hypergradient", "neumann"),
+        (MLOConfig, "unroll_steps", 0),
+        (MLOConfig, "every", 0),
+        (MLOConfig, "arch_lr", 0.0),
+        (MLOConfig, "generator_feedback", -1.0),
+        (MLOConfig, "gamma", -0.5),
+        (MLOConfig, "val_views", 0),
+        (TrainConfig, "method", "mixup"),
+        (TrainConfig, "iterations", 0),
+        (TrainConfig, "batch_size", 0),
+        (TrainConfig, "lr", -1e-3),
+        (TrainConfig, "val_every", 0),
+        (TrainConfig, "checkpoint_every", 0),
+        (TrainConfig, "ema_decay", 1.0),
+        (TrainConfig, "ema_decay", -0.1),
+        (TrainConfig, "device", "tpu"),
+    ],
+)
+def test_invalid_values_raise_naming_the_field(section: type, field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        section(**{field: value})
+
+
+def test_darts_unrolls_one_step_only() -> None:
+    assert MLOConfig(hypergradient="exact", unroll_steps=3).unroll_steps == 3
+    with pytest.raises(ValueError, match="unroll_steps"):
+        MLOConfig(hypergradient="darts", unroll_steps=2)
+
+
+def test_round_trip_through_json() -> None:
+    config = RunConfig(
+        data=DataConfig(root=Path("/data/lungs"), split_file=Path("splits/lungs.json"), budget=35, size=64, axis=2),
+        segmenter=SegmenterConfig(name="unet", options={"base": 8}),
+        generator=GeneratorConfig(ngf=16, searchable=False, pretrain_iterations=10),
+        mlo=MLOConfig(upper="both", hypergradient="darts", every=3, val_views=4),
+        train=TrainConfig(method="genseg", iterations=20, ema_decay=0.99, seed=2, device="auto"),
+    )
+    restored = RunConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert restored == config
+    assert isinstance(restored.data.root, Path) and isinstance(restored.data.split_file, Path)
+    assert restored.data.n_val == 7  # filled in from the budget and kept as given from then on
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"train": {"iters": 5}}, "iters"),
+        ({"mlo": {"upper": "arch", "lr_arch": 0.1}}, "lr_arch"),
+        ({"optimizer": {"lr": 0.1}}, "optimizer"),
+    ],
+)
+def test_unknown_keys_are_rejected(values: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        RunConfig.from_dict(values)
+
+
+def test_values_read_back_are_validated() -> None:
+    values = RunConfig().to_dict()
+    values["data"]["budget"] = 1
+    with pytest.raises(ValueError, match="budget"):
+        RunConfig.from_dict(values)

@@ -1,0 +1,135 @@
+"""Evaluation and prediction of finished runs, 2D pictures and 3D volumes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from genseg.config import RunConfig
+from genseg.data import read_split
+from genseg.evaluation import evaluate, predict
+from genseg.training import train
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def picture_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig],
+                tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("evaluation") / "run"
+    train(tiny_config(tiny_phantom, "augment", iterations=4), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def picture_summaries(picture_run: Path) -> dict[str, dict]:
+    return evaluate(picture_run, split="test")
+
+
+def test_evaluate_writes_one_row_per_test_case(picture_run: Path, picture_summaries: dict[str, dict]) -> None:
+    test_ids = read_split(picture_run / "split.json").test
+    assert set(picture_summaries) == {"best", "final"}
+    for checkpoint, summary in picture_summaries.items():
+        folder = picture_run / "eval" / "test" / checkpoint
+        rows = _rows(folder / "cases.csv")
+        assert [row["case"] for row in rows] == test_ids
+        assert all(0.0 <= float(row["dice"]) <= 1.0 for row in rows)
+        written = json.loads((folder / "summary.json").read_text())
+        assert written["n_cases"] == summary["n_cases"] == len(test_ids) == 4
+        assert written["dice_mean"] == pytest.approx(np.mean([float(row["dice"]) for row in rows]))
+        assert written["checkpoint"] == checkpoint and written["split"] == "test"
+
+
+def test_evaluate_draws_overlays_at_the_image_size(picture_run: Path, picture_summaries: dict[str, dict]) -> None:
+    test_ids = read_split(picture_run / "split.json").test
+    overlays = sorted((picture_run / "eval" / "test" / "best" / "overlays").glob("*.png"))
+    assert [path.stem for path in overlays] == test_ids
+    with Image.open(overlays[0]) as overlay:
+        assert overlay.mode == "RGB" and overlay.size == (32, 32)
+
+
+def test_evaluate_other_splits(picture_run: Path) -> None:
+    summaries = evaluate(picture_run, split="val", checkpoints=("final",), overlays=0)
+    assert list(summaries) == ["final"] and summaries["final"]["n_cases"] == 1
+    assert not (picture_run / "eval" / "val" / "final" / "overlays").exists()
+    with pytest.raises(ValueError, match="split"):
+        evaluate(picture_run, split="holdout")
+
+
+def test_predict_writes_masks_at_each_input_size(picture_run: Path, tiny_phantom: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    sizes = {"wide": (48, 40), "tall": (36, 64), "same": (32, 32)}  # PIL sizes: (width, height)
+    for stem, size in sizes.items():
+        with Image.open(tiny_phantom / "images" / "case_000.png") as image:
+            image.resize(size).save(inputs / f"{stem}.png")
+
+    written = predict(picture_run, inputs, tmp_path / "masks")
+
+    assert sorted(path.name for path in written) == sorted(f"{stem}.png" for stem in sizes)
+    for path in written:
+        with Image.open(path) as mask:
+            assert mask.size == sizes[path.stem]
+            assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
+
+
+# --- 3D: an MSD-style folder of small NIfTI volumes with two foreground classes ---
+
+VOLUME_SHAPE = (12, 16, 20)
+AFFINE = np.array([[0.0, -0.8, 0.0, 12.0], [1.5, 0.0, 0.0, -4.0], [0.0, 0.0, 2.0, 7.5], [0.0, 0.0, 0.0, 1.0]])
+
+
+def _make_volumes(root: Path, count: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    for case in range(count):
+        labels = np.zeros(VOLUME_SHAPE, dtype=np.uint8)
+        labels[2:10, 3 + case:9 + case, 4:10] = 1
+        labels[3:9, 8:14, 11 + case % 3:17] = 2
+        image = 100.0 + 60.0 * labels + rng.normal(0.0, 10.0, VOLUME_SHAPE)
+        nib.save(nib.Nifti1Image(image.astype(np.float32), AFFINE), root / "imagesTr" / f"vol_{case:03d}.nii.gz")
+        nib.save(nib.Nifti1Image(labels, AFFINE), root / "labelsTr" / f"vol_{case:03d}.nii.gz")
+    return root
+
+
+@pytest.fixture(scope="module")
+def volume_run(tiny_config: Callable[..., RunConfig], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = _make_volumes(tmp_path_factory.mktemp("volumes") / "Task04_Tiny")
+    config = tiny_config(data, "augment", budget=2, iterations=4, data={"axis": 0, "test_fraction": 0.5})
+    out = data.parent / "run"
+    train(config, out, progress=False)
+    return out
+
+
+def test_evaluate_volumes_scores_each_class_one_row_per_volume(volume_run: Path) -> None:
+    summaries = evaluate(volume_run, split="test", checkpoints=("best",))
+    test_ids = read_split(volume_run / "split.json").test
+    rows = _rows(volume_run / "eval" / "test" / "best" / "cases.csv")
+    assert len(test_ids) == 2 and [row["case"] for row in rows] == test_ids
+    assert {"dice_1", "dice_2", "dice_fg"} <= set(rows[0])
+    assert summaries["best"]["n_cases"] == 2
+    assert {"dice_1_mean", "dice_2_mean"} <= set(summaries["best"])
+
+
+def test_predict_volumes_keeps_shape_and_affine(volume_run: Path, tmp_path: Path) -> None:
+    images = volume_run.parent / "Task04_Tiny" / "imagesTr"
+
+    written = predict(volume_run, images, tmp_path / "predictions")
+
+    assert sorted(path.name for path in written) == sorted(path.name for path in images.iterdir())
+    for path in written:
+        volume = nib.load(path)
+        assert volume.shape == VOLUME_SHAPE
+        assert np.allclose(volume.affine, AFFINE)
+        assert set(np.unique(np.asarray(volume.dataobj)).tolist()) <= {0, 1, 2}

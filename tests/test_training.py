@@ -1,0 +1,143 @@
+"""The shared training loop: run folder, determinism, checkpoint choice, budget, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from genseg.checkpoint import load_checkpoint
+from genseg.config import RunConfig
+from genseg.data import read_split
+from genseg.methods.supervised import Augment
+from genseg.training import train
+
+
+def _history(run: Path) -> list[dict[str, float]]:
+    with (run / "history.csv").open() as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.fixture(scope="module")
+def config(tiny_phantom: Path, tiny_config: Callable[..., RunConfig]) -> RunConfig:
+    return tiny_config(tiny_phantom, "augment")
+
+
+@pytest.fixture(scope="module")
+def run(config: RunConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("training") / "augment"
+    train(config, out, progress=False)
+    return out
+
+
+def test_run_folder_holds_every_file(run: Path, config: RunConfig) -> None:
+    for name in ("config.json", "split.json", "train.log", "history.csv", "best.pt", "final.pt", "last.pt"):
+        assert (run / name).is_file(), name
+    assert RunConfig.from_dict(json.loads((run / "config.json").read_text())) == config
+    assert [row["iteration"] for row in _history(run)] == [2, 4, 6]
+    assert load_checkpoint(run / "last.pt")["iteration"] == load_checkpoint(run / "final.pt")["iteration"] == 6
+    assert str(run) in (run / "train.log").read_text()
+
+
+def test_same_seed_gives_identical_weights_and_another_seed_differs(
+    run: Path, config: RunConfig, tmp_path: Path
+) -> None:
+    train(config, tmp_path / "again", progress=False)
+    _assert_same_weights(load_checkpoint(tmp_path / "again" / "final.pt")["segmenter"],
+                         load_checkpoint(run / "final.pt")["segmenter"])
+
+    other = RunConfig.from_dict({**config.to_dict(), "train": {**config.to_dict()["train"], "seed": 1}})
+    train(other, tmp_path / "seed1", progress=False)
+    seed0 = load_checkpoint(run / "final.pt")["segmenter"]
+    seed1 = load_checkpoint(tmp_path / "seed1" / "final.pt")["segmenter"]
+    assert any(not torch.equal(seed0[key], seed1[key]) for key in seed0)
+
+
+def test_best_checkpoint_is_the_lowest_validation_loss(run: Path) -> None:
+    history = _history(run)
+    lowest = min(history, key=lambda row: row["val_loss"])
+    best = load_checkpoint(run / "best.pt")
+    assert best["iteration"] == lowest["iteration"]
+    assert best["val_loss"] == lowest["val_loss"] and best["val_dice"] == lowest["val_dice"]
+
+
+def test_best_checkpoint_holds_the_weights_of_its_iteration(
+    config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a scripted validation curve whose minimum is in the middle, best.pt is that iteration's model."""
+    losses: Iterator[float] = iter([1.0, 0.5, 0.8])
+    monkeypatch.setattr("genseg.training.validate", lambda *args, **kwargs: {"val_loss": next(losses), "val_dice": 0.0})
+    weights_after: dict[int, dict[str, torch.Tensor]] = {}
+    original_step = Augment.step
+
+    def recording_step(self: Augment, iteration: int) -> dict[str, float]:
+        scalars = original_step(self, iteration)
+        weights_after[iteration + 1] = {k: v.clone() for k, v in self.context.segmenter.state_dict().items()}
+        return scalars
+
+    monkeypatch.setattr(Augment, "step", recording_step)
+    result = train(config, tmp_path / "run", progress=False)
+
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert result.best_iteration == best["iteration"] == 4 and best["val_loss"] == 0.5
+    _assert_same_weights(best["segmenter"], weights_after[4])
+    _assert_same_weights(load_checkpoint(tmp_path / "run" / "final.pt")["segmenter"], weights_after[6])
+
+
+def test_only_the_budget_cases_are_read(
+    config: RunConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import genseg.runs
+
+    loaded: list[str] = []
+    original_load = genseg.runs.load_samples
+
+    def recording_load(index: Any, case_ids: list[str], **kwargs: Any) -> Any:
+        loaded.extend(case_ids)
+        return original_load(index, case_ids, **kwargs)
+
+    monkeypatch.setattr(genseg.runs, "load_samples", recording_load)
+    train(config, tmp_path / "run", progress=False)
+
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    used = best["train_ids"] + best["val_ids"]
+    split = read_split(tmp_path / "run" / "split.json")
+    assert len(used) == len(set(used)) == config.data.budget
+    assert len(best["val_ids"]) == config.data.n_val
+    assert not set(used) & set(split.test)
+    assert used == split.pool[config.train.seed][: config.data.budget]
+    assert sorted(loaded) == sorted(used)
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(
+    run: Path, config: RunConfig, tmp_path: Path, kill_run: Callable[[RunConfig, Path, int], None]
+) -> None:
+    out = tmp_path / "killed"
+    kill_run(config, out, 4)  # killed during step 5, after the checkpoint of iteration 4
+    assert load_checkpoint(out / "last.pt")["iteration"] == 4
+    assert not (out / "final.pt").exists()
+
+    result = train(config, out, resume=True, progress=False)
+
+    _assert_same_weights(load_checkpoint(out / "final.pt")["segmenter"], load_checkpoint(run / "final.pt")["segmenter"])
+    assert _history(out) == _history(run)
+    assert result.best_iteration == load_checkpoint(run / "best.pt")["iteration"]
+    assert "resumed" in (out / "train.log").read_text()
+
+
+def test_existing_run_is_not_overwritten_without_resume(run: Path, config: RunConfig) -> None:
+    before = {name: (run / name).read_bytes() for name in ("config.json", "last.pt")}
+    with pytest.raises(FileExistsError, match="resume"):
+        train(config, run, progress=False)
+    assert {name: (run / name).read_bytes() for name in before} == before
