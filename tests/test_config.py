@@ -114,3 +114,9 @@ def test_values_read_back_are_validated() -> None:
     values["data"]["budget"] = 1
     with pytest.raises(ValueError, match="budget"):
         RunConfig.from_dict(values)
+
+
+def test_data_paths_are_made_absolute(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = DataConfig(root="data", split_file="split.json")
+    assert config.root == tmp_path / "data" and config.split_file == tmp_path / "split.json"

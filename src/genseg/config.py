@@ -54,8 +54,9 @@ class DataConfig:
     test_fraction: float = 0.3
 
     def __post_init__(self) -> None:
-        self.root = Path(self.root) if self.root is not None else None
-        self.split_file = Path(self.split_file) if self.split_file is not None else None
+        # Absolute, so a run folder can be evaluated or resumed from any working directory.
+        self.root = Path(self.root).expanduser().resolve() if self.root is not None else None
+        self.split_file = Path(self.split_file).expanduser().resolve() if self.split_file is not None else None
         _check(self.budget >= 2, f"budget must be at least 2 (1 train + 1 val), got {self.budget}")
         if self.n_val is None:
             self.n_val = default_n_val(self.budget)
