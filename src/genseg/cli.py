@@ -74,11 +74,11 @@ def _comma_list(text: Optional[str], convert: Callable[[str], Any]) -> Optional[
 @_user_errors
 def train(
     data: Path = typer.Option(..., help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
-    out: Optional[Path] = typer.Option(None, help="Run folder [default: runs/<data>-<method>-n<budget>-s<seed>]."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/DATA-METHOD-nBUDGET-sSEED)."),
     method: str = typer.Option("augment", help="supervised | augment | separate | genseg | semisup"),
     split: Optional[Path] = typer.Option(None, help="Split file (benchmark format); default: make one in the run."),
     budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val (volumes for 3D data)."),
-    n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [default: 20%, at least 1]."),
+    n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N (default: 20%, at least 1)."),
     seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
     segmenter: str = typer.Option("unet", help="unet | attention_unet | deeplabv3plus | segformer"),
     size: int = typer.Option(128, help="Square image size (multiple of 32)."),
@@ -126,7 +126,7 @@ def train(
 @_user_errors
 def evaluate(
     run: Path = typer.Option(..., help="Run folder of genseg train."),
-    data: Optional[Path] = typer.Option(None, help="Data folder [default: the run's]; another one is evaluated whole (out-of-domain)."),
+    data: Optional[Path] = typer.Option(None, help="Data folder (default: the run's); another one is evaluated whole (out-of-domain)."),
     split: str = typer.Option("test", help="test | val | train | all"),
     checkpoint: str = typer.Option("both", help="best | final | both"),
     overlays: int = typer.Option(6, help="Cases that get an overlay PNG."),
@@ -204,7 +204,7 @@ def generate(
     n: int = typer.Option(100, help="Synthetic pairs to write."),
     seed: int = typer.Option(0, help="Seed of the mask augmentation and the generator's dropout."),
     checkpoint: str = typer.Option("final", help="best | final"),
-    real: Optional[Path] = typer.Option(None, help="Real images for the contact sheet [default: the run's data images/]."),
+    real: Optional[Path] = typer.Option(None, help="Real images for the contact sheet (default: the run's data images/)."),
 ) -> None:
     """Write synthetic image-mask pairs G(T(y)), T(y) from a run's generator, with a contact sheet."""
     _setup_logging(False)
