@@ -182,7 +182,7 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the phantom data and the runs."),
     iterations: int = typer.Option(200, help="Segmenter steps per method."),
 ) -> None:
-    """GenSeg vs. standard augmentation on a built-in synthetic phantom (no data needed; ~2 min on 2 cores)."""
+    """GenSeg vs. standard augmentation on a built-in synthetic phantom (no data needed)."""
     _setup_logging(False)
     from genseg.demo import demo as run_demo
 
