@@ -556,7 +556,7 @@ def result_rows(run: PlannedRun, paths: RunPaths) -> list[dict[str, Any]]:
             summary = json.loads((paths.eval_dir(split_name, checkpoint) / "summary.json").read_text())
             rows.append({**run.columns(), "checkpoint": checkpoint, "eval_set": eval_set,
                          **_summary_columns(summary), "seconds": round(trained["seconds"], 1),
-                         "peak_mb": round(trained["peak_mb"]), "status": "ok", "error": ""})
+                         "peak_mb": _rounded(trained.get("peak_mb")), "status": "ok", "error": ""})
     return rows
 
 
@@ -661,7 +661,7 @@ def _metrics_table(rows: list[dict[str, str]]) -> list[str]:
         cells = [key[0], f"{group[0]['n_train']}+{group[0]['n_val']}", key[1],
                  _cell(best, "dice", 3), _cell(final, "dice", 3), _cell(best, "iou", 3), _cell(final, "iou", 3),
                  _hd95_cell(best), _hd95_cell(final), _cell(best, "seconds", 0),
-                 f"{max(float(row['peak_mb']) for row in group):.0f}", str(len({row["seed"] for row in group}))]
+                 _peak_cell(group), str(len({row["seed"] for row in group}))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -694,3 +694,16 @@ def _sd(values: list[float]) -> float | None:
 
 def _run_label(row: dict[str, str]) -> str:
     return f"{row['dataset']}-n{row['n_labels']}-{row['method']}-s{row['seed']}"
+
+
+def _peak_cell(rows: list[dict[str, str]]) -> str:
+    """The largest recorded peak memory, with how many runs did not record it."""
+    recorded = [float(row["peak_mb"]) for row in rows if row["peak_mb"] != ""]
+    missing = len(rows) - len(recorded)
+    text = f"{max(recorded):.0f}" if recorded else "n/a"
+    return text + (f" ({missing} not recorded)" if recorded and missing else "")
+
+
+def _rounded(value: float | None) -> int | str:
+    """Peak memory for runs.csv; blank where a run folder did not record it."""
+    return "" if value is None else round(value)
