@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -18,7 +19,8 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Medical image segmentation from a handful of labels (GenSeg).")
-console = Console()
+# Logs and pipes get a wide console: metric tables would otherwise be cut at 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
