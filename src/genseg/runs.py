@@ -141,7 +141,8 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
     train_samples = load_samples(index, train_ids, axis=config.data.axis)
     val_samples = load_samples(index, val_ids, axis=config.data.axis)
-    classes = num_classes(train_samples + val_samples)
+    # Classes a data set declares (nnU-Net dataset.json) count even if the budget's cases lack one.
+    classes = max(num_classes(train_samples + val_samples), max(index.labels.values(), default=0) + 1)
     size = config.data.size
     train = to_tensors(train_samples, size, classes)
     unlabeled = None
