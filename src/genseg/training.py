@@ -13,6 +13,7 @@ import logging
 import random
 import resource
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -110,17 +111,17 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     total = config.train.iterations
     bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
                disable=not progress, desc=config.train.method, dynamic_ncols=True)
-    running: list[float] = []
+    running: dict[str, list[float]] = defaultdict(list)  # step scalars since the last validation
     for iteration in bar:
-        scalars = method.step(iteration)
-        running.append(scalars["loss"])
+        for name, value in method.step(iteration).items():
+            running[name].append(value)
         if ema is not None:
             ema.update_parameters(context.segmenter)
         done = iteration + 1
         if done % config.train.val_every == 0 or done == total:
             scores = validate(evaluated, context.validation)
-            row = {"iteration": done, "train_loss": float(np.mean(running)), **scores,
-                   **{k: v for k, v in scalars.items() if k != "loss"}}
+            means = {name: float(np.mean(values)) for name, values in running.items()}
+            row = {"iteration": done, "train_loss": means.pop("loss"), **scores, **means}
             running.clear()
             state["history"].append(row)
             if scores["val_loss"] < state["best"]["val_loss"]:
