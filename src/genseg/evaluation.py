@@ -7,7 +7,6 @@ Volumes are predicted slice by slice and scored in 3D, one row per volume.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from genseg.data import (
     write_mask_png,
 )
 from genseg.metrics import case_metrics, summarize
-from genseg.runs import CHECKPOINTS, RunPaths, load_config
+from genseg.runs import CHECKPOINTS, RunPaths, load_config, write_csv
 from genseg.segmenters import create_segmenter
 
 log = logging.getLogger(__name__)
@@ -137,26 +136,28 @@ def evaluate(
     ids = case_ids_for(split, run, config, index, same_data)
     name = split if same_data else f"{split}-{root.name}"
     names = {value: key for key, value in index.labels.items()}
-    summaries: dict[str, dict] = {}
-    for checkpoint in checkpoints:
-        segmenter = load_segmenter(run.root, checkpoint)
-        out = run.eval_dir(name, checkpoint)
-        rows = []
-        for position, case_id in enumerate(ids):
-            samples = load_samples(index, [case_id], axis=config.data.axis)
+    segmenters = {checkpoint: load_segmenter(run.root, checkpoint) for checkpoint in checkpoints}
+    rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}
+    for position, case_id in enumerate(ids):  # each case is read once, for every checkpoint
+        samples = load_samples(index, [case_id], axis=config.data.axis)
+        target, roi = _case_arrays(samples, config.data.axis)
+        for checkpoint, segmenter in segmenters.items():
             prediction = assemble_case(samples, predict_samples(segmenter, samples), config.data.axis)
-            target, roi = _case_arrays(samples, config.data.axis)
             class_names = [names.get(c, str(c)) for c in range(segmenter.num_classes)]
-            rows.append({"case": case_id, **case_metrics(prediction, target, segmenter.num_classes, roi=roi,
-                                                         class_names=class_names)})
+            rows[checkpoint].append({"case": case_id, **case_metrics(prediction, target, segmenter.num_classes,
+                                                                     roi=roi, class_names=class_names)})
             if position < overlays:
-                _write_overlay(samples, prediction, target, config.data.axis, out / "overlays" / f"{case_id}.png")
+                overlay = run.eval_dir(name, checkpoint) / "overlays" / f"{case_id}.png"
+                _write_overlay(samples, prediction, target, config.data.axis, overlay)
+    summaries: dict[str, dict] = {}
+    for checkpoint, segmenter in segmenters.items():
+        out = run.eval_dir(name, checkpoint)
         summary = {"run": str(run.root), "data": str(root), "split": name, "checkpoint": checkpoint,
-                   "iteration": segmenter.iteration, **summarize(rows)}
-        _write_rows(rows, out / "cases.csv")
+                   "iteration": segmenter.iteration, **summarize(rows[checkpoint])}
+        write_csv(rows[checkpoint], out / "cases.csv")
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         summaries[checkpoint] = summary
-        log.info("%s %s: dice %.4f over %d cases", name, checkpoint, summary["dice_mean"], len(rows))
+        log.info("%s %s: dice %.4f over %d cases", name, checkpoint, summary["dice_mean"], len(ids))
     return summaries
 
 
@@ -194,15 +195,6 @@ def _case_arrays(samples: list[Sample], axis: int) -> tuple[np.ndarray, np.ndarr
     target = assemble_case(samples, [s.mask for s in samples], axis)
     rois = [s.roi for s in samples]
     return target, (None if rois[0] is None else assemble_case(samples, rois, axis))
-
-
-def _write_rows(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _write_overlay(samples: list[Sample], prediction: np.ndarray, target: np.ndarray, axis: int, path: Path) -> None:

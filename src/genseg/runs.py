@@ -11,6 +11,7 @@ Layout of ``runs/NAME/``::
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -76,6 +77,16 @@ class RunPaths:
 
     def eval_dir(self, split_name: str, checkpoint: str) -> Path:
         return self.root / "eval" / split_name / checkpoint
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """Rows of dicts as CSV; the columns are every key, in first-seen order (blank where absent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def save_config(config: RunConfig, paths: RunPaths) -> None:

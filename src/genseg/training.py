@@ -7,7 +7,6 @@ it, and a resumable ``last.pt`` written atomically every ``checkpoint_every`` it
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import random
@@ -28,7 +27,7 @@ from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import RunConfig
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
-from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config
+from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config, write_csv
 from genseg.segmenters import create_segmenter
 from genseg.validation import ValidationSet, validate
 
@@ -129,7 +128,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
                 save_atomic({**meta, **method.exported_weights(), "segmenter": evaluated.state_dict(),
                              "iteration": done, **scores},
                             paths.weights("best"))
-            _write_history(state["history"], paths.history)
+            write_csv(state["history"], paths.history)
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_dice=f"{scores['val_dice']:.3f}")
             log.info("iter %d %s", done, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
         if done % config.train.checkpoint_every == 0 or done == total:
@@ -193,14 +192,6 @@ def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Any, em
     context.rng.set_state(snapshot["rng"])
     torch.set_rng_state(snapshot["torch_rng"])
     return {k: snapshot[k] for k in ("iteration", "best", "history", "seconds")}
-
-
-def _write_history(rows: list[dict[str, float]], path: Path) -> None:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _log_to_file(path: Path) -> None:
