@@ -6,8 +6,9 @@ Usage (from the repository root; the data sets beside it):
 
 It builds each method exactly as ``genseg train`` does (JSRT, budget 9 = 7 + 2, split file seed 0),
 skips the generator's pre-training (it does not change the cost of a step), runs a few warm-up
-steps and then times ``--iterations`` steps. GenSeg's upper-level step runs every ``--every``
-iterations, so its average includes both kinds of iteration. Prints one line per variant and the
+steps and then times ``--iterations`` steps. GenSeg's generator side (upper-level and GAN step)
+runs every ``--every`` iterations, so time a multiple of it: the average then holds both kinds of
+iteration in their true proportion. Prints one line per variant and the
 ratio to ``augment``.
 """
 
@@ -49,7 +50,8 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "benchmark" / "splits" / "jsrt_lung.json")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--every", type=int, default=2)
+    parser.add_argument("--every", type=int, nargs="+", default=[MLOConfig.every],
+                        help="GenSeg's mlo.every values to time (default: the config default)")
     args = parser.parse_args()
     base = RunConfig(
         data=DataConfig(root=args.data, split_file=args.split, budget=9, size=args.size),
@@ -60,13 +62,14 @@ def main() -> None:
         "augment": base,
         "separate": replace(base, train=replace(base.train, method="separate")),
     }
-    for upper in ("none", "arch", "generator"):
-        for estimator in ("exact", "darts"):
-            if upper == "none" and estimator == "darts":
-                continue
-            variants[f"genseg upper={upper} {estimator} every={args.every}"] = replace(
-                base, train=replace(base.train, method="genseg"),
-                mlo=MLOConfig(upper=upper, hypergradient=estimator, every=args.every))
+    for every in args.every:
+        for upper in ("none", "arch", "generator"):
+            for estimator in ("exact", "darts"):
+                if upper == "none" and estimator == "darts":
+                    continue
+                variants[f"genseg upper={upper} {estimator} every={every}"] = replace(
+                    base, train=replace(base.train, method="genseg"),
+                    mlo=MLOConfig(upper=upper, hypergradient=estimator, every=every))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, size {args.size}, "
           f"batch {base.train.batch_size} (+{base.train.batch_size} synthetic)")
     reference = None

@@ -61,7 +61,7 @@ def make_tiny_config(
         data=DataConfig(root=root, budget=budget, size=32, **(data or {})),
         segmenter=SegmenterConfig(options={"base": 4}),
         generator=GeneratorConfig(ngf=4, ndf=4, pretrain_iterations=3, **(generator or {})),
-        mlo=MLOConfig(**(mlo or {})),
+        mlo=MLOConfig(**{"every": 2, **(mlo or {})}),  # 3 generator-side updates in 6 iterations
         train=TrainConfig(method=method, iterations=iterations, val_every=2, checkpoint_every=2, batch_size=2,
                           seed=seed),
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,8 +24,11 @@ from genseg.benchmark import (
     run_benchmark,
     spec_from_dict,
 )
+from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
+from genseg.runs import RunPaths
+from genseg.training import train
 
 # A hand-written runs.csv: a two-class data set, augment on two seeds (test and out-of-domain
 # rows) and a genseg run that failed.
@@ -279,3 +284,38 @@ def test_end_to_end_on_a_phantom(
     outcome = run_benchmark(spec)
     assert retried == ["phantom-n40-augment-s0"]
     assert outcome.skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
+
+
+def test_runs_that_differ_only_in_method_share_one_pretraining(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
+    data_root, splits_root = phantom
+    tiny = {"ngf": 4, "ndf": 4, "pretrain_iterations": 3}
+    spec = spec_from_dict({
+        "datasets": ["phantom"], "budgets": [4], "methods": ["sep", "gs"], "seeds": [0], "size": 32,
+        "iterations": 2, "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+        "variants": {"sep": {"method": "separate", "generator": tiny},
+                     "gs": {"method": "genseg", "generator": tiny, "mlo": {"upper": "none"}}},
+    })
+    separate, genseg = plan_runs(spec)
+    key = benchmark.pretraining_key(separate.config)
+    assert key is not None and key == benchmark.pretraining_key(genseg.config)
+    assert benchmark.pretraining_key(replace(separate.config, train=replace(separate.config.train, seed=1))) != key
+    assert benchmark.pretraining_key(replace(separate.config, train=replace(separate.config.train,
+                                                                            method="augment"))) is None
+
+    assert run_benchmark(spec).ok == [separate.name, genseg.name]
+    shared = spec.out / "pretrained" / f"{key}.pt"
+    copied = RunPaths(spec.out / "runs" / genseg.name).pretrain
+    assert shared.read_bytes() == copied.read_bytes() == RunPaths(spec.out / "runs" / separate.name).pretrain.read_bytes()
+    # The copy changes nothing: genseg pre-training itself ends with the same weights, bit for bit.
+    train(genseg.config, tmp_path / "alone", progress=False)
+    alone, via_share = RunPaths(tmp_path / "alone"), RunPaths(spec.out / "runs" / genseg.name)
+    for a, b in ((alone.pretrain, via_share.pretrain), (alone.weights("final"), via_share.weights("final"))):
+        assert _same_tensors(load_checkpoint(a), load_checkpoint(b)), a.name
+
+
+def _same_tensors(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return torch.equal(a, b)
+    return True  # other values (steps, optimizer settings) do not decide the weights

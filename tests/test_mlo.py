@@ -101,7 +101,7 @@ def flat(grads: list[Tensor]) -> Tensor:
 @pytest.mark.parametrize("steps", [1, 2])
 def test_exact_hypergradient_matches_numerical_derivative(steps: int) -> None:
     problem, _ = make_problem()
-    grads, val_loss = hypergradient_exact(problem, steps)
+    grads, val_loss, *_ = hypergradient_exact(problem, steps)
     numeric = numerical_hypergradient(problem, steps)
     assert [g.shape for g in grads] == [a.shape for a in problem.upper]
     assert numeric.abs().min() > 1e-6  # every entry of A really moves the validation loss
@@ -111,8 +111,8 @@ def test_exact_hypergradient_matches_numerical_derivative(steps: int) -> None:
 
 def test_darts_agrees_with_exact() -> None:
     problem, _ = make_problem()
-    exact, exact_loss = hypergradient_exact(problem)
-    darts, darts_loss = hypergradient_darts(problem, eps_scale=0.01)
+    exact, exact_loss, *_ = hypergradient_exact(problem)
+    darts, darts_loss, *_ = hypergradient_darts(problem, eps_scale=0.01)
     assert torch.cosine_similarity(flat(darts), flat(exact), dim=0) > 0.999
     torch.testing.assert_close(flat(darts), flat(exact), rtol=1e-2, atol=0.0)
     torch.testing.assert_close(darts_loss, exact_loss)
@@ -120,11 +120,25 @@ def test_darts_agrees_with_exact() -> None:
 
 def test_one_step_fast_path_equals_full_unroll() -> None:
     problem, _ = make_problem()
-    fast, fast_loss = hypergradient_exact(problem, steps=1)
+    fast, fast_loss, *_ = hypergradient_exact(problem, steps=1)
     unrolled = unrolled_validation_loss(problem, steps=1)
     full = torch.autograd.grad(unrolled, problem.upper)
     torch.testing.assert_close(flat(fast), flat(list(full)), rtol=0.0, atol=1e-10)
     torch.testing.assert_close(fast_loss, unrolled.detach(), rtol=0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("method", "steps"), [("exact", 1), ("exact", 2), ("darts", 1)])
+def test_hypergradient_returns_the_lower_levels_own_gradient(method: str, steps: int) -> None:
+    """GenSeg's segmenter step reuses train_grads: they must be grad L_train at the current theta."""
+    problem, _ = make_problem()
+    result = hypergradient(problem, method, steps)
+    params = [p for p in problem.segmenter.parameters() if p.requires_grad]
+    real, synthetic = problem.real_loss(problem.segmenter), problem.synthetic_loss(problem.segmenter)
+    expected = torch.autograd.grad(real + synthetic, params)
+    torch.testing.assert_close(flat(result.train_grads), flat(list(expected)), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(result.real_loss, real.detach())
+    torch.testing.assert_close(result.synthetic_loss, synthetic.detach())
+    assert not any(g.requires_grad for g in result.train_grads)
 
 
 def test_upper_adam_steps_reduce_unrolled_validation_loss() -> None:
@@ -134,7 +148,7 @@ def test_upper_adam_steps_reduce_unrolled_validation_loss() -> None:
     losses = []
     for _ in range(5):
         optimizer.zero_grad(set_to_none=True)
-        grads, val_loss = hypergradient_exact(problem)
+        grads, val_loss, *_ = hypergradient_exact(problem)
         add_hypergradient(problem.upper, grads)
         optimizer.step()
         losses.append(val_loss.item())
@@ -168,7 +182,7 @@ def test_add_hypergradient_sets_then_accumulates_with_weight() -> None:
 def test_hypergradient_dispatch_and_errors() -> None:
     problem, _ = make_problem()
     for method in ("exact", "darts"):
-        grads, _ = hypergradient(problem, method)
+        grads = hypergradient(problem, method).upper
         assert flat(grads).abs().max() > 0
     with pytest.raises(ValueError, match="DARTS"):
         hypergradient(problem, "darts", steps=2)

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import logging
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, SegmenterConfig, TrainConfig
+from genseg.config import (GENERATOR_METHODS, DataConfig, GeneratorConfig, MLOConfig, RunConfig,
+                           SegmenterConfig, TrainConfig)
 from genseg.data import DataError
 from genseg.data.io import atomic_write
 from genseg.runs import CHECKPOINTS, RunPaths, save_config
@@ -58,6 +61,8 @@ PROTOCOL_METHODS = ("supervised", "augment", "separate", "semisup", "genseg")
 
 # The columns that identify a run in runs.csv: a row with another segmenter, size or iteration
 # count is another run, so a changed benchmark never silently reuses old results.
+PER_DATASET_TABLES = ("budgets", "methods_at", "sizes", "axes", "ood")
+"""BenchmarkSpec fields keyed by data set."""
 KEY_COLUMNS = ("dataset", "n_labels", "method", "seed", "segmenter", "size", "iterations")
 HEAD_COLUMNS = (*KEY_COLUMNS[:2], "n_train", "n_val", *KEY_COLUMNS[2:], "checkpoint", "eval_set",
                 "dice", "iou", "hd95", "n_hd95_undefined", "n_cases")
@@ -147,9 +152,8 @@ class BenchmarkSpec:
             raise ValueError("no data sets given: pass --datasets or set datasets = [...] in the TOML file")
         if not self.seeds:
             raise ValueError("no seeds given: pass --seeds or set seeds = [...]")
-        for name, table in (("budgets", self.budgets), ("methods_at", self.methods_at), ("sizes", self.sizes),
-                            ("axes", self.axes), ("ood", self.ood)):
-            unknown = sorted(set(table) - set(self.datasets))
+        for name in PER_DATASET_TABLES:
+            unknown = sorted(set(getattr(self, name)) - set(self.datasets))
             if unknown:
                 raise ValueError(f"{name} names data sets that are not in datasets {self.datasets}: {unknown}")
         for dataset in self.datasets:
@@ -237,9 +241,28 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> BenchmarkS
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: invalid TOML: {error}") from None
     try:
-        return spec_from_dict({**values, **(overrides or {})})
+        return spec_from_dict(_narrowed(values, overrides or {}))
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+
+
+def _narrowed(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The file's plan restricted by the options: ``--datasets`` drops the other data sets' tables,
+    ``--budgets`` the other budgets' ``methods_at`` entries, and ``--methods`` keeps only those
+    variants where ``methods_at`` lists its own."""
+    values = {**values, **overrides}
+    if "budgets" in overrides and "methods_at" in values:
+        values["methods_at"] = {dataset: {b: m for b, m in table.items() if int(b) in overrides["budgets"]}
+                                for dataset, table in values["methods_at"].items()}
+    if "datasets" in overrides:
+        for name in PER_DATASET_TABLES:
+            if isinstance(values.get(name), dict):
+                values[name] = {d: t for d, t in values[name].items() if d in overrides["datasets"]}
+    if "methods" in overrides and "methods_at" in values:
+        values["methods_at"] = {
+            dataset: {budget: [m for m in methods if m in overrides["methods"]] for budget, methods in table.items()}
+            for dataset, table in values["methods_at"].items()}
+    return values
 
 
 def spec_from_dict(values: dict[str, Any]) -> BenchmarkSpec:
@@ -324,23 +347,51 @@ def execute_run(run: PlannedRun, run_dir: Path, env: dict[str, str] | None = Non
 
     The run's ``config.json`` is written first and ``genseg train --resume`` runs it, so a
     half-finished run folder continues where it stopped. Subprocess output goes to
-    ``benchmark.log`` in the run folder.
+    ``benchmark.log`` in the run folder. A generator pre-trained by an earlier run with the same
+    :func:`pretraining_key` (``<out>/pretrained/``) is copied in instead of pre-training again.
 
     Returns:
         Its ``runs.csv`` rows: one per evaluation set and checkpoint, or one failed row.
     """
     paths = RunPaths(run_dir)
+    shared = run_dir.parent.parent / "pretrained" / f"{key}.pt" if (key := pretraining_key(run.config)) else None
     try:
         _write_or_check_config(run, paths)
         data = str(run.config.data.root)
         if not paths.result.is_file():  # written last by train: the run is trained
+            if shared is not None and shared.is_file() and not paths.pretrain.exists():
+                _copy_atomic(shared, paths.pretrain)
             _run_cli(["train", "--data", data, "--out", str(run_dir), "--resume"], paths.root, env)
+        if shared is not None and not shared.is_file():
+            _copy_atomic(paths.pretrain, shared)
         _run_cli(["evaluate", "--run", str(run_dir), "--checkpoint", "both"], paths.root, env)
         for other in run.ood:
             _run_cli(["evaluate", "--run", str(run_dir), "--data", str(other), "--checkpoint", "both"], paths.root, env)
         return result_rows(run, paths)
     except RunFailed as failure:
         return [{**run.columns(), "status": "failed", "error": str(failure)}]
+
+
+def pretraining_key(config: RunConfig) -> str | None:
+    """A hash of what a run's generator pre-training depends on; None if it pre-trains nothing.
+
+    Pre-training runs before the method's first step, from the same seeded generators, in every
+    method of ``GENERATOR_METHODS``: runs that differ only in the method, its upper level or the
+    number of segmenter iterations pre-train the same generator, bit for bit (a test checks it).
+    """
+    if config.train.method not in GENERATOR_METHODS or config.generator.pretrain_iterations == 0:
+        return None
+    values = config.to_dict()
+    del values["mlo"]
+    values["train"] = {k: v for k, v in values["train"].items() if k not in ("method", "iterations")}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    partial = target.with_name(target.name + ".partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
 
 
 def done_keys(results: Path) -> set[tuple[str, ...]]:

@@ -93,7 +93,7 @@ def train(
     val_views: int = typer.Option(1, help="Augmented views per validation pair in the validation loss."),
     upper: str = typer.Option("arch", help="genseg upper level: arch | generator | both | none"),
     hypergradient: str = typer.Option("exact", help="genseg hypergradient: exact | darts"),
-    upper_every: int = typer.Option(2, help="genseg: an upper-level step every k iterations."),
+    upper_every: int = typer.Option(4, help="genseg: the upper-level and GAN steps every k iterations."),
     unroll_steps: int = typer.Option(1, help="genseg: segmenter steps unrolled for the hypergradient."),
     arch_lr: float = typer.Option(3e-3, help="genseg: Adam learning rate of A."),
     gamma: float = typer.Option(1.0, help="Weight of the synthetic-pair loss (separate, genseg)."),

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 METHODS = ("supervised", "augment", "separate", "genseg", "semisup")
+GENERATOR_METHODS = ("separate", "genseg")
+"""Methods that pre-train a generator on the budget's pairs before their first step."""
 UPPER_LEVELS = ("arch", "generator", "both", "none")
 HYPERGRADIENTS = ("exact", "darts")
 
@@ -124,7 +126,8 @@ class MLOConfig:
             hypergradient).
         hypergradient: ``"exact"`` (second-order autograd) or ``"darts"`` (finite differences).
         unroll_steps: lower-level steps unrolled for the hypergradient.
-        every: an upper-level step every k iterations.
+        every: iterations between the generator side's updates (the upper-level step and the
+            GAN step); the segmenter steps every iteration.
         arch_lr: Adam learning rate for A.
         generator_feedback: size of the hypergradient added to the generator's GAN gradient, as
             a fraction of that gradient's norm (upper = generator or both).
@@ -135,7 +138,7 @@ class MLOConfig:
     upper: str = "arch"
     hypergradient: str = "exact"
     unroll_steps: int = 1
-    every: int = 2
+    every: int = 4
     arch_lr: float = 3e-3
     generator_feedback: float = 0.5
     gamma: float = 1.0

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -90,7 +91,7 @@ class UnrolledProblem:
         ...     upper=list(generator.architecture_parameters()),
         ...     lr=1e-3,
         ... )
-        >>> grads, val_loss = hypergradient_exact(problem)
+        >>> result = hypergradient_exact(problem)  # result.upper: g_A
     """
 
     segmenter: nn.Module
@@ -112,9 +113,27 @@ class UnrolledProblem:
             raise ValueError(f"the virtual step's lr must be > 0, got {self.lr}")
 
 
-def hypergradient(
-    problem: UnrolledProblem, method: str = "exact", steps: int = 1
-) -> tuple[list[Tensor], Tensor]:
+class Hypergradient(NamedTuple):
+    """What one upper-level evaluation computes, all detached.
+
+    ``train_grads`` is ``grad_theta L_train(theta, A)`` at the segmenter's current parameters, on
+    the same batch: the gradient of the segmenter's own (level 2) step, which can reuse it instead
+    of a second forward and backward pass.
+    """
+
+    upper: list[Tensor]
+    """g_A, one gradient per upper-level variable."""
+    validation_loss: Tensor
+    """L_val(theta_k)."""
+    train_grads: list[Tensor]
+    """grad_theta L_train(theta, A), one per trainable segmenter parameter (in ``parameters()`` order)."""
+    real_loss: Tensor
+    """L_real(theta)."""
+    synthetic_loss: Tensor
+    """gamma * L_syn(theta, A)."""
+
+
+def hypergradient(problem: UnrolledProblem, method: str = "exact", steps: int = 1) -> Hypergradient:
     """The hypergradient by the estimator named in ``MLOConfig.hypergradient``.
 
     Args:
@@ -123,7 +142,7 @@ def hypergradient(
         steps: virtual segmenter steps unrolled (DARTS supports 1 only).
 
     Returns:
-        ``(g_A, L_val(theta_k))``: one gradient per upper-level variable and the detached loss.
+        g_A, L_val(theta_k) and the lower level's gradient at theta (see :class:`Hypergradient`).
     """
     if method == "exact":
         return hypergradient_exact(problem, steps)
@@ -146,18 +165,26 @@ def unrolled_validation_loss(problem: UnrolledProblem, steps: int = 1) -> Tensor
     Returns:
         The validation loss with its graph back to the upper-level variables.
     """
+    return _unroll(problem, steps)[0]
+
+
+def _unroll(problem: UnrolledProblem, steps: int) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
+    """(L_val(theta_k) with its graph; the first step's gradient, real and synthetic loss, detached)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     theta, fixed = _segmenter_state(problem.segmenter)
+    first: tuple[list[Tensor], Tensor, Tensor] | None = None
     for _ in range(steps):
         forward = _evaluate_at(problem.segmenter, theta, fixed)
-        loss = problem.real_loss(forward) + problem.synthetic_loss(forward)
-        grads = _grad(loss, list(theta.values()), create_graph=True)
+        real, synthetic = problem.real_loss(forward), problem.synthetic_loss(forward)
+        grads = _grad(real + synthetic, list(theta.values()), create_graph=True)
+        first = first or ([g.detach() for g in grads], real.detach(), synthetic.detach())
         theta = {name: p - problem.lr * g for (name, p), g in zip(theta.items(), grads)}
-    return problem.validation_loss(_evaluate_at(problem.segmenter, theta, fixed))
+    assert first is not None
+    return problem.validation_loss(_evaluate_at(problem.segmenter, theta, fixed)), *first
 
 
-def hypergradient_exact(problem: UnrolledProblem, steps: int = 1) -> tuple[list[Tensor], Tensor]:
+def hypergradient_exact(problem: UnrolledProblem, steps: int = 1) -> Hypergradient:
     """The exact hypergradient ``d L_val(theta_k) / d A`` by second-order autograd.
 
     One step uses the Hessian-vector product of the module docstring; more steps differentiate
@@ -168,24 +195,25 @@ def hypergradient_exact(problem: UnrolledProblem, steps: int = 1) -> tuple[list[
         steps: virtual segmenter steps.
 
     Returns:
-        ``(g_A, L_val(theta_k))``: one gradient per upper-level variable and the detached loss.
+        g_A, L_val(theta_k) and the lower level's gradient at theta (see :class:`Hypergradient`).
     """
     if steps != 1:
-        val_loss = unrolled_validation_loss(problem, steps)
-        return _grad(val_loss, problem.upper), val_loss.detach()
+        val_loss, train_grads, real, synthetic = _unroll(problem, steps)
+        return Hypergradient(_grad(val_loss, problem.upper), val_loss.detach(), train_grads, real, synthetic)
     theta, fixed = _segmenter_state(problem.segmenter)
     params = list(theta.values())
     forward = _evaluate_at(problem.segmenter, theta, fixed)
-    real_grads = _grad(problem.real_loss(forward), params)
-    synthetic_grads = _grad(problem.synthetic_loss(forward), params, create_graph=True)
+    real, synthetic = problem.real_loss(forward), problem.synthetic_loss(forward)
+    real_grads = _grad(real, params)
+    synthetic_grads = _grad(synthetic, params, create_graph=True)
     train_grads = [r + s.detach() for r, s in zip(real_grads, synthetic_grads)]
     val_loss, v = _validation_after_step(problem, theta, fixed, train_grads)
     coupling = sum((s * vi).sum() for s, vi in zip(synthetic_grads, v))
     grads = _grad(coupling, problem.upper)
-    return [-problem.lr * g for g in grads], val_loss
+    return Hypergradient([-problem.lr * g for g in grads], val_loss, train_grads, real.detach(), synthetic.detach())
 
 
-def hypergradient_darts(problem: UnrolledProblem, eps_scale: float = 0.01) -> tuple[list[Tensor], Tensor]:
+def hypergradient_darts(problem: UnrolledProblem, eps_scale: float = 0.01) -> Hypergradient:
     """The one-step hypergradient by DARTS central finite differences (first-order autograd only).
 
     Args:
@@ -193,15 +221,17 @@ def hypergradient_darts(problem: UnrolledProblem, eps_scale: float = 0.01) -> tu
         eps_scale: the finite-difference step is ``eps_scale / ||v||``.
 
     Returns:
-        ``(g_A, L_val(theta'))``: one gradient per upper-level variable and the detached loss.
+        g_A, L_val(theta') and the lower level's gradient at theta (see :class:`Hypergradient`).
     """
     theta, fixed = _segmenter_state(problem.segmenter)
     forward = _evaluate_at(problem.segmenter, theta, fixed)
-    train_grads = _grad(problem.real_loss(forward) + problem.synthetic_loss(forward), list(theta.values()))
+    real, synthetic = problem.real_loss(forward), problem.synthetic_loss(forward)
+    train_grads = _grad(real + synthetic, list(theta.values()))
     val_loss, v = _validation_after_step(problem, theta, fixed, train_grads)
+    lower = (train_grads, real.detach(), synthetic.detach())
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(vi) for vi in v]))
     if norm == 0:  # theta' is stationary for L_val: the exact hypergradient is zero too
-        return [torch.zeros_like(a) for a in problem.upper], val_loss
+        return Hypergradient([torch.zeros_like(a) for a in problem.upper], val_loss, *lower)
     eps = eps_scale / norm
 
     def synthetic_grad_at(sign: float) -> list[Tensor]:
@@ -209,7 +239,7 @@ def hypergradient_darts(problem: UnrolledProblem, eps_scale: float = 0.01) -> tu
         return _grad(problem.synthetic_loss(_evaluate_at(problem.segmenter, shifted, fixed)), problem.upper)
 
     plus, minus = synthetic_grad_at(1.0), synthetic_grad_at(-1.0)
-    return [-problem.lr * (gp - gm) / (2 * eps) for gp, gm in zip(plus, minus)], val_loss
+    return Hypergradient([-problem.lr * (gp - gm) / (2 * eps) for gp, gm in zip(plus, minus)], val_loss, *lower)
 
 
 def add_hypergradient(params: Sequence[Tensor], grads: Sequence[Tensor], weight: float = 1.0) -> None:

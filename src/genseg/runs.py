@@ -69,6 +69,11 @@ class RunPaths:
     def last(self) -> Path:
         return self.root / "last.pt"
 
+    @property
+    def pretrain(self) -> Path:
+        """The generator's pre-training checkpoint (``separate`` and ``genseg``)."""
+        return self.root / "pretrain.pt"
+
     def weights(self, checkpoint: str) -> Path:
         """``best.pt`` (lowest validation loss) or ``final.pt`` (last iteration)."""
         if checkpoint not in CHECKPOINTS:

@@ -25,7 +25,8 @@ from genseg.data import PairTensors
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
 from genseg.methods.genseg import GenSeg
-from genseg.methods.synthesis import PRETRAIN_CHECKPOINT, SyntheticPairs, build_generator
+from genseg.methods.synthesis import SyntheticPairs, build_generator
+from genseg.runs import RunPaths
 from genseg.training import train
 
 KillRun = Callable[[RunConfig, Path, int], None]
@@ -59,7 +60,7 @@ def _same_state(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def _pretrained_generator(run: Path) -> nn.Module:
-    return _generator(load_checkpoint(run / PRETRAIN_CHECKPOINT)["synthesis"]["generator"],
+    return _generator(load_checkpoint(RunPaths(run).pretrain)["synthesis"]["generator"],
                       load_checkpoint(run / "final.pt"))
 
 
@@ -159,7 +160,7 @@ def test_separate_pretrains_the_generator_for_the_configured_steps_on_training_p
 ) -> None:
     run, seen = separate_run
     best = load_checkpoint(run / "best.pt")
-    assert seen.gan_steps == 3 == load_checkpoint(run / PRETRAIN_CHECKPOINT)["synthesis"]["pretrained_steps"]
+    assert seen.gan_steps == 3 == load_checkpoint(RunPaths(run).pretrain)["synthesis"]["pretrained_steps"]
     assert seen.train is not None and seen.validation_images is not None
     assert seen.train.case_ids == best["train_ids"]  # the budget's training pairs, no validation pair
     assert len(seen.batches) == 3
@@ -269,4 +270,31 @@ def test_genseg_arch_upper_level_needs_a_searchable_generator(
     config = tiny_config(tiny_phantom, "genseg", generator={"searchable": False}, mlo={"upper": "arch"})
     with pytest.raises(ValueError, match="searchable"):
         train(config, tmp_path / "plain", progress=False)
-    assert not (tmp_path / "plain" / PRETRAIN_CHECKPOINT).exists()  # refused before any training
+    assert not RunPaths(tmp_path / "plain").pretrain.exists()  # refused before any training
+
+
+@pytest.mark.parametrize("upper", ["arch", "none"])
+def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    upper: str,
+) -> None:
+    """mlo.every = 3 over 6 iterations: two GAN (and upper) steps; the segmenter steps 6 times, on
+    upper iterations with the unroll's own gradient instead of a second pass."""
+    calls: list[str] = []
+    for owner, name in ((TrainingContext, "segmenter_step"), (TrainingContext, "segmenter_step_with"),
+                        (SyntheticPairs, "gan_step")):
+        original = getattr(owner, name)
+
+        def recording(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, recording)
+    train(tiny_config(tiny_phantom, "genseg", mlo={"upper": upper, "every": 3}), tmp_path / "run", progress=False)
+
+    steps = calls[3:]  # after the 3 pre-training GAN steps
+    segmenter = [c for c in steps if c != "gan_step"]
+    assert len(segmenter) == 6 and steps.count("gan_step") == 2
+    reused = ["segmenter_step_with"] if upper == "arch" else ["segmenter_step"]
+    assert [segmenter[0], segmenter[3]] == reused * 2  # iterations 0 and 3
+    assert all(c == "segmenter_step" for i, c in enumerate(segmenter) if i % 3)

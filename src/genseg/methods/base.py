@@ -96,6 +96,14 @@ class TrainingContext:
         self.optimizer.step()
         return {"loss": loss.item(), "loss_real": real_loss.item(), "loss_synthetic": synthetic_loss.item()}
 
+    def segmenter_step_with(self, grads: list[Tensor]) -> None:
+        """One optimizer step with gradients computed elsewhere (one per trainable parameter, in order)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        params = [p for p in self.segmenter.parameters() if p.requires_grad]
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad.detach().clone()
+        self.optimizer.step()
+
 
 class Method(ABC):
     """A training method: one step at a time, with its own resumable state.

@@ -1,13 +1,20 @@
 """``genseg``: the end-to-end multi-level optimization of SPEC.md.
 
-Per iteration (after the generator's pre-training on the budget's training pairs):
+After the generator's pre-training on the budget's training pairs, every iteration takes a
+segmenter step on augmented real pairs plus freshly generated pairs (level 2). Every ``mlo.every``
+iterations the generator's side moves too:
 
-1. every ``mlo.every`` iterations, an upper-level step: the hypergradient of the validation loss
-   of the one-step-unrolled segmenter (:mod:`genseg.mlo`) w.r.t. the upper-level variables,
-   ``mlo.upper``: the generator's architecture weights A (``arch``), its weights (``generator``,
-   added to their GAN gradient), ``both``, or ``none`` (the ablation: same schedule, no feedback);
-2. a critic and a generator step of pix2pix on augmented training pairs (level 1);
-3. a segmenter step on augmented real pairs plus freshly generated pairs (level 2).
+1. an upper-level step: the hypergradient of the validation loss of the one-step-unrolled
+   segmenter (:mod:`genseg.mlo`) w.r.t. the upper-level variables, ``mlo.upper``: the generator's
+   architecture weights A (``arch``), its weights (``generator``, added to their GAN gradient),
+   ``both``, or ``none`` (the ablation: same schedule, no feedback);
+2. a critic and a generator step of pix2pix on augmented training pairs (level 1).
+
+On those iterations the segmenter's step reuses the gradient the unroll already computed at the
+current parameters, on the same real and synthetic batch (:class:`genseg.mlo.Hypergradient`),
+instead of a second forward and backward pass. Its real and synthetic halves then go through the
+network in two passes rather than one; the default UNet's instance norm makes that the same
+gradient, while a BatchNorm segmenter sees per-half batch statistics on those steps.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from torch import Tensor
 from genseg.losses import segmentation_loss
 from genseg.methods.base import TrainingContext
 from genseg.methods.separate import Separate
-from genseg.mlo import Forward, UnrolledProblem, add_hypergradient, hypergradient
+from genseg.mlo import Forward, Hypergradient, UnrolledProblem, add_hypergradient, hypergradient
 
 
 class GenSeg(Separate):
@@ -43,19 +50,28 @@ class GenSeg(Separate):
     def step(self, iteration: int) -> dict[str, float]:
         images, masks = self.context.augmented_real_batch()
         synthetic_masks = self.context.augmented_masks()
-        scalars: dict[str, float] = {}
-        feedback = None
-        if (self.arch or self.weights) and iteration % self.context.config.mlo.every == 0:
-            feedback, scalars["upper_loss"] = self.upper_step(images, masks, synthetic_masks)
-        scalars.update(self.synthesis.gan_step(*self.context.generator_batch(), feedback=feedback))
+        if iteration % self.context.config.mlo.every != 0:
+            return self._segmenter_step(images, masks, synthetic_masks)
+        if not (self.arch or self.weights):  # the ablation: the same schedule without feedback
+            scalars = self._segmenter_step(images, masks, synthetic_masks)
+            return {**scalars, **self.synthesis.gan_step(*self.context.generator_batch())}
+        result = self.upper_step(images, masks, synthetic_masks)
+        self.context.segmenter_step_with(result.train_grads)
+        feedback = result.upper[len(self.arch):] if self.weights else None
+        scalars = {"loss": float(result.real_loss + result.synthetic_loss), "loss_real": float(result.real_loss),
+                   "upper_loss": float(result.validation_loss)}
+        if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as segmenter_step does
+            scalars["loss_synthetic"] = float(result.synthetic_loss) / self.context.config.mlo.gamma
+        return {**scalars, **self.synthesis.gan_step(*self.context.generator_batch(), feedback=feedback)}
+
+    def _segmenter_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> dict[str, float]:
         self.synthesis.generator.train()
         with torch.no_grad():
             synthetic_images = self.synthesis.synthesize(synthetic_masks)
-        scalars.update(self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks)))
-        return scalars
+        return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks))
 
-    def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> tuple[list[Tensor] | None, float]:
-        """Apply the hypergradient to A; return the part for the generator's weights (if any)."""
+    def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> Hypergradient:
+        """Apply the hypergradient to A; the result holds the generator weights' part and the lower level's gradient."""
         context, settings = self.context, self.context.config.mlo
         problem = UnrolledProblem(
             segmenter=context.segmenter,
@@ -66,12 +82,12 @@ class GenSeg(Separate):
             lr=context.config.train.lr,
         )
         context.segmenter.train()
-        grads, validation_loss = hypergradient(problem, settings.hypergradient, settings.unroll_steps)
+        result = hypergradient(problem, settings.hypergradient, settings.unroll_steps)
         if self.arch_optimizer is not None:
             self.arch_optimizer.zero_grad(set_to_none=True)
-            add_hypergradient(self.arch, grads[: len(self.arch)])
+            add_hypergradient(self.arch, result.upper[: len(self.arch)])
             self.arch_optimizer.step()
-        return (grads[len(self.arch):] if self.weights else None), float(validation_loss)
+        return result
 
     def _synthetic_loss(self, synthetic_masks: Tensor) -> Any:
         """gamma * L_syn as a fixed function: dropout draws the same masks on every call."""

@@ -22,9 +22,7 @@ from genseg.generators.gan import discriminator_loss, generator_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
 from genseg.methods.base import TrainingContext
 from genseg.mlo import add_hypergradient
-
-PRETRAIN_CHECKPOINT = "pretrain.pt"
-
+from genseg.runs import RunPaths
 
 def build_generator(settings: GeneratorConfig, num_classes: int, image_channels: int) -> nn.Module:
     """The generator a run's settings describe, for label maps of ``num_classes`` classes.
@@ -110,7 +108,7 @@ class SyntheticPairs:
     def pretrain(self, run_dir: Path) -> None:
         """Train the GAN alone for ``generator.pretrain_iterations`` steps (resumable)."""
         total = self.context.config.generator.pretrain_iterations
-        checkpoint = run_dir / PRETRAIN_CHECKPOINT
+        checkpoint = RunPaths(run_dir).pretrain
         if self.pretrained_steps < total and checkpoint.is_file():
             self._restore_pretraining(load_checkpoint(checkpoint))
         bar = tqdm(range(self.pretrained_steps, total), initial=self.pretrained_steps, total=total,
