@@ -15,6 +15,7 @@ ratio to ``augment``.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -30,7 +31,8 @@ from genseg.training import build_context, seed_everything
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seconds_per_iteration(config: RunConfig, iterations: int, warmup: int = 3) -> float:
+def iteration_seconds(config: RunConfig, iterations: int, warmup: int = 3) -> dict[int, float]:
+    """Seconds of each timed iteration, by iteration number."""
     seed_everything(0)
     with tempfile.TemporaryDirectory() as folder:
         data = load_run_data(config, RunPaths(Path(folder)))
@@ -38,10 +40,23 @@ def seconds_per_iteration(config: RunConfig, iterations: int, warmup: int = 3) -
     method = create_method(config.train.method, context)
     for iteration in range(warmup):
         method.step(iteration)
-    start = time.perf_counter()
+    seconds = {}
     for iteration in range(warmup, warmup + iterations):
+        start = time.perf_counter()
         method.step(iteration)
-    return (time.perf_counter() - start) / iterations
+        seconds[iteration] = time.perf_counter() - start
+    return seconds
+
+
+def split_line(config: RunConfig, seconds: dict[int, float]) -> str:
+    """For genseg: the mean of iterations with the generator side's updates and of the others."""
+    if config.train.method != "genseg":
+        return ""
+    every = config.mlo.every
+    upper = [s for i, s in seconds.items() if i % every == 0]
+    other = [s for i, s in seconds.items() if i % every != 0]
+    return (f"   (generator-side iterations {statistics.mean(upper):.3f} s, "
+            f"others {statistics.mean(other):.3f} s)" if upper and other else "")
 
 
 def main() -> None:
@@ -52,6 +67,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--every", type=int, nargs="+", default=[MLOConfig.every],
                         help="GenSeg's mlo.every values to time (default: the config default)")
+    parser.add_argument("--upper", nargs="+", default=["none", "arch", "generator"])
+    parser.add_argument("--hypergradient", nargs="+", default=["exact", "darts"])
     args = parser.parse_args()
     base = RunConfig(
         data=DataConfig(root=args.data, split_file=args.split, budget=9, size=args.size),
@@ -63,9 +80,9 @@ def main() -> None:
         "separate": replace(base, train=replace(base.train, method="separate")),
     }
     for every in args.every:
-        for upper in ("none", "arch", "generator"):
-            for estimator in ("exact", "darts"):
-                if upper == "none" and estimator == "darts":
+        for upper in args.upper:
+            for estimator in args.hypergradient:
+                if upper == "none" and estimator != args.hypergradient[0]:  # no hypergradient to vary
                     continue
                 variants[f"genseg upper={upper} {estimator} every={every}"] = replace(
                     base, train=replace(base.train, method="genseg"),
@@ -74,9 +91,11 @@ def main() -> None:
           f"batch {base.train.batch_size} (+{base.train.batch_size} synthetic)")
     reference = None
     for name, config in variants.items():
-        seconds = seconds_per_iteration(config, args.iterations)
-        reference = reference or seconds
-        print(f"{name:40s} {seconds:7.3f} s/iteration   {seconds / reference:5.2f}x augment", flush=True)
+        seconds = iteration_seconds(config, args.iterations)
+        mean = statistics.mean(seconds.values())
+        reference = reference or mean
+        print(f"{name:40s} {mean:7.3f} s/iteration   {mean / reference:5.2f}x augment"
+              f"{split_line(config, seconds)}", flush=True)
 
 
 if __name__ == "__main__":
