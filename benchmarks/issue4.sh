@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The runs of issue 4 (benchmarks/issue4.toml) in priority order, from the repository root:
+#
+#     OMP_NUM_THREADS=1 bash benchmarks/issue4.sh    # start it twice to use two cores
+#
+# Each line is one `genseg benchmark` over part of the plan; runs already in runs.csv are skipped
+# and runs held by the other process are left to it, so the two processes share the work and a
+# killed one resumes where it stopped. The headline budgets (FUSeg 10, JSRT 3) come first with
+# three seeds, then seed 0 of everything else, then the remaining seeds.
+set -u
+bench="genseg benchmark --config benchmarks/issue4.toml --threads 1"
+$bench --datasets fuseg --budgets 10
+$bench --datasets jsrt_lung --budgets 3
+$bench --datasets drive --seeds 0
+$bench --datasets msd_hippocampus --seeds 0
+$bench --datasets fuseg --budgets 10 --methods augment,genseg --seeds 0 --segmenter deeplabv3plus
+$bench --datasets fuseg --budgets 10 --methods augment,genseg --seeds 0 --segmenter segformer
+$bench --datasets fuseg --budgets 50,200 --seeds 0
+$bench --datasets jsrt_lung --budgets 150 --seeds 0
+$bench
