@@ -110,6 +110,13 @@ train = {{ ema_decay = 0.5 }}
     assert runs["a-n3-augment-s0"].ood == ((data_root / "other").resolve(),)
     assert runs["b-n5-augment-s0"].ood == ()
 
+    # Options narrow the file's plan: other data sets' tables, other budgets, other methods go.
+    narrowed = load_spec(path, {"datasets": ["a"], "budgets": [9], "methods": ["genseg-fast"]})
+    assert [run.name for run in plan_runs(narrowed)] == []  # a at 9 lists augment only
+    narrowed = load_spec(path, {"datasets": ["a"], "methods": ["genseg-fast"], "seeds": [0]})
+    assert [run.name for run in plan_runs(narrowed)] == ["a-n3-genseg-fast-s0"]
+    assert narrowed.sizes == {} and set(narrowed.ood) == {"a"}
+
 
 def test_spec_from_options_applies_budgets_to_every_dataset() -> None:
     spec = spec_from_dict({"datasets": ["a", "b"], "budgets": [3, 9], "methods": ["augment", "genseg-darts"],
