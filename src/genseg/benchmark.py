@@ -480,6 +480,8 @@ def plot_efficiency(rows: list[dict[str, str]], path: Path) -> None:
     axes = figure.subplots(1, 2, sharey=True)
     budgets = sorted({int(row["n_labels"]) for row in test})
     colours = {key: f"C{i}" for i, key in enumerate(_groups(test, ("segmenter", "size", "iterations", "method")))}
+    # Each line's points shift a few percent along the log axis so equal budgets do not hide each other.
+    dodge = {key: 1.04 ** (i - (len(colours) - 1) / 2) for i, key in enumerate(colours)}
     for ax, checkpoint, style in zip(axes, CHECKPOINTS, ("-", "--")):
         for (segmenter, size, iterations), group in settings.items():
             suffix = f" ({segmenter}, {size} px, {iterations} it.)" if len(settings) > 1 else ""
@@ -487,9 +489,10 @@ def plot_efficiency(rows: list[dict[str, str]], path: Path) -> None:
                 points = _groups(lines, ("n_labels",))
                 xs = sorted(points, key=lambda key: int(key[0]))
                 values = [[float(row["dice"]) for row in points[x]] for x in xs]
-                ax.errorbar([int(x[0]) for x in xs], [statistics.mean(v) for v in values],
+                line = (segmenter, size, iterations, method)
+                ax.errorbar([int(x[0]) * dodge[line] for x in xs], [statistics.mean(v) for v in values],
                             yerr=[_sd(v) or 0.0 for v in values], linestyle=style, marker="o", capsize=3,
-                            color=colours[(segmenter, size, iterations, method)], label=method + suffix)
+                            color=colours[line], label=method + suffix)
         ax.set_xscale("log")
         ax.set_xticks(budgets, labels=[str(b) for b in budgets])
         ax.minorticks_off()
