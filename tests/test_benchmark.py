@@ -110,6 +110,10 @@ train = {{ ema_decay = 0.5 }}
     assert runs["a-n3-augment-s0"].ood == ((data_root / "other").resolve(),)
     assert runs["b-n5-augment-s0"].ood == ()
 
+    other_segmenter = load_spec(path, {"datasets": ["b"], "seeds": [0], "segmenter": "segformer"})
+    assert [run.name for run in plan_runs(other_segmenter)] == ["b-n5-augment-segformer-s0",
+                                                                "b-n5-genseg-fast-segformer-s0"]
+
     # Options narrow the file's plan: other data sets' tables, other budgets, other methods go.
     narrowed = load_spec(path, {"datasets": ["a"], "budgets": [9], "methods": ["genseg-fast"]})
     assert [run.name for run in plan_runs(narrowed)] == []  # a at 9 lists augment only

@@ -190,8 +190,14 @@ class PlannedRun:
 
     @property
     def name(self) -> str:
-        """The run folder's name, ``<dataset>-n<N>-<variant>-s<seed>``."""
-        return f"{self.dataset}-n{self.budget}-{self.variant}-s{self.seed}"
+        """The run folder's name, ``<dataset>-n<N>-<variant>[-<segmenter>]-s<seed>``.
+
+        The segmenter is named when it is not the default UNet, so that runs of several
+        segmenters can share one out folder.
+        """
+        segmenter = self.config.segmenter.name
+        tag = "" if segmenter == SegmenterConfig().name else f"-{segmenter}"
+        return f"{self.dataset}-n{self.budget}-{self.variant}{tag}-s{self.seed}"
 
     @property
     def key(self) -> tuple[str, ...]:
