@@ -97,11 +97,10 @@ class TrainingContext:
         return {"loss": loss.item(), "loss_real": real_loss.item(), "loss_synthetic": synthetic_loss.item()}
 
     def segmenter_step_with(self, grads: list[Tensor]) -> None:
-        """One optimizer step with gradients computed elsewhere (one per trainable parameter, in order)."""
-        self.optimizer.zero_grad(set_to_none=True)
+        """One optimizer step with detached gradients computed elsewhere (one per trainable parameter, in order)."""
         params = [p for p in self.segmenter.parameters() if p.requires_grad]
         for param, grad in zip(params, grads, strict=True):
-            param.grad = grad.detach().clone()
+            param.grad = grad  # the caller's fresh tensors: no copy on the training step
         self.optimizer.step()
 
 

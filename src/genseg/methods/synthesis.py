@@ -24,6 +24,7 @@ from genseg.methods.base import TrainingContext
 from genseg.mlo import add_hypergradient
 from genseg.runs import RunPaths
 
+
 def build_generator(settings: GeneratorConfig, num_classes: int, image_channels: int) -> nn.Module:
     """The generator a run's settings describe, for label maps of ``num_classes`` classes.
 
