@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from genseg.benchmark import PlannedRun, append_rows, done_keys, result_rows, write_machine_info, write_reports
+from genseg.benchmark import PlannedRun, append_rows, evaluated_sets, result_rows, write_machine_info, write_reports
 from genseg.runs import RunPaths, load_config
 
 NAME = re.compile(r"^(?P<dataset>.+)-n(?P<budget>\d+)-(?P<variant>.+)-s(?P<seed>\d+)$")
@@ -32,7 +32,7 @@ def collect(out: Path, run_dirs: list[Path]) -> None:
         paths = RunPaths(run_dir)
         run = PlannedRun(match["dataset"], int(match["budget"]), match["variant"], int(match["seed"]),
                          load_config(paths))
-        if run.key in done_keys(results):
+        if run.key in evaluated_sets(results):
             continue
         append_rows(results, result_rows(run, paths))
     if not (out / "machine.json").is_file():

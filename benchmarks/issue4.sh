@@ -8,6 +8,11 @@
 # killed one resumes where it stopped. The headline budgets (FUSeg 10, JSRT 3) come first with
 # three seeds, then seed 0 of everything else, then the remaining seeds.
 set -u
+# The simulated out-of-domain sets that the plan's [ood] table names (written once; kept after).
+python benchmarks/shift.py --data ../shared/datasets/jsrt_lung --split ../shared/benchmark/splits/jsrt_lung.json \
+    --shift xray --out benchmarks/results/shifted/jsrt_lung-xray
+python benchmarks/shift.py --data ../shared/datasets/fuseg --split ../shared/benchmark/splits/fuseg.json \
+    --shift photo --out benchmarks/results/shifted/fuseg-photo
 bench="genseg benchmark --config benchmarks/issue4.toml --threads 1"
 $bench --datasets fuseg --budgets 10
 $bench --datasets jsrt_lung --budgets 3
@@ -17,4 +22,4 @@ $bench --datasets fuseg --budgets 10 --methods augment,genseg --seeds 0 --segmen
 $bench --datasets fuseg --budgets 10 --methods augment,genseg --seeds 0 --segmenter segformer
 $bench --datasets fuseg --budgets 50,200 --seeds 0
 $bench --datasets jsrt_lung --budgets 150 --seeds 0
-$bench
+$bench  # the rest: remaining seeds, the reference budgets, out-of-domain evaluation of finished runs

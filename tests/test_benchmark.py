@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -180,7 +184,7 @@ def test_resume_skips_runs_with_ok_rows_and_retries_failed_ones(
     append_rows(spec.out / "runs.csv", [*_ok_rows(supervised, 0.5), failed])
     executed = []
 
-    def fake_execute(run, run_dir, env=None):
+    def fake_execute(run, run_dir, env=None, evaluated=None):
         executed.append(run.name)
         return _ok_rows(run, 0.6)
 
@@ -202,7 +206,7 @@ def test_locked_runs_are_left_to_their_process_until_cleared(
 ) -> None:
     spec = _spec(folders, tmp_path / "out", methods=["augment"])
     (spec.out / "locks" / "a-n3-augment-s0").mkdir(parents=True)
-    monkeypatch.setattr(benchmark, "execute_run", lambda *args: pytest.fail("a locked run was executed"))
+    monkeypatch.setattr(benchmark, "execute_run", lambda *args, **kwargs: pytest.fail("a locked run was executed"))
     assert run_benchmark(spec).locked == ["a-n3-augment-s0"]
     assert clear_locks(spec.out) == ["a-n3-augment-s0"]
     assert not list((spec.out / "locks").iterdir())
@@ -287,7 +291,7 @@ def test_end_to_end_on_a_phantom(
 
     # Re-running retries only the failed run; the finished ones are skipped.
     retried = []
-    def fake_execute(run, run_dir, env=None):
+    def fake_execute(run, run_dir, env=None, evaluated=None):
         retried.append(run.name)
         return [{**run.columns(), "status": "failed", "error": "again"}]
 
@@ -295,6 +299,22 @@ def test_end_to_end_on_a_phantom(
     outcome = run_benchmark(spec)
     assert retried == ["phantom-n40-augment-s0"]
     assert outcome.skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
+    monkeypatch.undo()
+
+    # An out-of-domain folder added later (a path, not a name under data_root) is evaluated with
+    # the trained models, which are not trained again; only its rows are appended.
+    other = make_phantom(tmp_path / "shifted" / "phantom-dark", n_cases=2, size=32, seed=7)
+    trained = (spec.out / "runs" / "phantom-n4-augment-s0" / "best.pt").stat().st_mtime_ns
+    with_ood = replace(spec, budgets={"phantom": [4]}, methods_at={}, ood={"phantom": [str(other)]})
+    before = len(read_rows(spec.out / "runs.csv"))
+    outcome = run_benchmark(with_ood)
+    assert outcome.ok == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
+    assert (spec.out / "runs" / "phantom-n4-augment-s0" / "best.pt").stat().st_mtime_ns == trained
+    added = read_rows(spec.out / "runs.csv")[before:]
+    assert [(row["method"], row["checkpoint"], row["eval_set"], row["n_cases"]) for row in added] == [
+        ("supervised", "best", "ood-phantom-dark", "2"), ("supervised", "final", "ood-phantom-dark", "2"),
+        ("augment", "best", "ood-phantom-dark", "2"), ("augment", "final", "ood-phantom-dark", "2")]
+    assert run_benchmark(with_ood).skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
 
 
 def test_runs_that_differ_only_in_method_share_one_pretraining(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
@@ -330,3 +350,38 @@ def _same_tensors(a: object, b: object) -> bool:
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         return torch.equal(a, b)
     return True  # other values (steps, optimizer settings) do not decide the weights
+
+
+def _benchmark_script(name: str) -> ModuleType:
+    """A script of the repository's benchmarks/ folder, imported as a module."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shift_script_writes_shifted_test_cases_with_their_masks(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
+    shift = _benchmark_script("shift")
+    data_root, splits_root = phantom
+    source = index_cases(data_root / "phantom")
+    out = tmp_path / "phantom-xray"
+    assert shift.write_shifted(data_root / "phantom", splits_root / "phantom.json", "xray", out)
+    shifted = index_cases(out)
+    assert shifted.ids == sorted(json.loads((splits_root / "phantom.json").read_text())["test"])
+    for case_id in shifted.ids:
+        before, after = source.cases[case_id], shifted.cases[case_id]
+        assert after.mask_path.read_bytes() == before.mask_path.read_bytes()
+        original, changed = np.asarray(Image.open(before.image_path)), np.asarray(Image.open(after.image_path))
+        assert changed.shape == original.shape and changed.dtype == np.uint8
+        assert np.abs(changed.astype(float) - original).mean() > 5  # a visible change, not a copy
+    assert not list(tmp_path.glob(".phantom-xray.*"))  # no partial folder left behind
+    assert not shift.write_shifted(data_root / "phantom", splits_root / "phantom.json", "xray", out)
+
+    gray = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+    rgb = np.stack([gray] * 3, axis=-1)
+    one, two = (shift.apply_shift(gray, shift.SHIFTS["xray"], np.random.default_rng(1)) for _ in range(2))
+    assert one.shape == gray.shape and np.array_equal(one, two)  # seeded: the same set every time
+    warm = shift.apply_shift(rgb, shift.SHIFTS["photo"], np.random.default_rng(1))
+    assert warm.shape == rgb.shape and warm[..., 0].mean() > warm[..., 2].mean()  # the white balance shifts

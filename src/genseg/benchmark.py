@@ -121,8 +121,10 @@ class BenchmarkSpec:
         methods_at: data set -> budget -> variants run at that budget instead of ``methods``.
         sizes: data set -> image size instead of ``size``.
         axes: data set -> slicing axis of 3D volumes (default 0).
-        ood: data set -> out-of-domain data folders (under ``data_root``), each evaluated whole
-            with the model selected in-domain.
+        ood: data set -> out-of-domain data folders, each evaluated whole with the model selected
+            in-domain: a bare name is a folder under ``data_root``, a path (with ``/``) is taken
+            relative to the current directory. Adding one to a finished benchmark evaluates the
+            trained runs on it without training them again.
         variants: the variants that can be named; the built-ins plus any defined in a TOML file.
     """
 
@@ -198,6 +200,11 @@ class PlannedRun:
         segmenter = self.config.segmenter.name
         tag = "" if segmenter == SegmenterConfig().name else f"-{segmenter}"
         return f"{self.dataset}-n{self.budget}-{self.variant}{tag}-s{self.seed}"
+
+    @property
+    def eval_sets(self) -> dict[str, Path | None]:
+        """Its evaluation sets: ``runs.csv`` name -> data folder (None: the run's own test split)."""
+        return {"test": None, **{f"ood-{other.name}": other for other in self.ood}}
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -306,7 +313,7 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
     runs = []
     for dataset in spec.datasets:
         root, split_file = _existing(spec.data_root / dataset), _existing(spec.splits_root / f"{dataset}.json")
-        ood = tuple(_existing(spec.data_root / other) for other in spec.ood.get(dataset, []))
+        ood = tuple(_existing(_ood_folder(spec, other)) for other in spec.ood.get(dataset, []))
         for budget in spec.budgets[dataset]:
             for seed in spec.seeds:
                 for variant in spec.methods_for(dataset, budget):
@@ -334,11 +341,12 @@ def run_benchmark(spec: BenchmarkSpec) -> BenchmarkOutcome:
             continue
         try:
             # Checked after claiming: another process may have finished the run meanwhile.
-            if run.key in done_keys(out / "runs.csv"):
+            evaluated = evaluated_sets(out / "runs.csv").get(run.key, set())
+            if set(run.eval_sets) <= evaluated:
                 outcome.skipped.append(run.name)
                 continue
             log.info("[%d/%d] %s", position, len(runs), run.name)
-            rows = execute_run(run, out / "runs" / run.name, env)
+            rows = execute_run(run, out / "runs" / run.name, env, evaluated=evaluated)
             append_rows(out / "runs.csv", rows)
         finally:
             _release(out, run.name)
@@ -348,7 +356,9 @@ def run_benchmark(spec: BenchmarkSpec) -> BenchmarkOutcome:
     return outcome
 
 
-def execute_run(run: PlannedRun, run_dir: Path, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def execute_run(
+    run: PlannedRun, run_dir: Path, env: dict[str, str] | None = None, *, evaluated: set[str] | None = None
+) -> list[dict[str, Any]]:
     """Train (unless already trained) and evaluate one run in subprocesses.
 
     The run's ``config.json`` is written first and ``genseg train --resume`` runs it, so a
@@ -356,9 +366,13 @@ def execute_run(run: PlannedRun, run_dir: Path, env: dict[str, str] | None = Non
     ``benchmark.log`` in the run folder. A generator pre-trained by an earlier run with the same
     :func:`pretraining_key` (``<out>/pretrained/``) is copied in instead of pre-training again.
 
+    Args:
+        evaluated: evaluation sets already in ``runs.csv``; they are not evaluated again.
+
     Returns:
-        Its ``runs.csv`` rows: one per evaluation set and checkpoint, or one failed row.
+        Its ``runs.csv`` rows: one per new evaluation set and checkpoint, or one failed row.
     """
+    pending = [name for name in run.eval_sets if name not in (evaluated or set())]
     paths = RunPaths(run_dir)
     shared = run_dir.parent.parent / "pretrained" / f"{key}.pt" if (key := pretraining_key(run.config)) else None
     try:
@@ -370,10 +384,11 @@ def execute_run(run: PlannedRun, run_dir: Path, env: dict[str, str] | None = Non
             _run_cli(["train", "--data", data, "--out", str(run_dir), "--resume"], paths.root, env)
         if shared is not None and not shared.is_file():
             _copy_atomic(paths.pretrain, shared)
-        _run_cli(["evaluate", "--run", str(run_dir), "--checkpoint", "both"], paths.root, env)
-        for other in run.ood:
-            _run_cli(["evaluate", "--run", str(run_dir), "--data", str(other), "--checkpoint", "both"], paths.root, env)
-        return result_rows(run, paths)
+        for name in pending:
+            folder = run.eval_sets[name]
+            data_option = [] if folder is None else ["--data", str(folder)]
+            _run_cli(["evaluate", "--run", str(run_dir), *data_option, "--checkpoint", "both"], paths.root, env)
+        return result_rows(run, paths, pending)
     except RunFailed as failure:
         return [{**run.columns(), "status": "failed", "error": str(failure)}]
 
@@ -400,9 +415,12 @@ def _copy_atomic(source: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
-def done_keys(results: Path) -> set[tuple[str, ...]]:
-    """The keys (:data:`KEY_COLUMNS`) of runs with ``ok`` rows in a ``runs.csv``."""
-    return {_row_key(row) for row in _ok(read_rows(results))}
+def evaluated_sets(results: Path) -> dict[tuple[str, ...], set[str]]:
+    """Run key (:data:`KEY_COLUMNS`) -> the evaluation sets with ``ok`` rows in a ``runs.csv``."""
+    evaluated: dict[tuple[str, ...], set[str]] = {}
+    for row in _ok(read_rows(results)):
+        evaluated.setdefault(_row_key(row), set()).add(row["eval_set"])
+    return evaluated
 
 
 def read_rows(results: Path) -> list[dict[str, str]]:
@@ -550,6 +568,10 @@ def _budget_key(dataset: str, budget: str | int) -> int:
         raise ValueError(f"methods_at.{dataset} keys must be budgets (integers), got {budget!r}") from None
 
 
+def _ood_folder(spec: BenchmarkSpec, other: str) -> Path:
+    return Path(other) if "/" in other else spec.data_root / other
+
+
 def _existing(path: Path) -> Path:
     if not path.exists():
         raise DataError("not found; check --data-root and --splits-root (paths are relative to the "
@@ -606,12 +628,13 @@ def _run_cli(args: list[str], run_dir: Path, env: dict[str, str] | None) -> None
         raise RunFailed(f"genseg {args[0]} {how}" + (f": {output[-1]}" if output else ""))
 
 
-def result_rows(run: PlannedRun, paths: RunPaths) -> list[dict[str, Any]]:
+def result_rows(run: PlannedRun, paths: RunPaths, eval_sets: list[str] | None = None) -> list[dict[str, Any]]:
+    """The ``runs.csv`` rows of a trained and evaluated run, for ``eval_sets`` (default: all)."""
     trained = json.loads(paths.result.read_text())
-    # evaluate names another folder's results "<split>-<folder name>".
-    eval_sets = [("test", "test"), *((f"ood-{other.name}", f"test-{other.name}") for other in run.ood)]
     rows = []
-    for eval_set, split_name in eval_sets:
+    for eval_set in run.eval_sets if eval_sets is None else eval_sets:
+        folder = run.eval_sets[eval_set]
+        split_name = "test" if folder is None else f"test-{folder.name}"  # evaluate's name for another folder
         for checkpoint in CHECKPOINTS:
             summary = json.loads((paths.eval_dir(split_name, checkpoint) / "summary.json").read_text())
             rows.append({**run.columns(), "checkpoint": checkpoint, "eval_set": eval_set,
@@ -632,8 +655,9 @@ def _summary_columns(summary: dict[str, Any]) -> dict[str, Any]:
 def _outcome_line(rows: list[dict[str, Any]]) -> str:
     if rows[0]["status"] != "ok":
         return f"FAILED: {rows[0]['error']}"
-    dice = {row["checkpoint"]: row["dice"] for row in rows if row["eval_set"] == "test"}
-    return f"test Dice {dice['best']:.4f} (best), {dice['final']:.4f} (final); {rows[0]['seconds']:.0f} s"
+    eval_set = rows[0]["eval_set"]
+    dice = {row["checkpoint"]: row["dice"] for row in rows if row["eval_set"] == eval_set}
+    return f"{eval_set} Dice {dice['best']:.4f} (best), {dice['final']:.4f} (final); {rows[0]['seconds']:.0f} s"
 
 
 def _claim(out: Path, name: str) -> bool:
