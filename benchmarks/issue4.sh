@@ -23,3 +23,6 @@ $bench --datasets fuseg --budgets 10 --methods augment,genseg --seeds 0 --segmen
 $bench --datasets fuseg --budgets 50,200 --seeds 0
 $bench --datasets jsrt_lung --budgets 150 --seeds 0
 $bench  # the rest: remaining seeds, the reference budgets, out-of-domain evaluation of finished runs
+# The model-agnostic pairs on the other seeds.
+$bench --datasets fuseg --budgets 10 --methods augment,genseg --segmenter deeplabv3plus
+$bench --datasets fuseg --budgets 10 --methods augment,genseg --segmenter segformer
