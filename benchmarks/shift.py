@@ -82,22 +82,23 @@ def write_shifted(data: Path, split_file: Path, shift_name: str, out: Path, seed
         return False
     shift = SHIFTS[shift_name]
     index = index_cases(data)
-    test_ids = read_split(split_file).test
+    cases = [index.cases[case_id] for case_id in read_split(split_file).test]
+    for case in cases:  # checked before writing anything
+        if case.image_path.suffix.lower() != ".png" or case.mask_path is None:
+            raise SystemExit(f"{case.image_path}: only labeled 2D PNG cases can be shifted")
     rng = np.random.default_rng(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     for folder in ("images", "masks"):
         (partial / folder).mkdir()
-    for case_id in test_ids:
-        case = index.cases[case_id]
-        if case.image_path.suffix.lower() != ".png" or case.mask_path is None:
-            raise SystemExit(f"{case.image_path}: only labeled 2D PNG cases can be shifted")
+    for case in cases:
+        case_id = case.case_id
         with Image.open(case.image_path) as image:
             shifted = apply_shift(np.asarray(image), shift, rng)
         Image.fromarray(shifted).save(partial / "images" / f"{case_id}.png")
         shutil.copyfile(case.mask_path, partial / "masks" / f"{case_id}{case.mask_path.suffix}")
     (partial / "README.txt").write_text(
-        f"Simulated acquisition shift '{shift_name}' of the {len(test_ids)} test cases of {data} "
+        f"Simulated acquisition shift '{shift_name}' of the {len(cases)} test cases of {data} "
         f"(split {split_file}), noise seed {seed}: {asdict(shift)}. Masks unchanged. "
         "Written by benchmarks/shift.py; research use only, like the source data.\n")
     try:

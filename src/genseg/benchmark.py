@@ -50,7 +50,7 @@ from genseg.config import (GENERATOR_METHODS, DataConfig, GeneratorConfig, MLOCo
                            SegmenterConfig, TrainConfig)
 from genseg.data import DataError
 from genseg.data.io import atomic_write
-from genseg.runs import CHECKPOINTS, RunPaths, save_config
+from genseg.runs import CHECKPOINTS, RunPaths, eval_name, save_config
 
 log = logging.getLogger(__name__)
 
@@ -633,10 +633,9 @@ def result_rows(run: PlannedRun, paths: RunPaths, eval_sets: list[str] | None = 
     trained = json.loads(paths.result.read_text())
     rows = []
     for eval_set in run.eval_sets if eval_sets is None else eval_sets:
-        folder = run.eval_sets[eval_set]
-        split_name = "test" if folder is None else f"test-{folder.name}"  # evaluate's name for another folder
         for checkpoint in CHECKPOINTS:
-            summary = json.loads((paths.eval_dir(split_name, checkpoint) / "summary.json").read_text())
+            results = paths.eval_dir(eval_name("test", run.eval_sets[eval_set]), checkpoint)
+            summary = json.loads((results / "summary.json").read_text())
             rows.append({**run.columns(), "checkpoint": checkpoint, "eval_set": eval_set,
                          **_summary_columns(summary), "seconds": round(trained["seconds"], 1),
                          "peak_mb": _rounded(trained.get("peak_mb")), "status": "ok", "error": ""})

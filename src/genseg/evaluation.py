@@ -36,7 +36,7 @@ from genseg.data import (
     write_mask_png,
 )
 from genseg.metrics import case_metrics, summarize
-from genseg.runs import CHECKPOINTS, RunPaths, load_config, write_csv
+from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, write_csv
 from genseg.segmenters import create_segmenter
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def evaluate(
     same_data = data is None or Path(data).resolve() == Path(config.data.root).resolve()
     index = index_cases(root, layout=config.data.layout if same_data else "auto")
     ids = case_ids_for(split, run, config, index, same_data)
-    name = split if same_data else f"{split}-{root.name}"
+    name = eval_name(split, None if same_data else root)
     names = {value: key for key, value in index.labels.items()}
     segmenters = {checkpoint: load_segmenter(run.root, checkpoint) for checkpoint in checkpoints}
     rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}

@@ -84,6 +84,11 @@ class RunPaths:
         return self.root / "eval" / split_name / checkpoint
 
 
+def eval_name(split: str, other_data: Path | None = None) -> str:
+    """The name of an evaluation's results: the split, or ``<split>-<folder>`` for another data folder."""
+    return split if other_data is None else f"{split}-{other_data.name}"
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     """Rows of dicts as CSV; the columns are every key, in first-seen order (blank where absent)."""
     path.parent.mkdir(parents=True, exist_ok=True)
