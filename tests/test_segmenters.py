@@ -85,7 +85,7 @@ def test_unknown_name_lists_names_and_suggests() -> None:
 
 
 def test_unknown_option_is_named() -> None:
-    with pytest.raises(ValueError, match=r"'width'.*'unet'.*\['base'\]"):
+    with pytest.raises(ValueError, match=r"'width'.*'unet'.*\['base', 'norm'\]"):
         create_segmenter("unet", in_channels=1, classes=2, width=8)
 
 

@@ -78,12 +78,14 @@ class Variant:
         mlo: :class:`~genseg.config.MLOConfig` fields to override.
         generator: :class:`~genseg.config.GeneratorConfig` fields to override.
         train: :class:`~genseg.config.TrainConfig` fields to override.
+        segmenter: options of the benchmark's segmenter to override (e.g. ``{"norm": "instance"}``).
     """
 
     method: str
     mlo: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    segmenter: dict[str, Any] = field(default_factory=dict)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -121,6 +123,8 @@ class BenchmarkSpec:
         methods_at: data set -> budget -> variants run at that budget instead of ``methods``.
         sizes: data set -> image size instead of ``size``.
         axes: data set -> slicing axis of 3D volumes (default 0).
+        splits: the run's own splits to evaluate: ``test`` and/or ``dev`` (pool cases outside the
+            budget, where recipes are chosen; see :func:`genseg.data.dev_ids`).
         ood: data set -> out-of-domain data folders, each evaluated whole with the model selected
             in-domain: a bare name is a folder under ``data_root``, a path (with ``/``) is taken
             relative to the current directory. Adding one to a finished benchmark evaluates the
@@ -145,6 +149,7 @@ class BenchmarkSpec:
     methods_at: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     axes: dict[str, int] = field(default_factory=dict)
+    splits: list[str] = field(default_factory=lambda: ["test"])
     ood: dict[str, list[str]] = field(default_factory=dict)
     variants: dict[str, Variant] = field(default_factory=lambda: dict(VARIANTS))
 
@@ -154,6 +159,8 @@ class BenchmarkSpec:
             raise ValueError("no data sets given: pass --datasets or set datasets = [...] in the TOML file")
         if not self.seeds:
             raise ValueError("no seeds given: pass --seeds or set seeds = [...]")
+        if not self.splits or set(self.splits) - {"test", "dev"}:
+            raise ValueError(f"splits must name test and/or dev, got {self.splits}")
         for name in PER_DATASET_TABLES:
             unknown = sorted(set(getattr(self, name)) - set(self.datasets))
             if unknown:
@@ -189,6 +196,7 @@ class PlannedRun:
     seed: int
     config: RunConfig
     ood: tuple[Path, ...] = ()
+    splits: tuple[str, ...] = ("test",)
 
     @property
     def name(self) -> str:
@@ -202,9 +210,10 @@ class PlannedRun:
         return f"{self.dataset}-n{self.budget}-{self.variant}{tag}-s{self.seed}"
 
     @property
-    def eval_sets(self) -> dict[str, Path | None]:
-        """Its evaluation sets: ``runs.csv`` name -> data folder (None: the run's own test split)."""
-        return {"test": None, **{f"ood-{other.name}": other for other in self.ood}}
+    def eval_sets(self) -> dict[str, tuple[str, Path | None]]:
+        """Its evaluation sets: ``runs.csv`` name -> (split, data folder; None: the run's own)."""
+        return {**{split: (split, None) for split in self.splits},
+                **{f"ood-{other.name}": ("test", other) for other in self.ood}}
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -318,7 +327,7 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
             for seed in spec.seeds:
                 for variant in spec.methods_for(dataset, budget):
                     config = _run_config(spec, dataset, root, split_file, budget, variant, seed)
-                    runs.append(PlannedRun(dataset, budget, variant, seed, config, ood))
+                    runs.append(PlannedRun(dataset, budget, variant, seed, config, ood, tuple(spec.splits)))
     return runs
 
 
@@ -385,9 +394,10 @@ def execute_run(
         if shared is not None and not shared.is_file():
             _copy_atomic(paths.pretrain, shared)
         for name in pending:
-            folder = run.eval_sets[name]
+            split, folder = run.eval_sets[name]
             data_option = [] if folder is None else ["--data", str(folder)]
-            _run_cli(["evaluate", "--run", str(run_dir), *data_option, "--checkpoint", "both"], paths.root, env)
+            _run_cli(["evaluate", "--run", str(run_dir), "--split", split, *data_option, "--checkpoint", "both"],
+                     paths.root, env)
         return result_rows(run, paths, pending)
     except RunFailed as failure:
         return [{**run.columns(), "status": "failed", "error": str(failure)}]
@@ -478,7 +488,8 @@ def results_table(rows: list[dict[str, str]]) -> str:
         dataset, segmenter, size, iterations = setting
         lines += [f"## {dataset} ({segmenter}, {size} px, {iterations} iterations)", ""]
         for (eval_set,), evaluated in _groups(section, ("eval_set",)).items():
-            title = "test set" if eval_set == "test" else f"{eval_set}: whole folder, model selected in-domain"
+            title = {"test": "test set", "dev": "development cases (pool outside the budget)"}.get(
+                eval_set, f"{eval_set}: whole folder, model selected in-domain")
             lines += [f"### {title}", "", *_metrics_table(evaluated), ""]
             per_class = [c for c in evaluated[0] if c.startswith("dice_") and any(row.get(c) for row in evaluated)]
             if per_class:
@@ -554,9 +565,9 @@ def write_machine_info(out: Path, threads: int | None = None) -> None:
 
 
 def _variant(name: str, table: dict[str, Any]) -> Variant:
-    allowed = {"method", "mlo", "generator", "train"}
+    allowed = {"method", "mlo", "generator", "train", "segmenter"}
     if not isinstance(table, dict) or "method" not in table or set(table) - allowed:
-        raise ValueError(f"[variants.{name}] needs method = \"...\" and may have mlo, generator and train "
+        raise ValueError(f"[variants.{name}] needs method = \"...\" and may have mlo, generator, train and segmenter "
                          f"tables; got {sorted(table) if isinstance(table, dict) else table!r}")
     return Variant(**table)
 
@@ -586,7 +597,7 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
         return RunConfig(
             data=DataConfig(root=root, split_file=split_file, budget=budget, n_val=spec.n_val,
                             size=spec.sizes.get(dataset, spec.size), axis=spec.axes.get(dataset, 0)),
-            segmenter=SegmenterConfig(name=spec.segmenter),
+            segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **variant.generator}),
             mlo=MLOConfig(**variant.mlo),
             train=TrainConfig(**{"iterations": spec.iterations, "device": spec.device, **variant.train,
@@ -634,7 +645,7 @@ def result_rows(run: PlannedRun, paths: RunPaths, eval_sets: list[str] | None = 
     rows = []
     for eval_set in run.eval_sets if eval_sets is None else eval_sets:
         for checkpoint in CHECKPOINTS:
-            results = paths.eval_dir(eval_name("test", run.eval_sets[eval_set]), checkpoint)
+            results = paths.eval_dir(eval_name(*run.eval_sets[eval_set]), checkpoint)
             summary = json.loads((results / "summary.json").read_text())
             rows.append({**run.columns(), "checkpoint": checkpoint, "eval_set": eval_set,
                          **_summary_columns(summary), "seconds": round(trained["seconds"], 1),

@@ -87,7 +87,12 @@ def train(
     axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
     iterations: int = typer.Option(1000, help="Segmenter optimization steps."),
     batch_size: int = typer.Option(4, help="Real pairs per step."),
-    lr: float = typer.Option(1e-3, help="Segmenter learning rate (Adam)."),
+    lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),
+    optimizer: str = typer.Option("adam", help="adam | adamw | sgd (Nesterov 0.99, as nnU-Net; use --lr 0.01)."),
+    schedule: str = typer.Option("constant", help="Learning rate schedule: constant | poly | cosine."),
+    warmup: int = typer.Option(0, help="Linear warm-up iterations before the schedule."),
+    sampling: str = typer.Option("replacement", help="Batches: replacement | epochs (each pair once per pass)."),
+    augmentation: str = typer.Option("standard", help="Augmentation preset: standard | nnunet."),
     val_every: int = typer.Option(50, help="Iterations between validations."),
     ema: float = typer.Option(0.0, help="EMA decay of the segmenter's weights (0 = off)."),
     val_views: int = typer.Option(1, help="Augmented views per validation pair in the validation loss."),
@@ -114,7 +119,8 @@ def train(
         generator=GeneratorConfig(ngf=ngf, pretrain_iterations=pretrain_iterations),
         mlo=MLOConfig(upper=upper, hypergradient=hypergradient, every=upper_every, unroll_steps=unroll_steps,
                       arch_lr=arch_lr, gamma=gamma, val_views=val_views),
-        train=TrainConfig(method=method, iterations=iterations, batch_size=batch_size, lr=lr,
+        train=TrainConfig(method=method, iterations=iterations, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                          schedule=schedule, warmup=warmup, sampling=sampling, augmentation=augmentation,
                           val_every=val_every, ema_decay=ema, seed=seed, device=device),
     )
     out = out or Path("runs") / f"{data.name}-{method}-n{budget}-s{seed}"
@@ -129,7 +135,7 @@ def train(
 def evaluate(
     run: Path = typer.Option(..., help="Run folder of genseg train."),
     data: Optional[Path] = typer.Option(None, help="Data folder (default: the run's); another one is evaluated whole (out-of-domain)."),
-    split: str = typer.Option("test", help="test | val | train | all"),
+    split: str = typer.Option("test", help="test | dev (pool cases outside the budget) | val | train | all"),
     checkpoint: str = typer.Option("both", help="best | final | both"),
     overlays: int = typer.Option(6, help="Cases that get an overlay PNG."),
 ) -> None:

@@ -15,6 +15,10 @@ GENERATOR_METHODS = ("separate", "genseg")
 """Methods that pre-train a generator on the budget's pairs before their first step."""
 UPPER_LEVELS = ("arch", "generator", "both", "none")
 HYPERGRADIENTS = ("exact", "darts")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "poly", "cosine")
+SAMPLINGS = ("replacement", "epochs")
+AUGMENTATIONS = ("standard", "nnunet")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -162,13 +166,23 @@ class MLOConfig:
 
 @dataclass
 class TrainConfig:
-    """The shared training loop.
+    """The shared training loop and its recipe (the same for every method).
 
     Args:
         method: one of ``supervised``, ``augment``, ``separate``, ``genseg``, ``semisup``.
         iterations: segmenter optimization steps.
         batch_size: real pairs per step (synthetic pairs come in the same number).
-        lr: Adam learning rate of the segmenter.
+        lr: peak learning rate of the segmenter.
+        optimizer: ``adam``, ``adamw`` (weight decay 1e-4) or ``sgd`` (Nesterov, momentum 0.99,
+            as nnU-Net; use lr 1e-2).
+        schedule: learning rate over the run: ``constant``, ``poly`` (nnU-Net's
+            ``(1 - t / T) ** 0.9``) or ``cosine``, after ``warmup`` linear warm-up iterations.
+        warmup: iterations of linear warm-up from lr / warmup to lr.
+        sampling: ``replacement`` (each batch drawn at random) or ``epochs`` (every training
+            pair once per pass, in a fresh random order).
+        augmentation: augmentation ranges of ``augment`` (and the real pairs of the generative
+            methods): ``standard`` (SPEC.md's T plus intensity jitter) or ``nnunet`` (nnU-Net's 2D
+            ranges and probabilities, see :mod:`genseg.augment.presets`).
         val_every: iterations between validations (and best-checkpoint choices).
         checkpoint_every: iterations between resumable checkpoints.
         ema_decay: decay of an exponential moving average of the segmenter's weights used for
@@ -181,6 +195,11 @@ class TrainConfig:
     iterations: int = 1000
     batch_size: int = 4
     lr: float = 1e-3
+    optimizer: str = "adam"
+    schedule: str = "constant"
+    warmup: int = 0
+    sampling: str = "replacement"
+    augmentation: str = "standard"
     val_every: int = 50
     checkpoint_every: int = 100
     ema_decay: float = 0.0
@@ -191,6 +210,10 @@ class TrainConfig:
         _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
         _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
         _check(self.lr > 0, "lr must be > 0")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),
+                              ("augmentation", AUGMENTATIONS)):
+            _check(getattr(self, name) in allowed, f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        _check(0 <= self.warmup < self.iterations, f"warmup must be in [0, iterations), got {self.warmup}")
         _check(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every, checkpoint_every >= 1")
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
         _check(self.device in ("cpu", "cuda", "auto"), f"device must be cpu, cuda or auto, got {self.device!r}")

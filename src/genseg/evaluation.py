@@ -25,6 +25,7 @@ from genseg.data import (
     DataError,
     Sample,
     budget_ids,
+    dev_ids,
     index_cases,
     index_images,
     load_samples,
@@ -41,7 +42,7 @@ from genseg.segmenters import create_segmenter
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("test", "val", "train", "all")
+SPLITS = ("test", "dev", "val", "train", "all")
 
 
 @dataclass
@@ -103,6 +104,12 @@ def case_ids_for(split_name: str, run: RunPaths, config: RunConfig, index: CaseI
     split = read_split(run.split)
     if split_name == "test":
         return split.test
+    if split_name == "dev":
+        ids = dev_ids(split, config.train.seed, config.data.budget)
+        if not ids:
+            raise DataError(f"no development cases: the budget of {config.data.budget} takes the whole pool of "
+                            f"seed {config.train.seed}; evaluate --split test or choose a smaller budget", run.split)
+        return ids
     train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
     return train_ids if split_name == "train" else val_ids
 
@@ -121,7 +128,9 @@ def evaluate(
         run_dir: the run folder of ``genseg train``.
         data: data folder; defaults to the run's own. Another folder (out-of-domain data) is
             evaluated whole, with the in-domain model unchanged.
-        split: ``test`` (held out, never trained or selected on), ``val``, ``train`` or ``all``.
+        split: ``test`` (held out, never trained or selected on), ``dev`` (pool cases outside the
+            budget, for choosing a recipe; see :func:`genseg.data.dev_ids`), ``val``, ``train``
+            or ``all``.
         checkpoints: ``best`` (lowest validation loss) and/or ``final``.
         overlays: how many cases get an overlay PNG.
 

@@ -27,17 +27,25 @@ from torch import nn
 __all__ = ["available_segmenters", "check_input_size", "create_segmenter"]
 
 
-def _build_unet(in_channels: int, classes: int, *, base: int = 16) -> nn.Module:
-    """MONAI BasicUNet (2D, instance norm): four poolings, widths (b, 2b, 4b, 8b, 16b, b).
+def _build_unet(in_channels: int, classes: int, *, base: int = 16, norm: str = "batch") -> nn.Module:
+    """MONAI BasicUNet (2D): four poolings, widths (b, 2b, 4b, 8b, 16b, b), LeakyReLU.
 
-    Input size: a multiple of 16, at least 32 (the 2x2 bottleneck keeps instance norm defined).
+    Batch norm by default: MONAI's default, instance norm, trained slowly and over-segmented under
+    Adam with 2-7 training images (JSRT 3: test Dice 0.913 against 0.953 with batch norm; SPEC.md).
+
+    Input size: a multiple of 16, at least 32 (the 2x2 bottleneck keeps the norms defined).
 
     Args:
         base: width of the first level; ``base=16`` has 1.9 M parameters.
+        norm: ``"batch"`` or ``"instance"``.
     """
     _check_positive("base", base)
+    if norm not in ("batch", "instance"):
+        raise ValueError(f"option 'norm' must be 'batch' or 'instance', got {norm!r}")
     features = (base, 2 * base, 4 * base, 8 * base, 16 * base, base)
-    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=classes, features=features)
+    norm_layer = ("instance", {"affine": True}) if norm == "instance" else ("batch", {})
+    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=classes, features=features,
+                     norm=norm_layer)
 
 
 def _build_attention_unet(in_channels: int, classes: int, *, base: int = 16) -> nn.Module:

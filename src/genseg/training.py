@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
@@ -27,7 +28,9 @@ from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import RunConfig
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
+from genseg.optim import build_optimizer, build_schedule
 from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config, write_csv
+from genseg.sampling import BatchSampler
 from genseg.segmenters import create_segmenter
 from genseg.validation import ValidationSet, validate
 
@@ -94,11 +97,12 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     device = resolve_device(config.train.device)
     context = build_context(config, data, device, progress)
     method = create_method(config.train.method, context)
+    schedule = build_schedule(context.optimizer, config.train)
     ema = _ema(context.segmenter, config.train.ema_decay)
     state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": 0.0, "iteration": 0},
                              "history": [], "seconds": 0.0}
     if resume and paths.last.is_file():
-        state = _restore(load_checkpoint(paths.last), context, method, ema)
+        state = _restore(load_checkpoint(paths.last), context, method, schedule, ema)
         log.info("resumed %s at iteration %d", paths.root, state["iteration"])
     log.info("%s: %s on %d train + %d val pairs, %d classes, %s", paths.root, config.train.method,
              len(data.train_ids), len(data.val_ids), data.num_classes, config.segmenter.name)
@@ -114,6 +118,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     for iteration in bar:
         for name, value in method.step(iteration).items():
             running[name].append(value)
+        schedule.step()
         if ema is not None:
             ema.update_parameters(context.segmenter)
         done = iteration + 1
@@ -134,7 +139,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         if done % config.train.checkpoint_every == 0 or done == total:
             state["iteration"] = done
             state["seconds"] = time.perf_counter() - started
-            save_atomic(_snapshot(state, context, method, ema), paths.last)
+            save_atomic(_snapshot(state, context, method, schedule, ema), paths.last)
     seconds = time.perf_counter() - started
     last_scores = state["history"][-1] if state["history"] else {}
     save_atomic({**meta, **method.exported_weights(), "segmenter": evaluated.state_dict(), "iteration": total,
@@ -151,14 +156,16 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
 
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
     segmenter = build_segmenter(config, data.in_channels, data.num_classes).to(device)
+    rng = torch.Generator().manual_seed(config.train.seed)
     return TrainingContext(
         config=config,
         segmenter=segmenter,
-        optimizer=torch.optim.Adam(segmenter.parameters(), lr=config.train.lr),
+        optimizer=build_optimizer(segmenter.parameters(), config.train),
         train=data.train.to(device),
         validation=ValidationSet.build(data.val.to(device), data.num_classes, config.mlo.val_views),
         num_classes=data.num_classes,
-        rng=torch.Generator().manual_seed(config.train.seed),
+        rng=rng,
+        sampler=BatchSampler(rng, config.train.batch_size, config.train.sampling),
         device=device,
         progress=progress,
         unlabeled=data.unlabeled.to(device) if data.unlabeled is not None else None,
@@ -171,11 +178,14 @@ def _ema(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _snapshot(state: dict[str, Any], context: TrainingContext, method: Any, ema: AveragedModel | None) -> dict:
+def _snapshot(state: dict[str, Any], context: TrainingContext, method: Any, schedule: LRScheduler,
+              ema: AveragedModel | None) -> dict:
     return {
         **state,
         "segmenter": context.segmenter.state_dict(),
         "optimizer": context.optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "sampler": context.sampler.state_dict(),
         "method": method.state_dict(),
         "ema": ema.state_dict() if ema is not None else None,
         "rng": context.rng.get_state(),
@@ -183,9 +193,12 @@ def _snapshot(state: dict[str, Any], context: TrainingContext, method: Any, ema:
     }
 
 
-def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Any, ema: AveragedModel | None) -> dict:
+def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Any, schedule: LRScheduler,
+             ema: AveragedModel | None) -> dict:
     context.segmenter.load_state_dict(snapshot["segmenter"])
     context.optimizer.load_state_dict(snapshot["optimizer"])
+    schedule.load_state_dict(snapshot["schedule"])
+    context.sampler.load_state_dict(snapshot["sampler"])
     method.load_state_dict(snapshot["method"])
     if ema is not None and snapshot["ema"] is not None:
         ema.load_state_dict(snapshot["ema"])

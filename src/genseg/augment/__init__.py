@@ -24,8 +24,10 @@ from genseg.augment.intensity import (
     apply_intensity,
     sample_intensity,
 )
+from genseg.augment.presets import AUGMENTATIONS, augmentation_ranges
 
 __all__ = [
+    "AUGMENTATIONS",
     "GeometricParams",
     "GeometricRanges",
     "IntensityParams",
@@ -36,6 +38,7 @@ __all__ = [
     "apply_intensity",
     "augment_labels",
     "augment_pairs",
+    "augmentation_ranges",
     "sample_geometric",
     "sample_intensity",
     "warp",

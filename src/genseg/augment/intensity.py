@@ -34,14 +34,18 @@ class IntensityRanges:
         contrast: factor on the distance of every pixel from the image mean.
         gamma: exponent of the gamma curve x -> x ** gamma.
         noise_std: standard deviation of additive gaussian noise.
+        probability: chance that a sample is jittered at all.
     """
 
     brightness: tuple[float, float] = (-0.1, 0.1)
     contrast: tuple[float, float] = (0.8, 1.2)
     gamma: tuple[float, float] = (0.7, 1.5)
     noise_std: tuple[float, float] = (0.0, 0.03)
+    probability: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
         _check_bounds("brightness", self.brightness, -1.0, 1.0)
         _check_bounds("contrast", self.contrast, 0.0, 10.0)
         _check_bounds("gamma", self.gamma, 1e-2, 100.0)
@@ -107,6 +111,11 @@ def sample_intensity(
         noise_std=_uniform(generator, (batch,), ranges.noise_std),
         noise_seed=seeds,
     )
+    if ranges.probability < 1.0:  # drawn only then, so the default's random stream is unchanged
+        skipped = _uniform(generator, (batch,), (0.0, 1.0)) >= ranges.probability
+        identity = IntensityParams.identity(batch, device=generator.device)
+        params = IntensityParams(**{name: torch.where(skipped, getattr(identity, name), value)
+                                    for name, value in vars(params).items()})
     return IntensityParams(**{name: value.to(device) for name, value in vars(params).items()})
 
 

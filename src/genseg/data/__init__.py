@@ -27,7 +27,16 @@ from genseg.data.io import (
 from genseg.data.loading import load_samples, num_classes, volume_geometry
 from genseg.data.phantom import make_phantom
 from genseg.data.sample import Case, CaseIndex, Sample
-from genseg.data.splits import Split, budget_ids, check_split_ids, make_split, read_split, write_split
+from genseg.data.splits import (
+    DEV_CASES,
+    Split,
+    budget_ids,
+    check_split_ids,
+    dev_ids,
+    make_split,
+    read_split,
+    write_split,
+)
 from genseg.data.tensors import PairTensors, resize_labels, resize_probabilities, to_tensors
 
 __all__ = [
@@ -38,6 +47,8 @@ __all__ = [
     "Sample",
     "Split",
     "budget_ids",
+    "dev_ids",
+    "DEV_CASES",
     "channel_paths",
     "check_split_ids",
     "detect_layout",

@@ -144,6 +144,21 @@ def budget_ids(split: Split, seed: int, n_train: int, n_val: int) -> tuple[list[
     return pool[:n_train], pool[n_train : n_train + n_val]
 
 
+DEV_CASES = 50
+"""Most pool cases a development set holds (enough to rank recipes, cheap to score)."""
+
+
+def dev_ids(split: Split, seed: int, budget: int, limit: int = DEV_CASES) -> list[str]:
+    """Development cases: the seed's pool cases right after the budget's N, at most ``limit``.
+
+    They are never trained on and never the test list, so recipes and hyper-parameters are
+    chosen on them (BENCHMARK.md). Empty when the budget takes the whole pool.
+    """
+    if seed not in split.pool:
+        budget_ids(split, seed, 1, 0)  # raises the error that names the available seeds
+    return split.pool[seed][budget:budget + limit]
+
+
 def check_split_ids(split: Split, index: CaseIndex) -> None:
     """Check every id of the split is a case of the data folder.
 

@@ -14,10 +14,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from genseg.augment import apply_intensity, augment_labels, augment_pairs, sample_geometric, sample_intensity
+from genseg.augment import (
+    apply_intensity,
+    augment_labels,
+    augment_pairs,
+    augmentation_ranges,
+    sample_geometric,
+    sample_intensity,
+)
 from genseg.config import RunConfig
 from genseg.data import PairTensors
 from genseg.losses import segmentation_loss
+from genseg.sampling import BatchSampler
 from genseg.validation import ValidationSet
 
 
@@ -33,6 +41,7 @@ class TrainingContext:
         validation: the budget's validation pairs and their fixed views (on ``device``).
         num_classes: label values incl. background.
         rng: the generator every random draw of the run comes from (saved for resume).
+        sampler: which training rows make each batch (draws from ``rng``; saved for resume).
         device: where tensors live.
         progress: whether long stages (generator pre-training) show a progress bar.
         unlabeled: images of the pool outside the budget (semi-supervised method only).
@@ -45,13 +54,14 @@ class TrainingContext:
     validation: ValidationSet
     num_classes: int
     rng: torch.Generator
+    sampler: BatchSampler
     device: torch.device
     progress: bool = True
     unlabeled: PairTensors | None = None
 
     def picks(self, count: int) -> Tensor:
-        """A batch of row indices drawn with replacement (budgets can be smaller than a batch)."""
-        return torch.randint(count, (self.config.train.batch_size,), generator=self.rng).to(self.device)
+        """A batch of row indices into ``count`` rows (see :class:`genseg.sampling.BatchSampler`)."""
+        return self.sampler(count).to(self.device)
 
     def real_batch(self) -> tuple[Tensor, Tensor]:
         """A batch of training pairs."""
@@ -60,11 +70,12 @@ class TrainingContext:
         return self.train.images[picks], self.train.masks[picks]
 
     def augmented_real_batch(self) -> tuple[Tensor, Tensor]:
-        """A training batch under the standard geometric + intensity augmentation."""
+        """A training batch under the recipe's geometric + intensity augmentation."""
         images, masks = self.real_batch()
-        geometry = sample_geometric(images.shape[0], self.rng, device=self.device)
+        geometric, intensity = augmentation_ranges(self.config.train.augmentation)
+        geometry = sample_geometric(images.shape[0], self.rng, geometric, device=self.device)
         images, masks = augment_pairs(images, masks, self.num_classes, geometry)
-        return apply_intensity(images, sample_intensity(images.shape[0], self.rng, device=self.device)), masks
+        return apply_intensity(images, sample_intensity(images.shape[0], self.rng, intensity, self.device)), masks
 
     def generator_batch(self) -> tuple[Tensor, Tensor]:
         """Training pairs for the GAN: the same geometry, reflected at the borders, no jitter."""

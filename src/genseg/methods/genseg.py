@@ -79,7 +79,7 @@ class GenSeg(Separate):
             synthetic_loss=self._synthetic_loss(synthetic_masks),
             validation_loss=lambda forward: context.validation.loss(forward(context.validation.images)),
             upper=self.arch + self.weights,
-            lr=context.config.train.lr,
+            lr=context.optimizer.param_groups[0]["lr"],  # the schedule's current rate
         )
         context.segmenter.train()
         result = hypergradient(problem, settings.hypergradient, settings.unroll_steps)
