@@ -385,3 +385,52 @@ def test_shift_script_writes_shifted_test_cases_with_their_masks(tmp_path: Path,
     assert one.shape == gray.shape and np.array_equal(one, two)  # seeded: the same set every time
     warm = shift.apply_shift(rgb, shift.SHIFTS["photo"], np.random.default_rng(1))
     assert warm.shape == rgb.shape and warm[..., 0].mean() > warm[..., 2].mean()  # the white balance shifts
+
+
+def test_plan_resolves_auto_sizes_dev_splits_and_segmenter_overrides(phantom: tuple[Path, Path],
+                                                                       tmp_path: Path) -> None:
+    data_root, splits_root = phantom
+    spec = spec_from_dict({
+        "datasets": ["phantom"], "budgets": [4], "methods": ["augment", "inst"], "seeds": [0], "size": "auto",
+        "splits": ["test", "dev"], "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+        "variants": {"inst": {"method": "augment", "segmenter": {"norm": "instance"}}},
+    })
+    plain, instance = plan_runs(spec)
+    assert plain.config.data.size == plain.plan.size == 32  # the phantom's side caps the plan
+    assert plain.eval_sets == {"test": ("test", None), "dev": ("dev", None)}
+    assert plain.config.segmenter.options == {} and instance.config.segmenter.options == {"norm": "instance"}
+    with pytest.raises(ValueError, match="splits"):
+        replace(spec, splits=["holdout"])
+
+
+def test_nnunet_script_converts_the_budget_and_scores_with_genseg_metrics(
+    tmp_path: Path, phantom: tuple[Path, Path]
+) -> None:
+    nnunet = _benchmark_script("nnunet")
+    data_root, splits_root = phantom
+    job = nnunet.Job("phantom", budget=4, seed=0, n_val=1, data_root=data_root, splits_root=splits_root,
+                     work=tmp_path, trainer="nnUNetTrainer_5epochs")
+    nnunet.convert(job)
+    index, train_ids, val_ids, test_ids = nnunet.budget_of(job)
+    assert sorted(p.name for p in (job.raw / "imagesTr").iterdir()) == sorted(f"{c}_0000.png" for c in train_ids + val_ids)
+    assert sorted(p.stem for p in (job.raw / "labelsTr").iterdir()) == sorted(train_ids + val_ids)
+    assert sorted(p.name for p in (job.raw / "imagesTs").iterdir()) == sorted(f"{c}_0000.png" for c in test_ids)
+    label = np.asarray(Image.open(job.raw / "labelsTr" / f"{train_ids[0]}.png"))
+    assert set(np.unique(label).tolist()) <= {0, 1} and label.any()  # 0..K-1, not 0/255
+    metadata = json.loads((job.raw / "dataset.json").read_text())
+    assert metadata["labels"] == {"background": 0, "class1": 1} and metadata["numTraining"] == 4
+
+    job.preprocessed.mkdir(parents=True)
+    assert json.loads(nnunet.write_splits(job).read_text()) == [{"train": train_ids, "val": val_ids}]
+
+    # Predictions equal to the references score Dice 1; one emptied prediction scores 0 there.
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    for case_id in test_ids:
+        mask = np.asarray(Image.open(index.cases[case_id].mask_path)) > 0
+        Image.fromarray(mask.astype(np.uint8)).save(predictions / f"{case_id}.png")
+    Image.fromarray(np.zeros_like(mask, dtype=np.uint8)).save(predictions / f"{test_ids[0]}.png")
+    rows, summary = nnunet.score(job, predictions)
+    assert [row["case"] for row in rows] == test_ids
+    assert [row["dice"] for row in rows] == [0.0] + [1.0] * (len(test_ids) - 1)
+    assert summary["dice_mean"] == pytest.approx((len(test_ids) - 1) / len(test_ids))

@@ -66,6 +66,14 @@ def test_evaluate_other_splits(picture_run: Path) -> None:
         evaluate(picture_run, split="holdout")
 
 
+def test_dev_split_is_the_pool_outside_the_budget(picture_run: Path) -> None:
+    split = read_split(picture_run / "split.json")
+    evaluate(picture_run, split="dev", checkpoints=("final",), overlays=0)
+    dev = [row["case"] for row in _rows(picture_run / "eval" / "dev" / "final" / "cases.csv")]
+    assert dev == split.pool[0][4:] and len(dev) == 4  # 8 pool cases, budget 4
+    assert not set(dev) & set(split.test)
+
+
 def test_predict_writes_masks_at_each_input_size(picture_run: Path, tiny_phantom: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     inputs.mkdir()

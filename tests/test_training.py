@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,30 @@ def test_existing_run_is_not_overwritten_without_resume(run: Path, config: RunCo
     with pytest.raises(FileExistsError, match="resume"):
         train(config, run, progress=False)
     assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_resume_restores_the_schedule_and_the_epoch_sampler(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path,
+    kill_run: Callable[[RunConfig, Path, int], None],
+) -> None:
+    config = tiny_config(tiny_phantom, "augment")
+    config.train = replace(config.train, optimizer="sgd", lr=0.01, schedule="poly", warmup=2, sampling="epochs",
+                           augmentation="nnunet")
+    whole = train(config, tmp_path / "whole", progress=False).run_dir
+    kill_run(config, tmp_path / "killed", 3)  # the sampler is mid-permutation (3 pairs, batches of 2)
+    train(config, tmp_path / "killed", resume=True, progress=False)
+    _assert_same_weights(load_checkpoint(tmp_path / "killed" / "final.pt")["segmenter"],
+                         load_checkpoint(whole / "final.pt")["segmenter"])
+    assert _history(tmp_path / "killed") == _history(whole)
+
+
+def test_a_planned_size_is_saved_with_its_plan(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    config = tiny_config(tiny_phantom, "augment", iterations=2)
+    config.data = replace(config.data, size=None)
+    train(config, tmp_path / "planned", progress=False)
+    plan = json.loads((tmp_path / "planned" / "plan.json").read_text())
+    saved = json.loads((tmp_path / "planned" / "config.json").read_text())
+    assert plan["size"] == saved["data"]["size"] == 32  # the phantom's own side caps the plan
+    assert load_checkpoint(tmp_path / "planned" / "final.pt")["config"]["data"]["size"] == 32

@@ -42,15 +42,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from genseg.config import (GENERATOR_METHODS, DataConfig, GeneratorConfig, MLOConfig, RunConfig,
                            SegmenterConfig, TrainConfig)
-from genseg.data import DataError
+from genseg.data import DataError, read_split
 from genseg.data.io import atomic_write
-from genseg.runs import CHECKPOINTS, RunPaths, eval_name, save_config
+from genseg.planning import Plan
+from genseg.runs import CHECKPOINTS, RunPaths, eval_name, plan_for, save_config, write_plan
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ class BenchmarkSpec:
         methods: variant names run at every budget (see :data:`VARIANTS`).
         seeds: run seeds (each picks ``pool.seed<s>`` of the split file).
         segmenter: segmenter name, the same for every run.
-        size: square training image size.
+        size: square training image size, or ``"auto"``: each run's plan from its budget's
+            fingerprint (:mod:`genseg.planning`), written to the run's ``plan.json``.
+        max_size: the largest side an ``"auto"`` plan may choose.
         iterations: segmenter optimization steps.
         pretrain_iterations: generator pre-training steps (separate, genseg).
         out: the benchmark's out folder.
@@ -121,7 +124,7 @@ class BenchmarkSpec:
         device: ``cpu``, ``cuda`` or ``auto``.
         threads: torch threads per run (``OMP_NUM_THREADS``); default torch's own choice.
         methods_at: data set -> budget -> variants run at that budget instead of ``methods``.
-        sizes: data set -> image size instead of ``size``.
+        sizes: data set -> image size (or ``"auto"``) instead of ``size``.
         axes: data set -> slicing axis of 3D volumes (default 0).
         splits: the run's own splits to evaluate: ``test`` and/or ``dev`` (pool cases outside the
             budget, where recipes are chosen; see :func:`genseg.data.dev_ids`).
@@ -137,7 +140,8 @@ class BenchmarkSpec:
     methods: list[str] = field(default_factory=lambda: list(PROTOCOL_METHODS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     segmenter: str = "unet"
-    size: int = 128
+    size: int | str = 128
+    max_size: int = 512
     iterations: int = 1000
     pretrain_iterations: int = 1000
     out: Path = DEFAULT_OUT
@@ -147,7 +151,7 @@ class BenchmarkSpec:
     device: str = "cpu"
     threads: int | None = None
     methods_at: dict[str, dict[int, list[str]]] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int | str] = field(default_factory=dict)
     axes: dict[str, int] = field(default_factory=dict)
     splits: list[str] = field(default_factory=lambda: ["test"])
     ood: dict[str, list[str]] = field(default_factory=dict)
@@ -197,6 +201,7 @@ class PlannedRun:
     config: RunConfig
     ood: tuple[Path, ...] = ()
     splits: tuple[str, ...] = ("test",)
+    plan: Plan | None = None
 
     @property
     def name(self) -> str:
@@ -327,7 +332,11 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
             for seed in spec.seeds:
                 for variant in spec.methods_for(dataset, budget):
                     config = _run_config(spec, dataset, root, split_file, budget, variant, seed)
-                    runs.append(PlannedRun(dataset, budget, variant, seed, config, ood, tuple(spec.splits)))
+                    plan = None
+                    if config.data.size is None:
+                        plan = plan_for(config, read_split(split_file))
+                        config = replace(config, data=replace(config.data, size=plan.size))
+                    runs.append(PlannedRun(dataset, budget, variant, seed, config, ood, tuple(spec.splits), plan))
     return runs
 
 
@@ -596,7 +605,8 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
     try:
         return RunConfig(
             data=DataConfig(root=root, split_file=split_file, budget=budget, n_val=spec.n_val,
-                            size=spec.sizes.get(dataset, spec.size), axis=spec.axes.get(dataset, 0)),
+                            size=_size(spec.sizes.get(dataset, spec.size)), max_size=spec.max_size,
+                            axis=spec.axes.get(dataset, 0)),
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **variant.generator}),
             mlo=MLOConfig(**variant.mlo),
@@ -607,9 +617,19 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
         raise ValueError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None
 
 
+def _size(value: int | str) -> int | None:
+    if value == "auto":
+        return None
+    if not isinstance(value, int):
+        raise ValueError(f"sizes are integers or \"auto\", got {value!r}")
+    return value
+
+
 def _write_or_check_config(run: PlannedRun, paths: RunPaths) -> None:
     if not paths.config.is_file():
         save_config(run.config, paths)
+        if run.plan is not None:
+            write_plan(run.plan, paths)
     elif json.loads(paths.config.read_text()) != run.config.to_dict():
         raise RunFailed(f"{paths.root} holds a run with another config; delete it or choose another out folder")
 
@@ -648,12 +668,12 @@ def result_rows(run: PlannedRun, paths: RunPaths, eval_sets: list[str] | None = 
             results = paths.eval_dir(eval_name(*run.eval_sets[eval_set]), checkpoint)
             summary = json.loads((results / "summary.json").read_text())
             rows.append({**run.columns(), "checkpoint": checkpoint, "eval_set": eval_set,
-                         **_summary_columns(summary), "seconds": round(trained["seconds"], 1),
+                         **summary_columns(summary), "seconds": round(trained["seconds"], 1),
                          "peak_mb": _rounded(trained.get("peak_mb")), "status": "ok", "error": ""})
     return rows
 
 
-def _summary_columns(summary: dict[str, Any]) -> dict[str, Any]:
+def summary_columns(summary: dict[str, Any]) -> dict[str, Any]:
     """Flat metrics of an evaluation summary; per-class Dice only when there are several classes."""
     per_class = {key[: -len("_mean")]: summary[key] for key in summary
                  if key.startswith("dice_") and key.endswith("_mean") and key != "dice_mean"}

@@ -72,6 +72,16 @@ def _comma_list(text: Optional[str], convert: Callable[[str], Any]) -> Optional[
         raise ValueError(f"expected a comma-separated list, got {text!r}") from None
 
 
+def _size(text: str) -> Optional[int]:
+    """``"auto"`` -> None (planned); else the integer side."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--size must be auto or an integer multiple of 32, got {text!r}") from None
+
+
 @app.command()
 @_user_errors
 def train(
@@ -83,7 +93,8 @@ def train(
     n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N (default: 20%, at least 1)."),
     seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
     segmenter: str = typer.Option("unet", help="unet | attention_unet | deeplabv3plus | segformer"),
-    size: int = typer.Option(128, help="Square image size (multiple of 32)."),
+    size: str = typer.Option("auto", help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan)."),
+    max_size: int = typer.Option(512, help="Largest size an auto plan may choose."),
     axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
     iterations: int = typer.Option(1000, help="Segmenter optimization steps."),
     batch_size: int = typer.Option(4, help="Real pairs per step."),
@@ -114,7 +125,8 @@ def train(
     from genseg.training import train as run_training
 
     config = RunConfig(
-        data=DataConfig(root=data, split_file=split, budget=budget, n_val=n_val, size=size, axis=axis),
+        data=DataConfig(root=data, split_file=split, budget=budget, n_val=n_val, size=_size(size), max_size=max_size,
+                        axis=axis),
         segmenter=SegmenterConfig(name=segmenter),
         generator=GeneratorConfig(ngf=ngf, pretrain_iterations=pretrain_iterations),
         mlo=MLOConfig(upper=upper, hypergradient=hypergradient, every=upper_every, unroll_steps=unroll_steps,
@@ -165,6 +177,27 @@ def predict(
 
     written = run_prediction(run, input, out, checkpoint=checkpoint)
     console.print(f"wrote {len(written)} masks to {out}")
+
+
+@app.command()
+@_user_errors
+def plan(
+    data: Path = typer.Option(..., help="Data folder."),
+    budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val; only their masks are read."),
+    seed: int = typer.Option(0, help="Run seed; picks pool.seed<s> of the split."),
+    split: Optional[Path] = typer.Option(None, help="Split file (default: the one train would make)."),
+    max_size: int = typer.Option(512, help="Largest size the plan may choose."),
+    axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
+) -> None:
+    """The image size train --size auto would choose, and the fingerprint it comes from."""
+    from genseg.config import DataConfig, RunConfig, TrainConfig
+    from genseg.data import index_cases, make_split, read_split
+    from genseg.runs import plan_for
+
+    config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis),
+                       train=TrainConfig(seed=seed))
+    made = read_split(split) if split else make_split(index_cases(data).ids, dataset=data.name)
+    console.print(plan_for(config, made).describe())
 
 
 @app.command()
@@ -231,7 +264,7 @@ def pretrain_generator(
     budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val; the GAN trains on the n_train."),
     seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
     iterations: int = typer.Option(1000, help="GAN training steps."),
-    size: int = typer.Option(128, help="Square image size (multiple of 32)."),
+    size: str = typer.Option("auto", help="Square image size (multiple of 32), or auto (planned)."),
     ngf: int = typer.Option(32, help="Generator base width."),
     batch_size: int = typer.Option(4, help="Real pairs per step."),
     device: str = typer.Option("cpu", help="cpu | cuda | auto"),
@@ -242,7 +275,7 @@ def pretrain_generator(
     from genseg.generation import pretrain_generator as run_pretraining
 
     config = RunConfig(
-        data=DataConfig(root=data, split_file=split, budget=budget, size=size),
+        data=DataConfig(root=data, split_file=split, budget=budget, size=_size(size)),
         generator=GeneratorConfig(ngf=ngf, pretrain_iterations=iterations),
         train=TrainConfig(method="separate", batch_size=batch_size, seed=seed, device=device),
     )
@@ -259,7 +292,7 @@ def benchmark(
     methods: Optional[str] = typer.Option(None, help="Comma-separated variants (default: the protocol's five); also genseg-none, -generator, -both, -darts."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds (default: 0,1,2)."),
     segmenter: Optional[str] = typer.Option(None, help="Segmenter of every run (default: unet)."),
-    size: Optional[int] = typer.Option(None, help="Square image size (default: 128)."),
+    size: Optional[str] = typer.Option(None, help="Square image size, or auto: each run's plan (default: 128)."),
     iterations: Optional[int] = typer.Option(None, help="Segmenter steps per run (default: 1000)."),
     pretrain_iterations: Optional[int] = typer.Option(None, help="Generator pre-training steps (default: 1000)."),
     n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N (default: 20%, at least 1)."),
@@ -281,7 +314,7 @@ def benchmark(
 
     given = {"datasets": _comma_list(datasets, str), "budgets": _comma_list(budgets, int),
              "methods": _comma_list(methods, str), "seeds": _comma_list(seeds, int), "segmenter": segmenter,
-             "size": size, "iterations": iterations, "pretrain_iterations": pretrain_iterations, "n_val": n_val,
+             "size": None if size is None else (_size(size) or "auto"), "iterations": iterations, "pretrain_iterations": pretrain_iterations, "n_val": n_val,
              "out": out, "data_root": data_root, "splits_root": splits_root, "device": device, "threads": threads}
     given = {key: value for key, value in given.items() if value is not None}
     if report_only:

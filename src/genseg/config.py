@@ -44,7 +44,9 @@ class DataConfig:
         split_file: split file in the benchmark format; ``None`` makes one in the run folder.
         budget: labeled pairs N = n_train + n_val (volumes for 3D data).
         n_val: validation pairs out of the budget; default 20 % of N, at least 1.
-        size: square side the images are resized to.
+        size: square side the images are resized to; ``None`` plans it from the budget's
+            fingerprint (see :mod:`genseg.planning`), and the run saves the side it chose.
+        max_size: the largest side a plan may choose (what the hardware allows).
         axis: slicing axis for 3D volumes.
         layout: ``"auto"``, ``"folders"``, ``"nnunet"`` or ``"msd"``.
         test_fraction: share of cases held out as test when genseg makes the split file.
@@ -54,7 +56,8 @@ class DataConfig:
     split_file: Path | None = None
     budget: int = 9
     n_val: int | None = None
-    size: int = 128
+    size: int | None = None
+    max_size: int = 512
     axis: int = 0
     layout: str = "auto"
     test_fraction: float = 0.3
@@ -70,7 +73,9 @@ class DataConfig:
             1 <= self.n_val < self.budget,
             f"n_val must be between 1 and budget - 1 = {self.budget - 1}, got {self.n_val}",
         )
-        _check(self.size >= 32 and self.size % 32 == 0, f"size must be a multiple of 32, got {self.size}")
+        for name in ("size", "max_size"):
+            value = getattr(self, name)
+            _check(value is None or (value >= 32 and value % 32 == 0), f"{name} must be a multiple of 32, got {value}")
         _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
         _check(
             self.layout in ("auto", "folders", "nnunet", "msd"),

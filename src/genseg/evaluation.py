@@ -149,7 +149,7 @@ def evaluate(
     rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}
     for position, case_id in enumerate(ids):  # each case is read once, for every checkpoint
         samples = load_samples(index, [case_id], axis=config.data.axis)
-        target, roi = _case_arrays(samples, config.data.axis)
+        target, roi = case_reference(samples, config.data.axis)
         for checkpoint, segmenter in segmenters.items():
             prediction = assemble_case(samples, predict_samples(segmenter, samples), config.data.axis)
             class_names = [names.get(c, str(c)) for c in range(segmenter.num_classes)]
@@ -198,7 +198,8 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str = "be
     return written
 
 
-def _case_arrays(samples: list[Sample], axis: int) -> tuple[np.ndarray, np.ndarray | None]:
+def case_reference(samples: list[Sample], axis: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A case's reference label map and its region of interest (None: everywhere), at its own size."""
     if any(s.mask is None for s in samples):
         raise DataError("case has no mask; evaluation needs labeled cases", samples[0].case_id)
     target = assemble_case(samples, [s.mask for s in samples], axis)

@@ -34,7 +34,7 @@ from genseg.data import DataError, normalize_intensity, read_image, read_mask, r
 from genseg.data.io import atomic_write, is_image_file
 from genseg.generators.masks import synthesize
 from genseg.methods.synthesis import SyntheticPairs, build_generator
-from genseg.runs import RunPaths, load_run_data, save_config
+from genseg.runs import RunPaths, start_run
 from genseg.training import build_context, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -248,9 +248,8 @@ def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -
     paths = RunPaths(Path(out))
     if paths.weights("final").is_file() or paths.last.is_file():
         raise FileExistsError(f"{paths.root} already holds a run; choose another --out")
-    save_config(config, paths)
     seed_everything(config.train.seed)
-    data = load_run_data(config, paths)
+    config, data = start_run(config, paths)
     context = build_context(config, data, resolve_device(config.train.device), progress)
     synthesis = SyntheticPairs(context)
     synthesis.pretrain(paths.root)

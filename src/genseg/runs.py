@@ -3,6 +3,7 @@
 Layout of ``runs/NAME/``::
 
     config.json   the RunConfig          split.json   the split actually used
+    plan.json     the planned image size and the fingerprint it came from (size "auto")
     train.log     the log                history.csv  validation curve
     last.pt       resumable state        best.pt / final.pt  segmenter weights
     result.json   wall time, peak memory, best validation scores
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genseg.config import RunConfig
+from genseg.planning import Plan, fingerprint, plan_size
 from genseg.data import (
     CaseIndex,
     DataError,
@@ -52,6 +54,10 @@ class RunPaths:
     @property
     def split(self) -> Path:
         return self.root / "split.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan.json"
 
     @property
     def log(self) -> Path:
@@ -146,6 +152,36 @@ class RunData:
     train_ids: list[str]
     val_ids: list[str]
     unlabeled: PairTensors | None = None
+    plan: Plan | None = None
+
+
+def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
+    """Save a new run's config and load its data; a planned size is saved, with ``plan.json``.
+
+    Returns:
+        The config with the image size resolved, and the run's data.
+    """
+    save_config(config, paths)
+    data = load_run_data(config, paths)
+    if data.plan is not None:
+        config = replace(config, data=replace(config.data, size=data.plan.size))
+        save_config(config, paths)
+        write_plan(data.plan, paths)
+    return config, data
+
+
+def plan_for(config: RunConfig, split: Split) -> Plan:
+    """The plan of a run's budget before the run exists (what ``size=None`` resolves to)."""
+    if config.data.root is None:
+        raise DataError("no data folder given; pass --data DIR")
+    index = index_cases(config.data.root, layout=config.data.layout)
+    train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+    return plan_size(fingerprint(load_samples(index, train_ids + val_ids, axis=config.data.axis)),
+                     max_size=config.data.max_size)
+
+
+def write_plan(plan: Plan, paths: RunPaths) -> None:
+    paths.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
 
 
 def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
@@ -164,7 +200,11 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     val_samples = load_samples(index, val_ids, axis=config.data.axis)
     # Classes a data set declares (nnU-Net dataset.json) count even if the budget's cases lack one.
     classes = max(num_classes(train_samples + val_samples), max(index.labels.values(), default=0) + 1)
-    size = config.data.size
+    plan = None
+    if config.data.size is None:
+        plan = plan_size(fingerprint(train_samples + val_samples), max_size=config.data.max_size)
+        log.info("%s", plan.describe())
+    size = config.data.size or plan.size
     train = to_tensors(train_samples, size, classes)
     unlabeled = None
     if config.train.method == "semisup":
@@ -180,4 +220,5 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
         train_ids=train_ids,
         val_ids=val_ids,
         unlabeled=unlabeled,
+        plan=plan,
     )

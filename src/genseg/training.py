@@ -29,7 +29,7 @@ from genseg.config import RunConfig
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
 from genseg.optim import build_optimizer, build_schedule
-from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config, write_csv
+from genseg.runs import RunData, RunPaths, load_config, load_run_data, start_run, write_csv
 from genseg.sampling import BatchSampler
 from genseg.segmenters import create_segmenter
 from genseg.validation import ValidationSet, validate
@@ -85,15 +85,16 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         >>> train(cfg, Path("runs/lungs"))  # doctest: +SKIP
     """
     paths = RunPaths(Path(out))
-    if resume and paths.config.is_file():
-        config = load_config(paths)
-    elif paths.last.is_file():
+    if not resume and paths.last.is_file():
         raise FileExistsError(f"{paths.root} already holds a run; pass --resume to continue it or choose another --out")
-    else:
-        save_config(config, paths)
+    paths.root.mkdir(parents=True, exist_ok=True)
     _log_to_file(paths.log)
     seed_everything(config.train.seed)
-    data = load_run_data(config, paths)
+    if resume and paths.config.is_file():
+        config = load_config(paths)
+        data = load_run_data(config, paths)
+    else:
+        config, data = start_run(config, paths)
     device = resolve_device(config.train.device)
     context = build_context(config, data, device, progress)
     method = create_method(config.train.method, context)

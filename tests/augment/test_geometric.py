@@ -170,3 +170,16 @@ def test_bad_input_raises_value_error() -> None:
         GeometricRanges(rotate=(10.0, -10.0))
     with pytest.raises(ValueError, match="pad"):
         GeometricParams(**{**vars(GeometricParams.identity(2)), "pad": torch.zeros(2, 2)})
+
+
+def test_probability_leaves_the_other_samples_unmoved() -> None:
+    ranges = GeometricRanges(flip_probability=0.0, probability=0.25)
+    params = sample_geometric(400, torch.Generator().manual_seed(6), ranges)
+    moved = params.rotate != 0
+    assert 0.15 < moved.float().mean().item() < 0.35
+    identity = GeometricParams.identity(400)
+    for name in ("pad", "scale", "translate", "shear"):
+        assert torch.equal(getattr(params, name)[~moved], getattr(identity, name)[~moved])
+    # The default (probability 1) keeps its random stream: the same draws as before the option existed.
+    assert torch.equal(sample_geometric(4, torch.Generator().manual_seed(6)).rotate,
+                       sample_geometric(4, torch.Generator().manual_seed(6), GeometricRanges(probability=1.0)).rotate)

@@ -1,0 +1,134 @@
+"""A plan per data set from its fingerprint, as nnU-Net plans: the working resolution.
+
+The fingerprint is measured on the budget's labeled cases only (nothing else with a label is
+read): the median image side and how wide the labeled structures are. A structure narrower than
+:data:`MIN_WIDTH_PX` pixels after resizing does not survive it (DRIVE's vessels at 128 px), so the
+plan picks the smallest side, in steps of 32, that keeps the narrow structures of the budget at
+least that wide, never above the images' own side nor above ``max_size`` (what the hardware
+allows: an iteration costs about (side / 128)^2 times one at 128 px).
+
+Example:
+    >>> mask = np.zeros((256, 256), dtype=np.int64)
+    >>> mask[100:108, 20:236] = 1  # a strip 8 px wide
+    >>> structure_width(mask)
+    8.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from genseg.data import Sample
+
+MIN_WIDTH_PX = 4.0
+"""Narrowest structure width, in pixels after resizing, the plan keeps."""
+BASE_SIZE = 128
+"""The side every cost is counted against, and the floor of a plan (unless the images are smaller)."""
+WIDTH_PERCENTILE = 10
+"""The budget's cases are ranked by structure width; the plan serves this percentile."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the plan is decided from, measured on the budget's labeled cases.
+
+    Args:
+        cases: labeled cases measured.
+        native_side: median of the images' longer side, in pixels.
+        structure_width: the :data:`WIDTH_PERCENTILE`-th percentile over cases of each case's
+            median structure width (2 x area / boundary length, in native pixels).
+        channels: image channels.
+    """
+
+    cases: int
+    native_side: float
+    structure_width: float
+    channels: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The working resolution chosen for a data set, and what it costs.
+
+    Args:
+        size: square side images are resized to.
+        fingerprint: what it was decided from.
+        max_size: the cap it was decided under.
+        width_at_size: the fingerprint's structure width after resizing to ``size``.
+        relative_cost: time of an iteration relative to one at 128 px, (size / 128)^2.
+    """
+
+    size: int
+    fingerprint: Fingerprint
+    max_size: int
+    width_at_size: float
+    relative_cost: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for logs and the CLI."""
+        f = self.fingerprint
+        return (f"plan: {self.size} px (images {f.native_side:.0f} px, narrow structures {f.structure_width:.1f} px "
+                f"wide, {self.width_at_size:.1f} px at {self.size}; cap {self.max_size}); an iteration costs "
+                f"{self.relative_cost:.1f}x one at {BASE_SIZE} px")
+
+
+def structure_width(mask: np.ndarray) -> float:
+    """Median width of the labeled structures of a 2D label map: 2 x area / boundary length, per class.
+
+    A strip w pixels wide gives w; a disc of diameter d gives d / 2. NaN for an empty map.
+    """
+    widths = []
+    for label in np.unique(mask[mask > 0]):
+        region = mask == label
+        boundary = region & ~ndimage.binary_erosion(region, border_value=1)
+        widths.append(2.0 * region.sum() / max(1, boundary.sum()))
+    return float(np.median(widths)) if widths else math.nan
+
+
+def fingerprint(samples: list[Sample]) -> Fingerprint:
+    """Measure the budget's labeled samples (2D images, or the slices of volumes)."""
+    if not samples or any(sample.mask is None for sample in samples):
+        raise ValueError("a fingerprint needs labeled samples")
+    per_case: dict[str, list[float]] = {}
+    for sample in samples:
+        assert sample.mask is not None
+        width = structure_width(sample.mask)
+        if not math.isnan(width):
+            per_case.setdefault(sample.case_id, []).append(width)
+    case_widths = [float(np.median(widths)) for widths in per_case.values()]
+    sides = [max(sample.image.shape[-2:]) for sample in samples]
+    return Fingerprint(
+        cases=len({sample.case_id for sample in samples}),
+        native_side=float(np.median(sides)),
+        structure_width=float(np.percentile(case_widths, WIDTH_PERCENTILE)) if case_widths else math.nan,
+        channels=int(samples[0].image.shape[0]),
+    )
+
+
+def plan_size(fp: Fingerprint, max_size: int = 512, multiple: int = 32) -> Plan:
+    """The smallest side (a multiple of ``multiple``) keeping narrow structures :data:`MIN_WIDTH_PX` wide.
+
+    Never above the images' own side (rounded up) nor ``max_size``; never below 128 px unless the
+    images are smaller.
+    """
+    if max_size < multiple or max_size % multiple:
+        raise ValueError(f"max_size must be a multiple of {multiple}, got {max_size}")
+    native = multiple * math.ceil(fp.native_side / multiple)
+    upper = min(native, max_size)
+    lower = min(BASE_SIZE, upper)
+    if math.isnan(fp.structure_width):  # no foreground in the budget: nothing to keep
+        needed = lower
+    else:
+        needed = multiple * math.ceil(fp.native_side * MIN_WIDTH_PX / fp.structure_width / multiple)
+    size = int(min(max(needed, lower), upper))
+    width = fp.structure_width * size / fp.native_side
+    return Plan(size=size, fingerprint=fp, max_size=max_size, width_at_size=round(width, 2),
+                relative_cost=round((size / BASE_SIZE) ** 2, 2))

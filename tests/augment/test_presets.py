@@ -1,0 +1,26 @@
+"""Named augmentation presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genseg.augment import AUGMENTATIONS, augmentation_ranges, sample_intensity
+from genseg.config import AUGMENTATIONS as CONFIG_AUGMENTATIONS
+
+
+def test_presets_are_the_names_the_config_accepts() -> None:
+    assert tuple(AUGMENTATIONS) == CONFIG_AUGMENTATIONS
+
+
+def test_nnunet_preset_rotates_over_the_circle_on_some_samples_only() -> None:
+    geometric, intensity = augmentation_ranges("nnunet")
+    assert geometric.rotate == (-180.0, 180.0) and geometric.probability < 1.0
+    params = sample_intensity(400, torch.Generator().manual_seed(0), intensity)
+    untouched = (params.contrast == 1) & (params.gamma == 1) & (params.noise_std == 0) & (params.brightness == 0)
+    assert 0.3 < untouched.float().mean().item() < 0.7
+
+
+def test_unknown_preset_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown augmentation 'strong'"):
+        augmentation_ranges("strong")
