@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,8 @@ def test_kill_during_write_keeps_the_previous_file(tmp_path: Path, monkeypatch: 
     path = tmp_path / "last.pt"
     save_atomic({"iteration": 1}, path)
 
-    def half_written(state: Any, handle: Any) -> None:
-        handle.write(b"half a checkpoint")
+    def half_written(state: Any, target: Any) -> None:
+        Path(target).write_bytes(b"half a checkpoint")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", half_written)
@@ -57,3 +59,12 @@ def test_kill_during_write_keeps_the_previous_file(tmp_path: Path, monkeypatch: 
 def test_missing_checkpoint_says_to_train_first(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="genseg train"):
         load_checkpoint(tmp_path / "best.pt")
+
+
+def test_saved_files_get_the_usual_mode_not_a_private_one(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        save_atomic({"iteration": 1}, tmp_path / "best.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "best.pt").stat().st_mode) == 0o644

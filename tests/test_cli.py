@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 
 runner = CliRunner()
@@ -50,7 +52,47 @@ def test_budget_larger_than_the_pool_names_both_numbers(tiny_phantom: Path, tmp_
 
     assert result.exit_code == 2
     line = _single_error_line(result.output)
-    assert "budget of 20 cases" in line and "the 8 cases" in line  # 12 cases - 4 test = a pool of 8
+    assert "budget of 20 labeled cases" in line and "--budget 12 or fewer" in line  # the folder holds 12
+
+
+def test_a_budget_of_every_labeled_case_trains_without_a_test_set(tiny_phantom: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    trained = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), "--size", "32",
+                                  "--iterations", "2", "--budget", "12", "--batch-size", "2"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((run / "split.json").read_text())["test"] == []
+    evaluated = runner.invoke(app, ["evaluate", "--run", str(run)])
+    assert evaluated.exit_code == 2
+    line = _single_error_line(evaluated.output)
+    assert "no test cases" in line and "genseg split" in line
+
+
+def test_version_and_fast_path_errors(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["--version"]).output.startswith("genseg ")
+    line = _single_error_line(runner.invoke(app, ["train", "--data", str(tmp_path / "missing")]).output)
+    assert str(tmp_path / "missing") in line and "not found" in line
+
+
+def test_config_file_with_overrides_and_resume_that_extends(tiny_phantom: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    args = ["--size", "32", "--iterations", "2", "--val-every", "2", "--budget", "4", "--batch-size", "2"]
+    assert runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(first), *args]).exit_code == 0
+    # A run's config.json is a config file; given options override it.
+    second = tmp_path / "second"
+    result = runner.invoke(app, ["train", "--config", str(first / "config.json"), "--out", str(second),
+                                 "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    saved, copied = (json.loads((run / "config.json").read_text()) for run in (first, second))
+    assert copied["train"]["seed"] == 1 and {**copied["train"], "seed": 0} == saved["train"]
+    # --resume with more iterations extends a finished run; fewer, or another setting, is refused.
+    extended = runner.invoke(app, ["train", "--out", str(first), "--resume", "--iterations", "4"])
+    assert extended.exit_code == 0, extended.output
+    assert load_checkpoint(first / "final.pt")["iteration"] == 4
+    assert json.loads((first / "config.json").read_text())["train"]["iterations"] == 4
+    shorter = runner.invoke(app, ["train", "--out", str(first), "--resume", "--iterations", "3"])
+    assert "can only extend" in _single_error_line(shorter.output)
+    other = runner.invoke(app, ["train", "--out", str(first), "--resume", "--lr", "0.5"])
+    assert "train.lr" in _single_error_line(other.output)
 
 
 def test_train_evaluate_predict(tiny_phantom: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from genseg.config import RunConfig
-from genseg.data import read_split
+from genseg.data import DataError, read_split
 from genseg.evaluation import evaluate, predict
 from genseg.training import train
 
@@ -89,6 +90,23 @@ def test_predict_writes_masks_at_each_input_size(picture_run: Path, tiny_phantom
         with Image.open(path) as mask:
             assert mask.size == sizes[path.stem]
             assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
+
+
+def test_predict_takes_a_single_file(picture_run: Path, tiny_phantom: Path, tmp_path: Path) -> None:
+    (written,) = predict(picture_run, tiny_phantom / "images" / "case_001.png", tmp_path / "masks")
+    assert written == tmp_path / "masks" / "case_001.png" and written.is_file()
+
+
+def test_predict_checks_every_input_before_writing(picture_run: Path, tiny_phantom: Path, tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for stem in ("a_gray", "b_gray"):
+        shutil.copyfile(tiny_phantom / "images" / "case_000.png", inputs / f"{stem}.png")
+    with Image.open(tiny_phantom / "images" / "case_000.png") as image:
+        image.convert("RGB").save(inputs / "c_colour.png")  # sorted last: found only after two good ones
+    with pytest.raises(DataError, match=r"c_colour.png: a RGB image, but the model was trained on grayscale"):
+        predict(picture_run, inputs, tmp_path / "masks")
+    assert not (tmp_path / "masks").exists()
 
 
 # --- 3D: an MSD-style folder of small NIfTI volumes with two foreground classes ---

@@ -41,7 +41,7 @@ _EXPORTS = {
     "run_benchmark": "genseg.benchmark",
     "create_segmenter": "genseg.segmenters",
     "create_generator": "genseg.generators",
-    "DataError": "genseg.data.errors",
+    "DataError": "genseg.errors",
 }
 
 __all__ = sorted(_EXPORTS)

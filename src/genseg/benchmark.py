@@ -51,7 +51,7 @@ from genseg.config import (GENERATOR_METHODS, DataConfig, GeneratorConfig, MLOCo
 from genseg.data import DataError, read_split
 from genseg.data.io import atomic_write
 from genseg.planning import Plan
-from genseg.runs import CHECKPOINTS, RunPaths, eval_name, plan_for, save_config, write_plan
+from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, plan_for, save_config, write_plan
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class BenchmarkSpec:
         data_root: folder holding the data sets (relative to the current directory).
         splits_root: folder holding ``<dataset>.json`` split files.
         n_val: validation pairs out of each budget; default 20 %, at least 1.
-        device: ``cpu``, ``cuda`` or ``auto``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: torch threads per run (``OMP_NUM_THREADS``); default torch's own choice.
         methods_at: data set -> budget -> variants run at that budget instead of ``methods``.
         sizes: data set -> image size (or ``"auto"``) instead of ``size``.
@@ -148,7 +148,7 @@ class BenchmarkSpec:
     data_root: Path = DEFAULT_DATA_ROOT
     splits_root: Path = DEFAULT_SPLITS_ROOT
     n_val: int | None = None
-    device: str = "cpu"
+    device: str = "auto"
     threads: int | None = None
     methods_at: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     sizes: dict[str, int | str] = field(default_factory=dict)
@@ -630,7 +630,7 @@ def _write_or_check_config(run: PlannedRun, paths: RunPaths) -> None:
         save_config(run.config, paths)
         if run.plan is not None:
             write_plan(run.plan, paths)
-    elif json.loads(paths.config.read_text()) != run.config.to_dict():
+    elif load_config(paths) != run.config:  # as dataclasses: fields added since then take their defaults
         raise RunFailed(f"{paths.root} holds a run with another config; delete it or choose another out folder")
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from genseg.data.io import atomic_write
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
@@ -15,17 +15,7 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
 
     ``os.replace`` is atomic on POSIX and Windows: readers see the old file or the new one.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            torch.save(state, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda temp: torch.save(state, temp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -17,8 +17,26 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from genseg import __version__
+from genseg.config import DataConfig, GeneratorConfig, MLOConfig, TrainConfig
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Medical image segmentation from a handful of labels (GenSeg).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"genseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Medical image segmentation from a handful of labels (GenSeg)."""
+
+
 # Logs and pipes get a wide console: metric tables would otherwise be cut at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
@@ -28,7 +46,7 @@ def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genseg.data.errors import DataError
+        from genseg.errors import DataError
 
         try:
             return command(*args, **kwargs)
@@ -82,64 +100,118 @@ def _size(text: str) -> Optional[int]:
         raise ValueError(f"--size must be auto or an integer multiple of 32, got {text!r}") from None
 
 
+def _existing(path: Path, what: str) -> Path:
+    """Fail in one line, before torch is imported, when a path the command reads is missing."""
+    from genseg.errors import DataError
+
+    if not path.exists():
+        raise DataError(f"{what} not found; check the path", path)
+    return path
+
+
+# train's options that set a config field: option -> (section, field). One place: the defaults
+# shown in --help are the dataclasses' own, and only options given on the command line override
+# the config (from --config FILE, from the run being resumed, or the defaults).
+_TRAIN_FIELDS = {
+    "data": ("data", "root"), "split": ("data", "split_file"), "budget": ("data", "budget"),
+    "n_val": ("data", "n_val"), "size": ("data", "size"), "max_size": ("data", "max_size"), "axis": ("data", "axis"),
+    "segmenter": ("segmenter", "name"),
+    "ngf": ("generator", "ngf"), "pretrain_iterations": ("generator", "pretrain_iterations"),
+    "upper": ("mlo", "upper"), "hypergradient": ("mlo", "hypergradient"), "upper_every": ("mlo", "every"),
+    "unroll_steps": ("mlo", "unroll_steps"), "arch_lr": ("mlo", "arch_lr"), "gamma": ("mlo", "gamma"),
+    "val_views": ("mlo", "val_views"),
+    **{name: ("train", name) for name in ("method", "iterations", "batch_size", "lr", "optimizer", "schedule",
+                                           "warmup", "sampling", "augmentation", "val_every", "seed", "device")},
+    "ema": ("train", "ema_decay"),
+}
+_D, _G, _M, _T = DataConfig(), GeneratorConfig(), MLOConfig(), TrainConfig()
+
+
 @app.command()
 @_user_errors
 def train(
-    data: Path = typer.Option(..., help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
+    data: Optional[Path] = typer.Option(None, help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/DATA-METHOD-nBUDGET-sSEED)."),
-    method: str = typer.Option("augment", help="supervised | augment | separate | genseg | semisup"),
+    config: Optional[Path] = typer.Option(None, help="A config file (a run's config.json); options below override it."),
+    method: Optional[str] = typer.Option(None, help=f"supervised | augment | separate | genseg | semisup [{_T.method}]"),
     split: Optional[Path] = typer.Option(None, help="Split file (benchmark format); default: make one in the run."),
-    budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val (volumes for 3D data)."),
-    n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N (default: 20%, at least 1)."),
-    seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
-    segmenter: str = typer.Option("unet", help="unet | attention_unet | deeplabv3plus | segformer"),
-    size: str = typer.Option("auto", help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan)."),
-    max_size: int = typer.Option(512, help="Largest size an auto plan may choose."),
-    axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
-    iterations: int = typer.Option(1000, help="Segmenter optimization steps."),
-    batch_size: int = typer.Option(4, help="Real pairs per step."),
-    lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),
-    optimizer: str = typer.Option("adam", help="adam | adamw | sgd (Nesterov 0.99, as nnU-Net; use --lr 0.01)."),
-    schedule: str = typer.Option("constant", help="Learning rate schedule: constant | poly | cosine."),
-    warmup: int = typer.Option(0, help="Linear warm-up iterations before the schedule."),
-    sampling: str = typer.Option("replacement", help="Batches: replacement | epochs (each pair once per pass)."),
-    augmentation: str = typer.Option("standard", help="Augmentation preset: standard | nnunet."),
-    val_every: int = typer.Option(50, help="Iterations between validations."),
-    ema: float = typer.Option(0.0, help="EMA decay of the segmenter's weights (0 = off)."),
-    val_views: int = typer.Option(1, help="Augmented views per validation pair in the validation loss."),
-    upper: str = typer.Option("arch", help="genseg upper level: arch | generator | both | none"),
-    hypergradient: str = typer.Option("exact", help="genseg hypergradient: exact | darts"),
-    upper_every: int = typer.Option(4, help="genseg: the upper-level and GAN steps every k iterations."),
-    unroll_steps: int = typer.Option(1, help="genseg: segmenter steps unrolled for the hypergradient."),
-    arch_lr: float = typer.Option(3e-3, help="genseg: Adam learning rate of A."),
-    gamma: float = typer.Option(1.0, help="Weight of the synthetic-pair loss (separate, genseg)."),
-    ngf: int = typer.Option(32, help="Generator base width (separate, genseg)."),
-    pretrain_iterations: int = typer.Option(1000, help="Generator pre-training steps on the training pairs."),
-    device: str = typer.Option("cpu", help="cpu | cuda | auto"),
+    budget: Optional[int] = typer.Option(None, help=f"Labeled pairs N = n_train + n_val (volumes for 3D data) [{_D.budget}]."),
+    n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [20%, at least 1]."),
+    seed: Optional[int] = typer.Option(None, help=f"Run seed; also picks pool.seed<s> of the split file [{_T.seed}]."),
+    segmenter: Optional[str] = typer.Option(None, help="unet | attention_unet | deeplabv3plus | segformer [unet]"),
+    size: Optional[str] = typer.Option(None, help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan) [auto]."),
+    max_size: Optional[int] = typer.Option(None, help=f"Largest size an auto plan may choose [{_D.max_size}]."),
+    axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes [{_D.axis}]."),
+    iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
+    batch_size: Optional[int] = typer.Option(None, help=f"Real pairs per step [{_T.batch_size}]."),
+    lr: Optional[float] = typer.Option(None, help=f"Segmenter peak learning rate [{_T.lr}]."),
+    optimizer: Optional[str] = typer.Option(None, help=f"adam | adamw | sgd (Nesterov 0.99, as nnU-Net; use --lr 0.01) [{_T.optimizer}]."),
+    schedule: Optional[str] = typer.Option(None, help=f"Learning rate schedule: constant | poly | cosine [{_T.schedule}]."),
+    warmup: Optional[int] = typer.Option(None, help=f"Linear warm-up iterations before the schedule [{_T.warmup}]."),
+    sampling: Optional[str] = typer.Option(None, help=f"Batches: replacement | epochs (each pair once per pass) [{_T.sampling}]."),
+    augmentation: Optional[str] = typer.Option(None, help=f"Augmentation preset: standard | nnunet [{_T.augmentation}]."),
+    val_every: Optional[int] = typer.Option(None, help=f"Iterations between validations [{_T.val_every}]."),
+    ema: Optional[float] = typer.Option(None, help=f"EMA decay of the segmenter's weights, 0 = off [{_T.ema_decay}]."),
+    val_views: Optional[int] = typer.Option(None, help=f"Augmented views per validation pair in the validation loss [{_M.val_views}]."),
+    upper: Optional[str] = typer.Option(None, help=f"genseg upper level: arch | generator | both | none [{_M.upper}]"),
+    hypergradient: Optional[str] = typer.Option(None, help=f"genseg hypergradient: exact | darts [{_M.hypergradient}]"),
+    upper_every: Optional[int] = typer.Option(None, help=f"genseg: the upper-level and GAN steps every k iterations [{_M.every}]."),
+    unroll_steps: Optional[int] = typer.Option(None, help=f"genseg: segmenter steps unrolled for the hypergradient [{_M.unroll_steps}]."),
+    arch_lr: Optional[float] = typer.Option(None, help=f"genseg: Adam learning rate of A [{_M.arch_lr}]."),
+    gamma: Optional[float] = typer.Option(None, help=f"Weight of the synthetic-pair loss (separate, genseg) [{_M.gamma}]."),
+    ngf: Optional[int] = typer.Option(None, help=f"Generator base width (separate, genseg) [{_G.ngf}]."),
+    pretrain_iterations: Optional[int] = typer.Option(None, help=f"Generator pre-training steps on the training pairs, before the first segmenter step of separate and genseg [{_G.pretrain_iterations}]."),
+    device: Optional[str] = typer.Option(None, help=f"auto (cuda when present) | cpu | cuda | cuda:N [{_T.device}]"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the cores this process may use that are idle]."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
     """Train a segmenter on the budget's labeled pairs; keep the best and the final checkpoint."""
+    given = {name: value for name, value in locals().items() if name in _TRAIN_FIELDS and value is not None}
+    if data is not None:
+        _existing(data, "data folder")
+    if config is not None:
+        _existing(config, "config file")
+    if resume and out is None:
+        raise ValueError("--resume needs the --out folder of the run to continue")
     _setup_logging(verbose)
-    from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, SegmenterConfig, TrainConfig
+    from genseg.runtime import set_threads
     from genseg.training import train as run_training
 
-    config = RunConfig(
-        data=DataConfig(root=data, split_file=split, budget=budget, n_val=n_val, size=_size(size), max_size=max_size,
-                        axis=axis),
-        segmenter=SegmenterConfig(name=segmenter),
-        generator=GeneratorConfig(ngf=ngf, pretrain_iterations=pretrain_iterations),
-        mlo=MLOConfig(upper=upper, hypergradient=hypergradient, every=upper_every, unroll_steps=unroll_steps,
-                      arch_lr=arch_lr, gamma=gamma, val_views=val_views),
-        train=TrainConfig(method=method, iterations=iterations, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                          schedule=schedule, warmup=warmup, sampling=sampling, augmentation=augmentation,
-                          val_every=val_every, ema_decay=ema, seed=seed, device=device),
-    )
-    out = out or Path("runs") / f"{data.name}-{method}-n{budget}-s{seed}"
-    result = run_training(config, out, resume=resume)
+    run_config = _train_config(config, out if resume else None, given)
+    if run_config.data.root is None:
+        raise ValueError("no data folder: pass --data DIR (or a --config file that names one)")
+    out = out or Path("runs") / (f"{run_config.data.root.name}-{run_config.train.method}-"
+                                 f"n{run_config.data.budget}-s{run_config.train.seed}")
+    set_threads(threads)
+    result = run_training(run_config, out, resume=resume)
     console.print(f"best validation loss {result.best_val_loss:.4f} (Dice {result.best_val_dice:.4f}) "
                   f"at iteration {result.best_iteration}; {result.seconds:.0f} s")
     console.print(f"run folder: [bold]{result.run_dir}[/]  next: genseg evaluate --run {result.run_dir}")
+
+
+def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: dict[str, Any]) -> Any:
+    """The run's config: a file's, or the resumed run's, or the defaults; then the given options."""
+    import json
+
+    from genseg.config import RunConfig
+
+    if config_file is not None:
+        try:
+            values = json.loads(config_file.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{config_file}: not a JSON config ({error}); use a run's config.json") from None
+    elif resumed is not None and (resumed / "config.json").is_file():
+        values = json.loads((resumed / "config.json").read_text())
+    else:
+        values = RunConfig().to_dict()
+    for option, value in given.items():
+        section, name = _TRAIN_FIELDS[option]
+        values.setdefault(section, {})[name] = _size(value) if option == "size" else value
+    try:
+        return RunConfig.from_dict(values)
+    except TypeError as error:
+        raise ValueError(f"{config_file}: {error}") from None
 
 
 @app.command()
@@ -267,7 +339,7 @@ def pretrain_generator(
     size: str = typer.Option("auto", help="Square image size (multiple of 32), or auto (planned)."),
     ngf: int = typer.Option(32, help="Generator base width."),
     batch_size: int = typer.Option(4, help="Real pairs per step."),
-    device: str = typer.Option("cpu", help="cpu | cuda | auto"),
+    device: str = typer.Option("auto", help="auto (cuda when present) | cpu | cuda | cuda:N"),
 ) -> None:
     """Train only the mask-to-image generator (level 1) on the budget's training pairs."""
     _setup_logging(False)
@@ -299,7 +371,7 @@ def benchmark(
     out: Optional[Path] = typer.Option(None, help="Out folder: runs.csv, table.md, plots, runs/ (default: benchmarks/results)."),
     data_root: Optional[Path] = typer.Option(None, help="Folder of the data sets (default: ../shared/datasets)."),
     splits_root: Optional[Path] = typer.Option(None, help="Folder of <dataset>.json splits (default: ../shared/benchmark/splits)."),
-    device: Optional[str] = typer.Option(None, help="cpu | cuda | auto (default: cpu)."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: auto)."),
     threads: Optional[int] = typer.Option(None, help="Torch threads per run (default: torch's choice)."),
     report_only: bool = typer.Option(False, help="Only rewrite table.md and the plots from runs.csv."),
     clear_locks: bool = typer.Option(False, help="First remove run locks left by killed benchmark processes."),

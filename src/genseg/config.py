@@ -6,6 +6,7 @@ through ``config.json`` in the run folder (:func:`RunConfig.to_dict` / :func:`Ru
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,7 @@ class TrainConfig:
         ema_decay: decay of an exponential moving average of the segmenter's weights used for
             validation and the saved model; 0 switches it off.
         seed: run seed; also picks ``pool.seed<s>`` of a benchmark split file.
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
 
     method: str = "augment"
@@ -209,7 +210,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     ema_decay: float = 0.0
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
@@ -221,7 +222,8 @@ class TrainConfig:
         _check(0 <= self.warmup < self.iterations, f"warmup must be in [0, iterations), got {self.warmup}")
         _check(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every, checkpoint_every >= 1")
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
-        _check(self.device in ("cpu", "cuda", "auto"), f"device must be cpu, cuda or auto, got {self.device!r}")
+        _check(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+               f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
 @dataclass

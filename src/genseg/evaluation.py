@@ -53,6 +53,7 @@ class TrainedSegmenter:
     config: RunConfig
     num_classes: int
     iteration: int
+    in_channels: int
 
     @property
     def size(self) -> int:
@@ -70,7 +71,7 @@ def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
                              **config.segmenter.options)
     model.load_state_dict(state["segmenter"])
     model.eval()
-    return TrainedSegmenter(model, config, state["num_classes"], state["iteration"])
+    return TrainedSegmenter(model, config, state["num_classes"], state["iteration"], state["in_channels"])
 
 
 @torch.no_grad()
@@ -103,6 +104,10 @@ def case_ids_for(split_name: str, run: RunPaths, config: RunConfig, index: CaseI
         return index.ids
     split = read_split(run.split)
     if split_name == "test":
+        if not split.test:
+            raise DataError("this run has no test cases: its budget took every labeled case. Score other labeled "
+                            "images with genseg evaluate --data DIR, or hold out a test set: genseg split --data DIR "
+                            "--out split.json, then train with --split split.json and a smaller --budget", run.split)
         return split.test
     if split_name == "dev":
         ids = dev_ids(split, config.train.seed, config.data.budget)
@@ -171,14 +176,18 @@ def evaluate(
 
 
 def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str = "best") -> list[Path]:
-    """Write a label map for every image in ``input_dir``: PNG for 2D images, NIfTI for volumes.
+    """Write a label map for every image in ``input_dir`` (a folder, or one file): PNG for 2D
+    images, NIfTI for volumes.
 
     Output files keep the input's stem (``<stem>.png`` / ``<stem>.nii.gz``) and geometry
-    (same height and width; for volumes the same shape and affine).
+    (same height and width; for volumes the same shape and affine). Every input is read and
+    checked before the first mask is written, so a bad file leaves no partial output.
     """
     segmenter = load_segmenter(Path(run_dir), checkpoint)
     axis = segmenter.config.data.axis
     index = index_images(Path(input_dir))
+    for case_id in index.cases:  # check every input first
+        _check_channels(load_samples(index, [case_id], axis=axis, require_masks=False), segmenter, index)
     out_dir = Path(out_dir)
     written = []
     for case_id, case in index.cases.items():
@@ -196,6 +205,15 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str = "be
         written.append(path)
     log.info("wrote %d predictions to %s", len(written), out_dir)
     return written
+
+
+def _check_channels(samples: list[Sample], segmenter: TrainedSegmenter, index: CaseIndex) -> None:
+    channels = samples[0].image.shape[0]
+    if channels != segmenter.in_channels:
+        kinds = {1: "grayscale", 3: "RGB"}
+        theirs, ours = (kinds.get(c, f"{c}-channel") for c in (channels, segmenter.in_channels))
+        raise DataError(f"a {theirs} image, but the model was trained on {ours} images; convert the images to "
+                        f"{ours} or use a run trained on {theirs} images", index.cases[samples[0].case_id].image_path)
 
 
 def case_reference(samples: list[Sample], axis: int) -> tuple[np.ndarray, np.ndarray | None]:

@@ -35,7 +35,8 @@ from genseg.data.io import atomic_write, is_image_file
 from genseg.generators.masks import synthesize
 from genseg.methods.synthesis import SyntheticPairs, build_generator
 from genseg.runs import RunPaths, start_run
-from genseg.training import build_context, resolve_device, seed_everything
+from genseg.runtime import resolve_device
+from genseg.training import build_context, seed_everything
 
 log = logging.getLogger(__name__)
 

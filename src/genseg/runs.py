@@ -127,8 +127,12 @@ def resolve_split(config: RunConfig, index: CaseIndex, paths: RunPaths) -> Split
     elif paths.split.is_file():
         split = read_split(paths.split)
     else:
-        split = make_split(index.ids, dataset=index.root.name, test_fraction=config.data.test_fraction)
+        split = make_split(index.ids, dataset=index.root.name, test_fraction=config.data.test_fraction,
+                           min_pool=config.data.budget)
         log.info("made a seeded split of %d cases (%d test) in %s", len(index.ids), len(split.test), paths.split)
+        if len(split.test) < round(config.data.test_fraction * len(index.ids)):
+            log.warning("the budget of %d takes the test cases: %d of %d cases are held out for testing",
+                        config.data.budget, len(split.test), len(index.ids))
     check_split_ids(split, index)
     if not paths.split.is_file():
         write_split(split, paths.split)

@@ -13,7 +13,7 @@ import random
 import resource
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from genseg.config import RunConfig
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
 from genseg.optim import build_optimizer, build_schedule
-from genseg.runs import RunData, RunPaths, load_config, load_run_data, start_run, write_csv
+from genseg.runtime import resolve_device
+from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config, start_run, write_csv
 from genseg.sampling import BatchSampler
 from genseg.segmenters import create_segmenter
 from genseg.validation import ValidationSet, validate
@@ -49,12 +50,27 @@ class TrainResult:
     peak_mb: float
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for, but no CUDA GPU is visible; use --device cpu")
-    return torch.device(name)
+def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
+    """The config a resumed run continues with: the saved one, extended if ``config`` asks for more iterations.
+
+    Raises:
+        ValueError: ``config`` differs from the saved one in anything else, or asks for fewer
+            iterations than the run already has.
+    """
+    saved = load_config(RunPaths(Path(run_dir)))
+    if config.data.size is None:  # a planned size was resolved when the run started
+        config = replace(config, data=replace(config.data, size=saved.data.size))
+    wanted, stored = config.to_dict(), saved.to_dict()
+    changed = [f"{section}.{key} ({stored[section].get(key)!r} -> {value!r})"
+               for section, values in wanted.items() for key, value in values.items()
+               if stored[section].get(key) != value and (section, key) != ("train", "iterations")]
+    if changed:
+        raise ValueError(f"{run_dir} was trained with other settings: {', '.join(changed)}; resume it with its "
+                         "own settings (only a larger --iterations may change) or train a new run (another --out)")
+    if config.train.iterations < saved.train.iterations:
+        raise ValueError(f"{run_dir} is a run of {saved.train.iterations} iterations; --iterations can only "
+                         f"extend it, got {config.train.iterations}")
+    return replace(saved, train=replace(saved.train, iterations=config.train.iterations))
 
 
 def seed_everything(seed: int) -> None:
@@ -71,7 +87,8 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     """Train a segmenter with ``config.train.method`` and write the run folder ``out``.
 
     Args:
-        config: the run configuration (ignored on resume: the saved one is used).
+        config: the run configuration; on resume it must be the saved one, except for a larger
+            ``train.iterations``, which extends the run (see :func:`resume_config`).
         out: the run folder.
         resume: continue from ``out/last.pt`` if it exists.
         progress: show a progress bar.
@@ -91,7 +108,8 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     _log_to_file(paths.log)
     seed_everything(config.train.seed)
     if resume and paths.config.is_file():
-        config = load_config(paths)
+        config = resume_config(paths.root, config)
+        save_config(config, paths)
         data = load_run_data(config, paths)
     else:
         config, data = start_run(config, paths)

@@ -100,11 +100,15 @@ def test_make_split_is_seeded_sorted_and_disjoint() -> None:
     assert other.test != split.test
 
 
-def test_make_split_keeps_a_test_case_and_a_budget() -> None:
+def test_make_split_keeps_a_test_case_unless_the_budget_needs_every_case() -> None:
     split = make_split(["a", "b", "c"], dataset="toy", test_fraction=0.9, seeds=(5,))
     assert len(split.test) == 1 and len(split.pool[5]) == 2
-    with pytest.raises(DataError, match="at least 3 cases"):
-        make_split(["a", "b"], dataset="toy", test_fraction=0.5)
+    nine = [f"case{i}" for i in range(9)]
+    assert len(make_split(nine, dataset="toy", test_fraction=0.3, min_pool=8).test) == 1
+    every = make_split(nine, dataset="toy", test_fraction=0.3, min_pool=9)
+    assert every.test == [] and sorted(every.pool[0]) == nine
+    with pytest.raises(DataError, match="--budget 9 or fewer"):
+        make_split(nine, dataset="toy", test_fraction=0.3, min_pool=10)
     with pytest.raises(ValueError, match="test_fraction"):
         make_split(["a", "b", "c"], dataset="toy", test_fraction=1.0)
 

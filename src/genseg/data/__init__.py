@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from genseg.data.discovery import channel_paths, detect_layout, index_cases, index_images
-from genseg.data.errors import DataError
+from genseg.errors import DataError
 from genseg.data.io import (
     normalize_intensity,
     read_image,

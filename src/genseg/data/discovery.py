@@ -25,7 +25,7 @@ import json
 import re
 from pathlib import Path
 
-from genseg.data.errors import DataError
+from genseg.errors import DataError
 from genseg.data.io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, file_stem, is_image_file, is_volume_file
 from genseg.data.sample import Case, CaseIndex
 
@@ -89,10 +89,10 @@ def detect_layout(root: Path) -> str:
 
 
 def index_images(folder: Path, layout: str = "folders") -> CaseIndex:
-    """Index an unlabeled folder of images or volumes (e.g. for prediction).
+    """Index an unlabeled folder of images or volumes (e.g. for prediction), or one such file.
 
     Args:
-        folder: the folder; every image or NIfTI file in it is a case.
+        folder: the folder, every image or NIfTI file in it a case; or a single file.
         layout: ``"nnunet"`` groups ``CASE_000k`` files into one multi-channel case, as in
             training data of that layout; any other layout takes one file per case.
 
@@ -100,10 +100,15 @@ def index_images(folder: Path, layout: str = "folders") -> CaseIndex:
         Cases without masks, sorted by id.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError("image folder not found", folder)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+    if folder.is_file():
+        if not (is_image_file(folder) or is_volume_file(folder)):
+            raise DataError(f"not an image or volume file; accepted types: {_ACCEPTED_TYPES}", folder)
+        return CaseIndex(root=folder.parent, layout="folders", cases={file_stem(folder): Case(file_stem(folder), folder)},
+                         is_volume=_all_volumes([folder]))
+    if not folder.is_dir():
+        raise DataError("image folder or file not found", folder)
     files = _data_files(folder)
     if not files:
         raise DataError(f"no image files found; accepted types: {_ACCEPTED_TYPES}", folder)

@@ -24,7 +24,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from genseg.data.errors import DataError
+from genseg.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
@@ -199,6 +199,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then move it onto ``path``.
 
     The temporary name keeps the suffix so writers that look at it (nibabel's ``.gz``) behave.
+    The file gets the mode a plain ``open`` would give it (0644 under the usual umask), not the
+    private 0600 of a temporary file.
 
     Args:
         path: the final file; its folder is created if needed.
@@ -210,9 +212,16 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     temp = Path(temp_name)
     try:
         write(temp)
+        os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def _check_is_file(path: Path) -> None:

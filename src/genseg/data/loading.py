@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from genseg.data.discovery import channel_paths
-from genseg.data.errors import DataError
+from genseg.errors import DataError
 from genseg.data.io import load_nifti, normalize_intensity, read_image, read_label_volume, read_mask, read_volume
 from genseg.data.sample import Case, CaseIndex, Sample
 

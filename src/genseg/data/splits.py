@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genseg.data.errors import DataError
+from genseg.errors import DataError
 from genseg.data.io import atomic_write
 from genseg.data.sample import CaseIndex
 
@@ -94,8 +94,12 @@ def make_split(
     test_fraction: float,
     seeds: Sequence[int] = (0, 1, 2),
     rng_seed: int = 0,
+    min_pool: int = 2,
 ) -> Split:
     """Make a seeded split: one fixed test set, and one pool order per seed.
+
+    The test set gives way to the pool: a folder of 9 labeled images and a budget of 9 makes a
+    split with no test cases rather than a budget that cannot be met.
 
     The ids are sorted first, so the split depends only on the set of ids and the seeds, never
     on directory order.
@@ -106,16 +110,20 @@ def make_split(
         test_fraction: share of cases held out for testing, in (0, 1).
         seeds: the training seeds that get a pool order.
         rng_seed: seed of the test draw (and mixed into each pool order).
+        min_pool: the pool keeps at least this many cases (the budget), even if the test set
+            then gets fewer than ``test_fraction`` of them, or none.
 
     Returns:
-        The split; test ids sorted, at least 1 test case and 2 pool cases.
+        The split; test ids sorted, at least ``min_pool`` (and 2) pool cases.
     """
     ids = sorted(set(case_ids))
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if len(ids) < 3:
-        raise DataError(f"a split needs at least 3 cases (1 test, 1 train, 1 validation), found {len(ids)}")
-    n_test = min(max(1, round(test_fraction * len(ids))), len(ids) - 2)
+    min_pool = max(2, min_pool)
+    if len(ids) < min_pool:
+        raise DataError(f"a budget of {min_pool} labeled cases needs at least {min_pool} cases, found {len(ids)}; "
+                        f"choose --budget {len(ids)} or fewer")
+    n_test = max(0, min(max(1, round(test_fraction * len(ids))), len(ids) - min_pool))
     order = np.random.default_rng(rng_seed).permutation(len(ids))
     test = sorted(ids[i] for i in order[:n_test])
     rest = [ids[i] for i in sorted(order[n_test:])]
@@ -139,7 +147,8 @@ def budget_ids(split: Split, seed: int, n_train: int, n_val: int) -> tuple[list[
     if n_train + n_val > len(pool):
         raise DataError(
             f"budget of {n_train + n_val} cases ({n_train} train + {n_val} val) is larger than the "
-            f"{len(pool)} cases of pool seed{seed} in the split of {split.dataset!r}; choose a smaller budget"
+            f"{len(pool)} cases of pool seed{seed} in the split of {split.dataset!r}; choose --budget {len(pool)} "
+            "or fewer, or a split file with a larger pool (genseg split --test-fraction ...)"
         )
     return pool[:n_train], pool[n_train : n_train + n_val]
 
