@@ -43,7 +43,8 @@ def run(config: RunConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_run_folder_holds_every_file(run: Path, config: RunConfig) -> None:
-    for name in ("config.json", "split.json", "train.log", "history.csv", "best.pt", "final.pt", "last.pt"):
+    for name in ("config.json", "split.json", "train.log", "history.csv", "best.pt", "final.pt", "last.pt",
+                 "postprocessing.json"):
         assert (run / name).is_file(), name
     assert RunConfig.from_dict(json.loads((run / "config.json").read_text())) == config
     assert [row["iteration"] for row in _history(run)] == [2, 4, 6]

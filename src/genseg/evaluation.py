@@ -37,6 +37,7 @@ from genseg.data import (
     write_mask_png,
 )
 from genseg.metrics import case_metrics, summarize
+from genseg.postprocessing import choose_classes, keep_largest_component
 from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, write_csv
 from genseg.segmenters import create_segmenter
 
@@ -54,6 +55,7 @@ class TrainedSegmenter:
     num_classes: int
     iteration: int
     in_channels: int
+    largest_component: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
@@ -71,7 +73,41 @@ def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
                              **config.segmenter.options)
     model.load_state_dict(state["segmenter"])
     model.eval()
-    return TrainedSegmenter(model, config, state["num_classes"], state["iteration"], state["in_channels"])
+    chosen = _postprocessing(RunPaths(Path(run_dir))).get(checkpoint, {}).get("largest_component", [])
+    return TrainedSegmenter(model, config, state["num_classes"], state["iteration"], state["in_channels"],
+                            tuple(chosen))
+
+
+def _postprocessing(run: RunPaths) -> dict:
+    return json.loads(run.postprocessing.read_text()) if run.postprocessing.is_file() else {}
+
+
+def predict_case(segmenter: TrainedSegmenter, samples: list[Sample], *, postprocess: bool = True) -> np.ndarray:
+    """One case's label map at its own size (a 2D map, or the volume), post-processed as the run chose."""
+    labels = assemble_case(samples, predict_samples(segmenter, samples), segmenter.config.data.axis)
+    return keep_largest_component(labels, segmenter.largest_component) if postprocess else labels
+
+
+def choose_postprocessing(run_dir: Path, checkpoints: tuple[str, ...] = CHECKPOINTS) -> dict[str, dict]:
+    """Decide, per checkpoint, on the run's validation cases, which classes keep only their
+    largest component; written to ``postprocessing.json`` (see :mod:`genseg.postprocessing`)."""
+    run = RunPaths(Path(run_dir))
+    config = load_config(run)
+    index = index_cases(config.data.root, layout=config.data.layout)
+    ids = case_ids_for("val", run, config, index, same_data=True)
+    cases = [load_samples(index, [case_id], axis=config.data.axis) for case_id in ids]
+    references = [case_reference(samples, config.data.axis) for samples in cases]
+    choices = {}
+    for checkpoint in checkpoints:
+        segmenter = load_segmenter(run.root, checkpoint)
+        predictions = [predict_case(segmenter, samples, postprocess=False) for samples in cases]
+        choices[checkpoint] = choose_classes(predictions, [t for t, _ in references], segmenter.num_classes,
+                                             [r for _, r in references])
+        log.info("post-processing of %s: largest component kept for classes %s (validation Dice %s -> %s)",
+                 checkpoint, choices[checkpoint]["largest_component"], choices[checkpoint]["dice_before"],
+                 choices[checkpoint]["dice_after"])
+    run.postprocessing.write_text(json.dumps(choices, indent=2) + "\n")
+    return choices
 
 
 @torch.no_grad()
@@ -156,7 +192,7 @@ def evaluate(
         samples = load_samples(index, [case_id], axis=config.data.axis)
         target, roi = case_reference(samples, config.data.axis)
         for checkpoint, segmenter in segmenters.items():
-            prediction = assemble_case(samples, predict_samples(segmenter, samples), config.data.axis)
+            prediction = predict_case(segmenter, samples)
             class_names = [names.get(c, str(c)) for c in range(segmenter.num_classes)]
             rows[checkpoint].append({"case": case_id, **case_metrics(prediction, target, segmenter.num_classes,
                                                                      roi=roi, class_names=class_names)})
@@ -167,7 +203,8 @@ def evaluate(
     for checkpoint, segmenter in segmenters.items():
         out = run.eval_dir(name, checkpoint)
         summary = {"run": str(run.root), "data": str(root), "split": name, "checkpoint": checkpoint,
-                   "iteration": segmenter.iteration, **summarize(rows[checkpoint])}
+                   "iteration": segmenter.iteration, "largest_component": list(segmenter.largest_component),
+                   **summarize(rows[checkpoint])}
         write_csv(rows[checkpoint], out / "cases.csv")
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         summaries[checkpoint] = summary
@@ -192,7 +229,7 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str = "be
     written = []
     for case_id, case in index.cases.items():
         samples = load_samples(index, [case_id], axis=axis, require_masks=False)
-        labels = assemble_case(samples, predict_samples(segmenter, samples), axis)
+        labels = predict_case(segmenter, samples)
         if index.is_volume:
             shape, affine = volume_geometry(case.image_path)
             if tuple(labels.shape) != tuple(shape):

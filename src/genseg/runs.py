@@ -7,6 +7,7 @@ Layout of ``runs/NAME/``::
     train.log     the log                history.csv  validation curve
     last.pt       resumable state        best.pt / final.pt  segmenter weights
     result.json   wall time, peak memory, best validation scores
+    postprocessing.json  per checkpoint, the classes that keep only their largest component
     eval/<split>/<checkpoint>/  per-case metrics, summary, overlays
 """
 
@@ -58,6 +59,11 @@ class RunPaths:
     @property
     def plan(self) -> Path:
         return self.root / "plan.json"
+
+    @property
+    def postprocessing(self) -> Path:
+        """Which classes keep only their largest component, per checkpoint (chosen on validation)."""
+        return self.root / "postprocessing.json"
 
     @property
     def log(self) -> Path:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import RunConfig
+from genseg.evaluation import choose_postprocessing
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
 from genseg.optim import build_optimizer, build_schedule
@@ -164,6 +165,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     save_atomic({**meta, **method.exported_weights(), "segmenter": evaluated.state_dict(), "iteration": total,
                  "val_loss": last_scores.get("val_loss"), "val_dice": last_scores.get("val_dice")},
                 paths.weights("final"))
+    choose_postprocessing(paths.root)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best = state["best"]
     log.info("done in %.0f s; best val_loss %.4f (dice %.4f) at iteration %d", seconds,
