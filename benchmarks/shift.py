@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="Data folder (images/ + masks/ PNG).")
     parser.add_argument("--split", type=Path, required=True, help="Benchmark split file; its test cases are shifted.")
     parser.add_argument("--shift", choices=sorted(SHIFTS), required=True)
-    parser.add_argument("--out", type=Path, required=True, help="Folder to write (outside the repository's tracked files).")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="Folder to write (outside the repository's tracked files).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the noise.")
     args = parser.parse_args()
     written = write_shifted(args.data, args.split, args.shift, args.out, args.seed)

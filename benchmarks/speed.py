@@ -62,7 +62,8 @@ def split_line(config: RunConfig, seconds: dict[int, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "jsrt_lung")
-    parser.add_argument("--split", type=Path, default=REPO.parent / "shared" / "benchmark" / "splits" / "jsrt_lung.json")
+    parser.add_argument("--split", type=Path,
+                        default=REPO.parent / "shared" / "benchmark" / "splits" / "jsrt_lung.json")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--every", type=int, nargs="+", default=[MLOConfig.every],

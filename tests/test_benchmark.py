@@ -336,7 +336,8 @@ def test_runs_that_differ_only_in_method_share_one_pretraining(tmp_path: Path, p
     assert run_benchmark(spec).ok == [separate.name, genseg.name]
     shared = spec.out / "pretrained" / f"{key}.pt"
     copied = RunPaths(spec.out / "runs" / genseg.name).pretrain
-    assert shared.read_bytes() == copied.read_bytes() == RunPaths(spec.out / "runs" / separate.name).pretrain.read_bytes()
+    own = RunPaths(spec.out / "runs" / separate.name).pretrain
+    assert shared.read_bytes() == copied.read_bytes() == own.read_bytes()
     # The copy changes nothing: genseg pre-training itself ends with the same weights, bit for bit.
     train(genseg.config, tmp_path / "alone", progress=False)
     alone, via_share = RunPaths(tmp_path / "alone"), RunPaths(spec.out / "runs" / genseg.name)
@@ -412,7 +413,8 @@ def test_nnunet_script_converts_the_budget_and_scores_with_genseg_metrics(
                      work=tmp_path, trainer="nnUNetTrainer_5epochs")
     nnunet.convert(job)
     index, train_ids, val_ids, test_ids = nnunet.budget_of(job)
-    assert sorted(p.name for p in (job.raw / "imagesTr").iterdir()) == sorted(f"{c}_0000.png" for c in train_ids + val_ids)
+    labeled = train_ids + val_ids
+    assert sorted(p.name for p in (job.raw / "imagesTr").iterdir()) == sorted(f"{c}_0000.png" for c in labeled)
     assert sorted(p.stem for p in (job.raw / "labelsTr").iterdir()) == sorted(train_ids + val_ids)
     assert sorted(p.name for p in (job.raw / "imagesTs").iterdir()) == sorted(f"{c}_0000.png" for c in test_ids)
     label = np.asarray(Image.open(job.raw / "labelsTr" / f"{train_ids[0]}.png"))

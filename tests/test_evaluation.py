@@ -51,12 +51,15 @@ def test_evaluate_writes_one_row_per_test_case(picture_run: Path, picture_summar
         assert written["checkpoint"] == checkpoint and written["split"] == "test"
 
 
-def test_evaluate_draws_overlays_at_the_image_size(picture_run: Path, picture_summaries: dict[str, dict]) -> None:
-    test_ids = read_split(picture_run / "split.json").test
+def test_evaluate_draws_overlays_of_the_worst_cases_with_a_caption(picture_run: Path) -> None:
+    evaluate(picture_run, split="test", checkpoints=("best",), overlays=2)
+    rows = sorted(_rows(picture_run / "eval" / "test" / "best" / "cases.csv"), key=lambda row: float(row["dice"]))
     overlays = sorted((picture_run / "eval" / "test" / "best" / "overlays").glob("*.png"))
-    assert [path.stem for path in overlays] == test_ids
-    with Image.open(overlays[0]) as overlay:
-        assert overlay.mode == "RGB" and overlay.size == (32, 32)
+    assert sorted(path.stem for path in overlays) == sorted(row["case"] for row in rows[:2])
+    with Image.open(overlays[0]) as overlay:  # 32 px images enlarged 8x, plus the caption bar
+        assert overlay.mode == "RGB" and overlay.size == (256, 256 + 16)
+        red, green = np.asarray(overlay)[256:, :, 0].astype(int), np.asarray(overlay)[256:, :, 1].astype(int)
+        assert (green - red > 100).any() and (red - green > 100).any()  # the legend's two colours
 
 
 def test_evaluate_other_splits(picture_run: Path) -> None:

@@ -46,8 +46,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from genseg.config import (GENERATOR_METHODS, DataConfig, GeneratorConfig, MLOConfig, RunConfig,
-                           SegmenterConfig, TrainConfig)
+from genseg.config import (
+    GENERATOR_METHODS,
+    DataConfig,
+    GeneratorConfig,
+    MLOConfig,
+    RunConfig,
+    SegmenterConfig,
+    TrainConfig,
+)
 from genseg.data import DataError, read_split
 from genseg.data.io import atomic_write
 from genseg.planning import Plan

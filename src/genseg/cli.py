@@ -253,6 +253,23 @@ def predict(
 
 @app.command()
 @_user_errors
+def report(
+    run: Optional[Path] = typer.Option(None, help="Run folder of genseg train: writes RUN/report.html."),
+    benchmark: Optional[Path] = typer.Option(None, help="Benchmark out folder: writes OUT/report.html."),
+) -> None:
+    """A self-contained HTML page: learning curves, cases worst-first, overlays, synthetic pairs, config."""
+    if (run is None) == (benchmark is None):
+        raise ValueError("pass one of --run DIR or --benchmark DIR")
+    _existing(run or benchmark, "run folder" if run else "benchmark folder")
+    _setup_logging(False)
+    from genseg.report import benchmark_report, run_report
+
+    path = run_report(run) if run else benchmark_report(benchmark)
+    console.print(f"wrote [bold]{path}[/]; open it in a browser")
+
+
+@app.command()
+@_user_errors
 def plan(
     data: Path = typer.Option(..., help="Data folder."),
     budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val; only their masks are read."),
@@ -381,8 +398,15 @@ def benchmark(
     Several cores: start the same command again in another shell; the processes share runs via out/locks/.
     """
     _setup_logging(True)
-    from genseg.benchmark import DEFAULT_OUT, clear_locks as remove_locks, load_spec, run_benchmark, spec_from_dict
-    from genseg.benchmark import write_machine_info, write_reports
+    from genseg.benchmark import (
+        DEFAULT_OUT,
+        load_spec,
+        run_benchmark,
+        spec_from_dict,
+        write_machine_info,
+        write_reports,
+    )
+    from genseg.benchmark import clear_locks as remove_locks
 
     given = {"datasets": _comma_list(datasets, str), "budgets": _comma_list(budgets, int),
              "methods": _comma_list(methods, str), "seeds": _comma_list(seeds, int), "segmenter": segmenter,

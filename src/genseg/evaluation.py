@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 from torch import nn
 
@@ -36,6 +37,7 @@ from genseg.data import (
     write_label_volume,
     write_mask_png,
 )
+from genseg.data.io import atomic_write
 from genseg.metrics import case_metrics, summarize
 from genseg.postprocessing import choose_classes, keep_largest_component
 from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, write_csv
@@ -173,7 +175,7 @@ def evaluate(
             budget, for choosing a recipe; see :func:`genseg.data.dev_ids`), ``val``, ``train``
             or ``all``.
         checkpoints: ``best`` (lowest validation loss) and/or ``final``.
-        overlays: how many cases get an overlay PNG.
+        overlays: how many cases get an overlay PNG: the worst by Dice.
 
     Returns:
         checkpoint -> summary (mean/SD per metric, counts of undefined HD95).
@@ -188,7 +190,8 @@ def evaluate(
     names = {value: key for key, value in index.labels.items()}
     segmenters = {checkpoint: load_segmenter(run.root, checkpoint) for checkpoint in checkpoints}
     rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}
-    for position, case_id in enumerate(ids):  # each case is read once, for every checkpoint
+    views: dict[str, dict[str, OverlayView]] = {checkpoint: {} for checkpoint in checkpoints}
+    for case_id in ids:  # each case is read once, for every checkpoint
         samples = load_samples(index, [case_id], axis=config.data.axis)
         target, roi = case_reference(samples, config.data.axis)
         for checkpoint, segmenter in segmenters.items():
@@ -196,12 +199,14 @@ def evaluate(
             class_names = [names.get(c, str(c)) for c in range(segmenter.num_classes)]
             rows[checkpoint].append({"case": case_id, **case_metrics(prediction, target, segmenter.num_classes,
                                                                      roi=roi, class_names=class_names)})
-            if position < overlays:
-                overlay = run.eval_dir(name, checkpoint) / "overlays" / f"{case_id}.png"
-                _write_overlay(samples, prediction, target, config.data.axis, overlay)
+            if overlays:
+                views[checkpoint][case_id] = overlay_view(samples, prediction, target, config.data.axis)
     summaries: dict[str, dict] = {}
     for checkpoint, segmenter in segmenters.items():
         out = run.eval_dir(name, checkpoint)
+        shutil.rmtree(out / "overlays", ignore_errors=True)  # the worst cases of this evaluation only
+        for row in sorted(rows[checkpoint], key=lambda row: row["dice"])[:overlays]:
+            write_overlay(views[checkpoint][row["case"]], row["dice"], out / "overlays" / f"{row['case']}.png")
         summary = {"run": str(run.root), "data": str(root), "split": name, "checkpoint": checkpoint,
                    "iteration": segmenter.iteration, "largest_component": list(segmenter.largest_component),
                    **summarize(rows[checkpoint])}
@@ -262,19 +267,49 @@ def case_reference(samples: list[Sample], axis: int) -> tuple[np.ndarray, np.nda
     return target, (None if rois[0] is None else assemble_case(samples, rois, axis))
 
 
-def _write_overlay(samples: list[Sample], prediction: np.ndarray, target: np.ndarray, axis: int, path: Path) -> None:
-    """Image with the reference outline in green and the prediction outline in red."""
+@dataclass
+class OverlayView:
+    """What an overlay draws: the image (or a volume's most labeled slice) as RGB, and two label maps."""
+
+    rgb: np.ndarray
+    prediction: np.ndarray
+    reference: np.ndarray
+
+
+def overlay_view(samples: list[Sample], prediction: np.ndarray, target: np.ndarray, axis: int) -> OverlayView:
+    """The picture of a case an overlay shows; a volume's slice with the most reference foreground."""
     if samples[0].slice_index is None:
         image, pred, ref = samples[0].image, prediction, target
-    else:  # the slice with the most reference foreground
+    else:
         position = int(np.argmax((np.moveaxis(target, axis, 0) > 0).sum(axis=(1, 2))))
         ordered = sorted(samples, key=lambda s: s.slice_index or 0)
         image = ordered[position].image
         pred, ref = np.take(prediction, position, axis=axis), np.take(target, position, axis=axis)
     rgb = np.repeat(image[:1], 3, axis=0) if image.shape[0] == 1 else image[:3]
-    rgb = (np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
-    for labels, colour in ((ref, (0, 255, 0)), (pred, (255, 0, 0))):
+    return OverlayView((np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8), pred, ref)
+
+
+OVERLAY_MIN_WIDTH = 256  # small images are enlarged so the outlines and the caption stay readable
+REFERENCE_COLOUR, PREDICTION_COLOUR = (0, 255, 0), (255, 0, 0)
+
+
+def write_overlay(view: OverlayView, dice: float, path: Path) -> None:
+    """The image with the reference outline in green and the prediction outline in red, and a
+    caption bar naming the colours and the case's Dice."""
+    rgb = view.rgb.copy()
+    for labels, colour in ((view.reference, REFERENCE_COLOUR), (view.prediction, PREDICTION_COLOUR)):
         region = labels > 0
         rgb[region & ~ndimage.binary_erosion(region)] = colour
+    picture = Image.fromarray(rgb)
+    if picture.width < OVERLAY_MIN_WIDTH:
+        scale = -(-OVERLAY_MIN_WIDTH // picture.width)
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    canvas = Image.new("RGB", (picture.width, picture.height + 16), (0, 0, 0))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    y = picture.height + 2
+    draw.text((4, y), f"Dice {dice:.3f}", fill=(255, 255, 255))
+    draw.text((80, y), "reference", fill=REFERENCE_COLOUR)
+    draw.text((150, y), "prediction", fill=PREDICTION_COLOUR)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)
+    atomic_write(path, canvas.save)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genseg.config import RunConfig
-from genseg.planning import Plan, fingerprint, plan_size
 from genseg.data import (
     CaseIndex,
     DataError,
@@ -36,6 +35,7 @@ from genseg.data import (
     to_tensors,
     write_split,
 )
+from genseg.planning import Plan, fingerprint, plan_size
 
 log = logging.getLogger(__name__)
 

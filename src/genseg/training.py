@@ -30,8 +30,8 @@ from genseg.evaluation import choose_postprocessing
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
 from genseg.optim import build_optimizer, build_schedule
-from genseg.runtime import resolve_device
 from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config, start_run, write_csv
+from genseg.runtime import resolve_device
 from genseg.sampling import BatchSampler
 from genseg.segmenters import create_segmenter
 from genseg.validation import ValidationSet, validate

@@ -123,7 +123,7 @@ def test_binary_masks_are_thresholded_at_0_5(shift: float) -> None:
     labels = torch.zeros(1, 33, 33, dtype=torch.long)
     labels[:, :, 10:21] = 1
     params = GeometricParams.identity(1)
-    params.translate[0, 0] = shift / 32  # sub-pixel shift to the right: column 21 gets `shift`, column 10 keeps 1 - shift
+    params.translate[0, 0] = shift / 32  # sub-pixel shift right: column 21 gets `shift`, column 10 keeps 1 - shift
     out = augment_labels(labels, 2, params)
     moved = shift > 0.5
     assert out[0, :, 11:21].eq(1).all() and out[0, :, :10].eq(0).all() and out[0, :, 22:].eq(0).all()

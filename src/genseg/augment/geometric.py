@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from kornia.geometry.transform import get_affine_matrix2d, warp_affine
 
+
 def _check_bounds(name: str, bounds: Sequence[float], low: float, high: float) -> None:
     """Raise ValueError unless ``bounds`` is a (min, max) pair inside [low, high]."""
     if len(bounds) != 2 or not low <= bounds[0] <= bounds[1] <= high:
@@ -220,7 +221,9 @@ def warp(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear", paddin
                        padding_mode=padding, align_corners=True)
 
 
-def _warp_labels(labels: torch.Tensor, num_classes: int, matrices: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+def _warp_labels(
+    labels: torch.Tensor, num_classes: int, matrices: torch.Tensor, padding: str = "zeros"
+) -> torch.Tensor:
     """Warp one-hot foreground channels and relabel: see :func:`augment_labels`."""
     if labels.ndim != 3 or labels.dtype.is_floating_point:
         raise ValueError(f"labels must be an integer (B, H, W) label map, got {labels.dtype} "

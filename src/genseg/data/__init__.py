@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 from genseg.data.discovery import channel_paths, detect_layout, index_cases, index_images
-from genseg.errors import DataError
 from genseg.data.io import (
     normalize_intensity,
     read_image,
@@ -38,6 +37,7 @@ from genseg.data.splits import (
     write_split,
 )
 from genseg.data.tensors import PairTensors, resize_labels, resize_probabilities, to_tensors
+from genseg.errors import DataError
 
 __all__ = [
     "Case",

@@ -25,9 +25,9 @@ import json
 import re
 from pathlib import Path
 
-from genseg.errors import DataError
 from genseg.data.io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, file_stem, is_image_file, is_volume_file
 from genseg.data.sample import Case, CaseIndex
+from genseg.errors import DataError
 
 LAYOUTS = ("folders", "nnunet", "msd")
 ROI_FOLDERS = ("roi", "fov")
@@ -105,7 +105,8 @@ def index_images(folder: Path, layout: str = "folders") -> CaseIndex:
     if folder.is_file():
         if not (is_image_file(folder) or is_volume_file(folder)):
             raise DataError(f"not an image or volume file; accepted types: {_ACCEPTED_TYPES}", folder)
-        return CaseIndex(root=folder.parent, layout="folders", cases={file_stem(folder): Case(file_stem(folder), folder)},
+        case = Case(file_stem(folder), folder)
+        return CaseIndex(root=folder.parent, layout="folders", cases={case.case_id: case},
                          is_volume=_all_volumes([folder]))
     if not folder.is_dir():
         raise DataError("image folder or file not found", folder)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from genseg.data.discovery import channel_paths
-from genseg.errors import DataError
 from genseg.data.io import load_nifti, normalize_intensity, read_image, read_label_volume, read_mask, read_volume
 from genseg.data.sample import Case, CaseIndex, Sample
+from genseg.errors import DataError
 
 
 def load_samples(

@@ -49,7 +49,8 @@ def make_phantom(out_dir: Path, *, n_cases: int = 40, size: int = 128, seed: int
         image, mask = phantom_pair(rng, size)
         name = f"case_{case:0{width}d}.png"
         pixels = np.round(image * 255).astype(np.uint8)
-        atomic_write(out_dir / "images" / name, lambda temp: Image.fromarray(pixels).save(temp, format="PNG"))
+        atomic_write(out_dir / "images" / name,
+                     lambda temp, pixels=pixels: Image.fromarray(pixels).save(temp, format="PNG"))
         write_mask_png(out_dir / "masks" / name, mask)
     (out_dir / "README.txt").write_text(_README.format(n_cases=n_cases, size=size, seed=seed))
     return out_dir

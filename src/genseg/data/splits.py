@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from genseg.errors import DataError
 from genseg.data.io import atomic_write
 from genseg.data.sample import CaseIndex
+from genseg.errors import DataError
 
 _SEED_PREFIX = "seed"
 

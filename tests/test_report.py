@@ -1,0 +1,78 @@
+"""HTML reports of a run and of a benchmark, checked in the page and in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from genseg.cli import app
+from genseg.config import RunConfig
+from genseg.data import read_split
+from genseg.evaluation import evaluate
+from genseg.report import benchmark_report, run_report
+from genseg.training import train
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# CI installs Chromium and sets this, so the browser test can never be skipped there.
+REQUIRE_BROWSER = os.environ.get("GENSEG_REQUIRE_BROWSER") == "1"
+
+
+@pytest.fixture(scope="module")
+def report(tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "run"
+    train(tiny_config(tiny_phantom, "augment", iterations=4), out, progress=False)
+    evaluate(out, split="test", overlays=3)
+    return run_report(out)
+
+
+def test_run_report_holds_curves_cases_worst_first_and_overlays(report: Path) -> None:
+    page = report.read_text()
+    test_ids = read_split(report.parent / "split.json").test
+    assert "Learning curves" in page and "HD95 (px)" in page and '"method": "augment"' in page
+    for checkpoint in ("best", "final"):
+        assert f"Evaluation: test, {checkpoint} checkpoint" in page
+    first_table = page.split("Cases, worst first")[1].split("</table>")[0]
+    dice = [float(value) for value in re.findall(r"<td>case_\d+</td><td>([0-9.]+)</td>", first_table)]
+    assert len(dice) == len(test_ids) and dice == sorted(dice)
+    assert page.count("data:image/png;base64,") == 1 + 2 * 3  # the curves, three overlays per checkpoint
+    assert "green</span> = reference" in page
+
+
+def test_benchmark_report_renders_the_table(tmp_path: Path) -> None:
+    (tmp_path / "table.md").write_text("# Results\n\n## a (unet)\n\n| N | Dice |\n|---|---|\n| 3 | 0.900 |\n")
+    Image.new("RGB", (20, 10)).save(tmp_path / "efficiency_a.png")
+    page = benchmark_report(tmp_path).read_text()
+    assert "<h1>Results</h1>" in page and "<tr><td>3</td><td>0.900</td></tr>" in page
+    assert page.count("data:image/png;base64,") == 1
+
+
+def test_report_command_needs_one_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report"])
+    assert result.exit_code == 2 and "--run DIR or --benchmark DIR" in result.output
+
+
+@pytest.mark.skipif(CHROMIUM is None and not REQUIRE_BROWSER, reason="Chromium is not installed (CI installs it)")
+def test_run_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None, "GENSEG_REQUIRE_BROWSER=1 but no chromium on PATH"
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1400"]
+    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert "Cases, worst first" in dom and dom.count("<figure>") == 6
+    screenshot = tmp_path / "report.png"
+    subprocess.run([*flags, f"--screenshot={screenshot}", report.as_uri()], capture_output=True, timeout=120,
+                   check=True)
+    with Image.open(screenshot) as image:
+        assert image.size == (1000, 1400)
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels.std() > 10  # text, tables and images drawn, not a blank page
