@@ -31,7 +31,7 @@ from genseg.benchmark import (
 from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
-from genseg.runs import RunPaths
+from genseg.runs import RunPaths, pretraining_key
 from genseg.training import train
 
 # A hand-written runs.csv: a two-class data set, augment on two seeds (test and out-of-domain
@@ -327,10 +327,10 @@ def test_runs_that_differ_only_in_method_share_one_pretraining(tmp_path: Path, p
                      "gs": {"method": "genseg", "generator": tiny, "mlo": {"upper": "none"}}},
     })
     separate, genseg = plan_runs(spec)
-    key = benchmark.pretraining_key(separate.config)
-    assert key is not None and key == benchmark.pretraining_key(genseg.config)
-    assert benchmark.pretraining_key(replace(separate.config, train=replace(separate.config.train, seed=1))) != key
-    assert benchmark.pretraining_key(replace(separate.config, train=replace(separate.config.train,
+    key = pretraining_key(separate.config)
+    assert key is not None and key == pretraining_key(genseg.config)
+    assert pretraining_key(replace(separate.config, train=replace(separate.config.train, seed=1))) != key
+    assert pretraining_key(replace(separate.config, train=replace(separate.config.train,
                                                                             method="augment"))) is None
 
     assert run_benchmark(spec).ok == [separate.name, genseg.name]

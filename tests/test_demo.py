@@ -18,3 +18,5 @@ def test_demo_trains_and_evaluates_every_method_on_the_phantom(tmp_path: Path) -
             assert summary["n_cases"] == 12 and 0.0 <= summary["dice_mean"] <= 1.0  # 30 % of 40 phantom cases
         assert (tmp_path / method / "eval" / "test" / "best" / "cases.csv").is_file()
     assert (tmp_path / "data" / "README.txt").is_file()
+    verdict = result.verdict()
+    assert verdict.startswith("genseg vs augment on 12 phantom test cases") and "Wilcoxon p" in verdict

@@ -14,7 +14,7 @@ import torch
 
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
-from genseg.data import read_split
+from genseg.data import DataError, read_split
 from genseg.methods.supervised import Augment
 from genseg.training import train
 
@@ -170,3 +170,15 @@ def test_a_planned_size_is_saved_with_its_plan(
     saved = json.loads((tmp_path / "planned" / "config.json").read_text())
     assert plan["size"] == saved["data"]["size"] == 32  # the phantom's own side caps the plan
     assert load_checkpoint(tmp_path / "planned" / "final.pt")["config"]["data"]["size"] == 32
+
+
+def test_a_pretrained_generator_is_reused_only_for_the_same_settings(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    train(tiny_config(tiny_phantom, "separate", iterations=2), tmp_path / "separate", progress=False)
+    reused = tiny_config(tiny_phantom, "genseg", iterations=2, mlo={"upper": "none"})
+    train(reused, tmp_path / "genseg", progress=False, pretrained_generator=tmp_path / "separate")
+    assert (tmp_path / "genseg" / "pretrain.pt").read_bytes() == (tmp_path / "separate" / "pretrain.pt").read_bytes()
+    with pytest.raises(DataError, match="other data, budget, seed"):
+        train(tiny_config(tiny_phantom, "genseg", seed=1), tmp_path / "other", progress=False,
+              pretrained_generator=tmp_path / "separate" / "pretrain.pt")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import hashlib
 import io
 import json
 import logging
@@ -47,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 from genseg.config import (
-    GENERATOR_METHODS,
     DataConfig,
     GeneratorConfig,
     MLOConfig,
@@ -58,7 +56,16 @@ from genseg.config import (
 from genseg.data import DataError, read_split
 from genseg.data.io import atomic_write
 from genseg.planning import Plan
-from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, plan_for, save_config, write_plan
+from genseg.runs import (
+    CHECKPOINTS,
+    RunPaths,
+    eval_name,
+    load_config,
+    plan_for,
+    pretraining_key,
+    save_config,
+    write_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +396,7 @@ def execute_run(
     The run's ``config.json`` is written first and ``genseg train --resume`` runs it, so a
     half-finished run folder continues where it stopped. Subprocess output goes to
     ``benchmark.log`` in the run folder. A generator pre-trained by an earlier run with the same
-    :func:`pretraining_key` (``<out>/pretrained/``) is copied in instead of pre-training again.
+    :func:`~genseg.runs.pretraining_key` (``<out>/pretrained/``) is copied in instead of pre-training again.
 
     Args:
         evaluated: evaluation sets already in ``runs.csv``; they are not evaluated again.
@@ -417,21 +424,6 @@ def execute_run(
         return result_rows(run, paths, pending)
     except RunFailed as failure:
         return [{**run.columns(), "status": "failed", "error": str(failure)}]
-
-
-def pretraining_key(config: RunConfig) -> str | None:
-    """A hash of what a run's generator pre-training depends on; None if it pre-trains nothing.
-
-    Pre-training runs before the method's first step, from the same seeded generators, in every
-    method of ``GENERATOR_METHODS``: runs that differ only in the method, its upper level or the
-    number of segmenter iterations pre-train the same generator, bit for bit (a test checks it).
-    """
-    if config.train.method not in GENERATOR_METHODS or config.generator.pretrain_iterations == 0:
-        return None
-    values = config.to_dict()
-    del values["mlo"]
-    values["train"] = {k: v for k, v in values["train"].items() if k not in ("method", "iterations")}
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _copy_atomic(source: Path, target: Path) -> None:

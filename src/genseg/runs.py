@@ -14,12 +14,14 @@ Layout of ``runs/NAME/``::
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from genseg.config import RunConfig
+from genseg.config import GENERATOR_METHODS, RunConfig
 from genseg.data import (
     CaseIndex,
     DataError,
@@ -35,6 +37,7 @@ from genseg.data import (
     to_tensors,
     write_split,
 )
+from genseg.data.io import atomic_write
 from genseg.planning import Plan, fingerprint, plan_size
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,51 @@ class RunPaths:
 def eval_name(split: str, other_data: Path | None = None) -> str:
     """The name of an evaluation's results: the split, or ``<split>-<folder>`` for another data folder."""
     return split if other_data is None else f"{split}-{other_data.name}"
+
+
+def pretraining_key(config: RunConfig) -> str | None:
+    """A hash of what a run's generator pre-training depends on; None if it pre-trains nothing.
+
+    Pre-training runs before the method's first step, from the same seeded generators, in every
+    method of ``GENERATOR_METHODS``: runs that differ only in the method, its upper level or the
+    number of segmenter iterations pre-train the same generator, bit for bit (a test checks it).
+    """
+    if config.train.method not in GENERATOR_METHODS or config.generator.pretrain_iterations == 0:
+        return None
+    values = config.to_dict()
+    del values["mlo"]
+    values["train"] = {k: v for k, v in values["train"].items() if k not in ("method", "iterations")}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def adopt_pretrained_generator(source: Path, config: RunConfig, paths: RunPaths) -> None:
+    """Copy another run's generator pre-training into this run, after checking it is the same one.
+
+    Args:
+        source: a ``pretrain.pt`` or a run folder holding one.
+        config: this run's config (image size resolved).
+        paths: this run's folder.
+
+    Raises:
+        DataError: no pre-training there, or one made for other data, budget, seed or generator.
+    """
+    source = Path(source)
+    source = source / "pretrain.pt" if source.is_dir() else source
+    if not source.is_file():
+        raise DataError("no generator pre-training here (a pretrain.pt, or a separate/genseg run folder holding "
+                        "one)", source)
+    import torch
+
+    theirs = torch.load(source, map_location="cpu", weights_only=False).get("key")
+    ours = pretraining_key(config)
+    if ours is None:
+        raise DataError(f"method {config.train.method!r} pre-trains no generator; --pretrained-generator is for "
+                        f"{', '.join(GENERATOR_METHODS)}", source)
+    if theirs != ours:
+        raise DataError("this pre-training was made for other data, budget, seed, image size or generator "
+                        "settings than this run's (or by an older genseg); pre-train with this run's settings", source)
+    if source.resolve() != paths.pretrain.resolve():
+        atomic_write(paths.pretrain, lambda temp: shutil.copyfile(source, temp))
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

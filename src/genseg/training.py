@@ -30,7 +30,16 @@ from genseg.evaluation import choose_postprocessing
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
 from genseg.optim import build_optimizer, build_schedule
-from genseg.runs import RunData, RunPaths, load_config, load_run_data, save_config, start_run, write_csv
+from genseg.runs import (
+    RunData,
+    RunPaths,
+    adopt_pretrained_generator,
+    load_config,
+    load_run_data,
+    save_config,
+    start_run,
+    write_csv,
+)
 from genseg.runtime import resolve_device
 from genseg.sampling import BatchSampler
 from genseg.segmenters import create_segmenter
@@ -84,7 +93,8 @@ def build_segmenter(config: RunConfig, in_channels: int, classes: int) -> nn.Mod
     return create_segmenter(config.segmenter.name, in_channels, classes, **config.segmenter.options)
 
 
-def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,
+          pretrained_generator: Path | None = None) -> TrainResult:
     """Train a segmenter with ``config.train.method`` and write the run folder ``out``.
 
     Args:
@@ -93,6 +103,8 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         out: the run folder.
         resume: continue from ``out/last.pt`` if it exists.
         progress: show a progress bar.
+        pretrained_generator: a ``pretrain.pt`` (or a run folder with one) of a run with the same
+            data, budget, seed and generator settings, used instead of pre-training again.
 
     Returns:
         The best-validation iteration and scores, wall time and peak memory.
@@ -114,6 +126,8 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         data = load_run_data(config, paths)
     else:
         config, data = start_run(config, paths)
+    if pretrained_generator is not None:
+        adopt_pretrained_generator(pretrained_generator, config, paths)
     device = resolve_device(config.train.device)
     context = build_context(config, data, device, progress)
     method = create_method(config.train.method, context)

@@ -8,6 +8,8 @@ Synthetic images stay in torch and in the graph: ``x~ = match_intensity(post(G(y
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,10 @@ from genseg.generators.gan import discriminator_loss, generator_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
 from genseg.methods.base import TrainingContext
 from genseg.mlo import add_hypergradient
-from genseg.runs import RunPaths
+from genseg.runs import RunPaths, pretraining_key
+
+log = logging.getLogger(__name__)
+ANNOUNCE_AFTER = 5  # pre-training steps timed before the expected duration is announced
 
 
 def build_generator(settings: GeneratorConfig, num_classes: int, image_channels: int) -> nn.Module:
@@ -114,13 +119,23 @@ class SyntheticPairs:
             self._restore_pretraining(load_checkpoint(checkpoint))
         bar = tqdm(range(self.pretrained_steps, total), initial=self.pretrained_steps, total=total,
                    desc="generator pre-training", disable=not self.context.progress, dynamic_ncols=True)
+        started, first = time.perf_counter(), self.pretrained_steps
         for step in bar:
             scalars = self.gan_step(*self.context.generator_batch())
             self.pretrained_steps = step + 1
+            if self.pretrained_steps == first + ANNOUNCE_AFTER and total > self.pretrained_steps:
+                pace = (time.perf_counter() - started) / ANNOUNCE_AFTER
+                message = (f"generator pre-training: {total} steps before the segmenter's first step, about "
+                           f"{pace * (total - first) / 60:.1f} min at this pace (--pretrain-iterations; reuse one "
+                           "with --pretrained-generator)")
+                log.info(message)
+                if self.context.progress:
+                    bar.write(message)
             if self.pretrained_steps % 100 == 0 or self.pretrained_steps == total:
                 bar.set_postfix(l1=f"{scalars['g_l1']:.3f}")
                 save_atomic({"synthesis": self.state_dict(), "rng": self.context.rng.get_state(),
-                             "torch_rng": torch.get_rng_state()}, checkpoint)
+                             "torch_rng": torch.get_rng_state(), "key": pretraining_key(self.context.config)},
+                            checkpoint)
 
     def _restore_pretraining(self, snapshot: dict[str, Any]) -> None:
         self.load_state_dict(snapshot["synthesis"])
