@@ -182,3 +182,17 @@ def test_a_pretrained_generator_is_reused_only_for_the_same_settings(
     with pytest.raises(DataError, match="other data, budget, seed"):
         train(tiny_config(tiny_phantom, "genseg", seed=1), tmp_path / "other", progress=False,
               pretrained_generator=tmp_path / "separate" / "pretrain.pt")
+
+
+def test_tensorboard_logs_every_validation_row(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_config(tiny_phantom, "augment", iterations=4), tmp_path / "run", progress=False, tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"train_loss", "val_loss", "val_dice"} <= set(events.Tags()["scalars"])
+    assert [event.step for event in events.Scalars("val_dice")] == [2, 4]
+    assert [event.value for event in events.Scalars("val_dice")] == pytest.approx(
+        [row["val_dice"] for row in _history(tmp_path / "run")])

@@ -165,6 +165,7 @@ def train(
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the cores this process may use that are idle]."),
     pretrained_generator: Optional[Path] = typer.Option(None, help="Reuse a generator pre-training: a pretrain.pt or a separate/genseg run folder with the same data, budget, seed and generator settings."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
     """Train a segmenter on the budget's labeled pairs; keep the best and the final checkpoint."""
@@ -187,7 +188,8 @@ def train(
     out = out or Path("runs") / (f"{run_config.data.root.name}-{run_config.train.method}-"
                                  f"n{run_config.data.budget}-s{run_config.train.seed}")
     set_threads(threads)
-    result = run_training(run_config, out, resume=resume, pretrained_generator=pretrained_generator)
+    result = run_training(run_config, out, resume=resume, pretrained_generator=pretrained_generator,
+                          tensorboard=tensorboard)
     console.print(f"best validation loss {result.best_val_loss:.4f} (Dice {result.best_val_dice:.4f}) "
                   f"at iteration {result.best_iteration}; {result.seconds:.0f} s")
     console.print(f"run folder: [bold]{result.run_dir}[/]  next: genseg evaluate --run {result.run_dir}")

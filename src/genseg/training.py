@@ -94,7 +94,7 @@ def build_segmenter(config: RunConfig, in_channels: int, classes: int) -> nn.Mod
 
 
 def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,
-          pretrained_generator: Path | None = None) -> TrainResult:
+          pretrained_generator: Path | None = None, tensorboard: bool = False) -> TrainResult:
     """Train a segmenter with ``config.train.method`` and write the run folder ``out``.
 
     Args:
@@ -105,6 +105,8 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         progress: show a progress bar.
         pretrained_generator: a ``pretrain.pt`` (or a run folder with one) of a run with the same
             data, budget, seed and generator settings, used instead of pre-training again.
+        tensorboard: also log every validation row to ``out/tensorboard`` (needs the
+            ``tensorboard`` extra: ``pip install genseg[tensorboard]``).
 
     Returns:
         The best-validation iteration and scores, wall time and peak memory.
@@ -149,6 +151,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
                disable=not progress, desc=config.train.method, dynamic_ncols=True)
     running: dict[str, list[float]] = defaultdict(list)  # step scalars since the last validation
+    board = _tensorboard(paths.root / "tensorboard") if tensorboard else None
     for iteration in bar:
         for name, value in method.step(iteration).items():
             running[name].append(value)
@@ -168,6 +171,11 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
                              "iteration": done, **scores},
                             paths.weights("best"))
             write_csv(state["history"], paths.history)
+            if board is not None:
+                for name, value in row.items():
+                    if name != "iteration":
+                        board.add_scalar(name, value, done)
+                board.flush()
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_dice=f"{scores['val_dice']:.3f}")
             log.info("iter %d %s", done, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
         if done % config.train.checkpoint_every == 0 or done == total:
@@ -240,6 +248,15 @@ def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Any, sc
     context.rng.set_state(snapshot["rng"])
     torch.set_rng_state(snapshot["torch_rng"])
     return {k: snapshot[k] for k in ("iteration", "best", "history", "seconds")}
+
+
+def _tensorboard(folder: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("TensorBoard logging needs the tensorboard package: "
+                         "pip install 'genseg[tensorboard]'") from None
+    return SummaryWriter(str(folder))
 
 
 def _log_to_file(path: Path) -> None:
