@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from PIL import Image
 from typer.testing import CliRunner
 
 from genseg.checkpoint import load_checkpoint
@@ -44,6 +45,24 @@ def test_image_without_mask_is_one_line_naming_the_file(tiny_phantom: Path, tmp_
     assert result.exit_code == 2
     line = _single_error_line(result.output)
     assert str(data / "images" / "case_003.png") in line and "mask" in line
+
+
+def test_a_size_mismatch_anywhere_in_the_split_stops_training_at_the_start(tiny_phantom: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_phantom, data)
+    split = json.loads(runner.invoke(app, ["split", "--data", str(data), "--out", str(tmp_path / "s.json")]).output
+                       and (tmp_path / "s.json").read_text())
+    outside = split["test"][0]  # never in the budget
+    with Image.open(data / "masks" / f"{outside}.png") as mask:
+        mask.resize((20, 20)).save(data / "masks" / f"{outside}.png")
+
+    result = runner.invoke(app, ["train", "--data", str(data), "--split", str(tmp_path / "s.json"), "--out",
+                                 str(tmp_path / "run"), "--size", "32", "--budget", "3", "--iterations", "1"])
+
+    assert result.exit_code == 2
+    line = _single_error_line(result.output)
+    assert "size mismatch" in line and f"{outside}.png" in line and "20x20" in line
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_budget_larger_than_the_pool_names_both_numbers(tiny_phantom: Path, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from genseg.data import (
     PairTensors,
     Split,
     budget_ids,
+    check_sizes,
     check_split_ids,
     index_cases,
     load_samples,
@@ -253,6 +254,7 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
         raise DataError("no data folder given; pass --data DIR (or run genseg demo)")
     index = index_cases(config.data.root, layout=config.data.layout)
     split = resolve_split(config, index, paths)
+    check_sizes(index, [*split.test, *split.pool.get(config.train.seed, [])])  # headers only: no label is read
     train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
     train_samples = load_samples(index, train_ids, axis=config.data.axis)
     val_samples = load_samples(index, val_ids, axis=config.data.axis)

@@ -23,7 +23,7 @@ from genseg.data.io import (
     write_label_volume,
     write_mask_png,
 )
-from genseg.data.loading import load_samples, num_classes, volume_geometry
+from genseg.data.loading import check_sizes, load_samples, num_classes, volume_geometry
 from genseg.data.phantom import make_phantom
 from genseg.data.sample import Case, CaseIndex, Sample
 from genseg.data.splits import (
@@ -50,6 +50,7 @@ __all__ = [
     "dev_ids",
     "DEV_CASES",
     "channel_paths",
+    "check_sizes",
     "check_split_ids",
     "detect_layout",
     "index_cases",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from genseg.data.discovery import channel_paths
 from genseg.data.io import load_nifti, normalize_intensity, read_image, read_label_volume, read_mask, read_volume
@@ -55,6 +56,33 @@ def load_samples(
             raise DataError(f"images have different channel counts: {described}; make them all gray or all RGB")
         samples.extend(loaded)
     return samples
+
+
+def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:
+    """Check every case's mask (and region of interest) has its image's size, from file headers only.
+
+    Run at the start of training over the whole split, so a bad case outside the budget stops the
+    run then, not a later evaluation. Headers give sizes without reading any pixel or label.
+
+    Raises:
+        DataError: naming both files of the first case whose sizes differ.
+    """
+    for case_id in case_ids:
+        case = _find_case(index, case_id)
+        shape = _header_shape(case.image_path, index.is_volume)
+        for other in (case.mask_path, case.roi_path):
+            if other is not None:
+                _check_same_shape(case.image_path, shape, other, _header_shape(other, index.is_volume))
+
+
+def _header_shape(path: Path, volume: bool) -> tuple[int, ...]:
+    if volume:
+        return tuple(load_nifti(path).shape[:3])
+    try:
+        with Image.open(path) as image:
+            return (image.height, image.width)
+    except (OSError, Image.DecompressionBombError):  # TIFF stacks and the like: read it, as loading would
+        return tuple(read_image(path).shape[-2:])
 
 
 def num_classes(samples: Sequence[Sample]) -> int:
