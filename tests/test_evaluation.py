@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from genseg.config import RunConfig
-from genseg.data import DataError, read_split
+from genseg.data import DataError, make_phantom, read_split
 from genseg.evaluation import evaluate, predict
 from genseg.training import train
 
@@ -68,6 +68,13 @@ def test_evaluate_other_splits(picture_run: Path) -> None:
     assert not (picture_run / "eval" / "val" / "final" / "overlays").exists()
     with pytest.raises(ValueError, match="split"):
         evaluate(picture_run, split="holdout")
+
+
+def test_another_folder_is_scored_whole_under_its_own_name(picture_run: Path, tmp_path: Path) -> None:
+    other = make_phantom(tmp_path / "other-clinic", n_cases=3, size=32, seed=5)
+    summaries = evaluate(picture_run, data=other, checkpoints=("best",), overlays=0)
+    assert summaries["best"]["split"] == "ood-other-clinic" and summaries["best"]["n_cases"] == 3
+    assert (picture_run / "eval" / "ood-other-clinic" / "best" / "cases.csv").is_file()
 
 
 def test_dev_split_is_the_pool_outside_the_budget(picture_run: Path) -> None:

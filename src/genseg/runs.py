@@ -8,7 +8,7 @@ Layout of ``runs/NAME/``::
     last.pt       resumable state        best.pt / final.pt  segmenter weights
     result.json   wall time, peak memory, best validation scores
     postprocessing.json  per checkpoint, the classes that keep only their largest component
-    eval/<split>/<checkpoint>/  per-case metrics, summary, overlays
+    eval/<split>/<checkpoint>/  per-case metrics, summary, overlays (eval/ood-<folder>/ for another folder)
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ class RunPaths:
 
 
 def eval_name(split: str, other_data: Path | None = None) -> str:
-    """The name of an evaluation's results: the split, or ``<split>-<folder>`` for another data folder."""
-    return split if other_data is None else f"{split}-{other_data.name}"
+    """The name of an evaluation's results: the split, or ``ood-<folder>`` for another data folder
+    (scored whole, so no split of it is named)."""
+    return split if other_data is None else f"ood-{other_data.name}"
 
 
 def pretraining_key(config: RunConfig) -> str | None:
