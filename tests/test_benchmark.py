@@ -263,6 +263,7 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "data", root / "splits"
 
 
+@pytest.mark.slow
 def test_end_to_end_on_a_phantom(
     tmp_path: Path, phantom: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,6 +318,7 @@ def test_end_to_end_on_a_phantom(
     assert run_benchmark(with_ood).skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
 
 
+@pytest.mark.slow
 def test_runs_that_differ_only_in_method_share_one_pretraining(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
     data_root, splits_root = phantom
     tiny = {"ngf": 4, "ndf": 4, "pretrain_iterations": 3}
