@@ -69,10 +69,10 @@ def make_tiny_config(
 
 def train_until_killed(config: RunConfig, out: Path, kill_at: int) -> None:
     """Train ``config`` into ``out`` and stop it like Ctrl-C just before step ``kill_at`` (0-based)."""
-    from genseg.methods import METHODS
+    from genseg.methods import method_class
     from genseg.training import train
 
-    method_cls = METHODS[config.train.method]
+    method_cls = method_class(config.train.method)
     original_step = method_cls.step
 
     def step(self: Any, iteration: int) -> dict[str, float]:

@@ -55,6 +55,7 @@ from genseg.config import (
 )
 from genseg.data import DataError, read_split
 from genseg.data.io import atomic_write
+from genseg.methods import METHOD_NAMES
 from genseg.planning import Plan
 from genseg.runs import (
     CHECKPOINTS,
@@ -104,10 +105,7 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {
-    "supervised": Variant("supervised"),
-    "augment": Variant("augment"),
-    "separate": Variant("separate"),
-    "semisup": Variant("semisup"),
+    **{name: Variant(name) for name in METHOD_NAMES},
     "genseg": Variant("genseg", mlo={"upper": "arch", "hypergradient": "exact"}),
     "genseg-none": Variant("genseg", mlo={"upper": "none"}),  # the ablation: same schedule, no hypergradient
     "genseg-generator": Variant("genseg", mlo={"upper": "generator"}),

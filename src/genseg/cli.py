@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 import typer
@@ -19,6 +21,7 @@ from rich.table import Table
 
 from genseg import __version__
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, TrainConfig
+from genseg.methods import METHOD_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Medical image segmentation from a handful of labels (GenSeg).")
@@ -124,7 +127,13 @@ _TRAIN_FIELDS = {
                                            "warmup", "sampling", "augmentation", "val_every", "seed", "device")},
     "ema": ("train", "ema_decay"),
 }
-_D, _G, _M, _T = DataConfig(), GeneratorConfig(), MLOConfig(), TrainConfig()
+def _defaults(section: type) -> SimpleNamespace:
+    """A config section's field defaults, for --help (without running its checks)."""
+    return SimpleNamespace(**{f.name: f.default for f in fields(section) if f.default is not MISSING})
+
+
+_D, _G, _M, _T = (_defaults(section) for section in (DataConfig, GeneratorConfig, MLOConfig, TrainConfig))
+_METHODS = " | ".join(METHOD_NAMES)
 
 
 @app.command()
@@ -133,7 +142,7 @@ def train(
     data: Optional[Path] = typer.Option(None, help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/DATA-METHOD-nBUDGET-sSEED)."),
     config: Optional[Path] = typer.Option(None, help="A config file (a run's config.json); options below override it."),
-    method: Optional[str] = typer.Option(None, help=f"supervised | augment | separate | genseg | semisup [{_T.method}]"),
+    method: Optional[str] = typer.Option(None, help=f"{_METHODS} [{_T.method}]"),
     split: Optional[Path] = typer.Option(None, help="Split file (benchmark format); default: make one in the run."),
     budget: Optional[int] = typer.Option(None, help=f"Labeled pairs N = n_train + n_val (volumes for 3D data) [{_D.budget}]."),
     n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [20%, at least 1]."),

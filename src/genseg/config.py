@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-METHODS = ("supervised", "augment", "separate", "genseg", "semisup")
-GENERATOR_METHODS = ("separate", "genseg")
-"""Methods that pre-train a generator on the budget's pairs before their first step."""
+from genseg.methods import METHOD_NAMES
+
 UPPER_LEVELS = ("arch", "generator", "both", "none")
 HYPERGRADIENTS = ("exact", "darts")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -213,7 +212,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
+        _check(self.method in METHOD_NAMES, f"method must be one of {METHOD_NAMES}, got {self.method!r}")
         _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
         _check(self.lr > 0, "lr must be > 0")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),

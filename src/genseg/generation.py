@@ -33,6 +33,7 @@ from genseg.config import RunConfig
 from genseg.data import DataError, normalize_intensity, read_image, read_mask, resize_labels, write_mask_png
 from genseg.data.io import atomic_write, is_image_file
 from genseg.generators.masks import synthesize
+from genseg.methods import generator_methods, method_class
 from genseg.methods.synthesis import SyntheticPairs, build_generator
 from genseg.runs import RunPaths, start_run
 from genseg.runtime import resolve_device
@@ -40,8 +41,6 @@ from genseg.training import build_context, seed_everything
 
 log = logging.getLogger(__name__)
 
-#: The training methods whose checkpoints hold a generator.
-GENERATOR_METHODS = ("separate", "genseg")
 #: Rows of the contact sheet at most.
 CONTACT_ROWS = 8
 # Contact-sheet tiles are enlarged to at least this many pixels so small images can be judged.
@@ -78,7 +77,7 @@ def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator
     config = RunConfig.from_dict(state["config"])
     if "generator" not in state:
         raise ValueError(f"run {run_dir} was trained with method {config.train.method}, which has no generator; "
-                         f"train with --method {' or '.join(GENERATOR_METHODS)}")
+                         f"train with --method {' or '.join(generator_methods())}")
     model = build_generator(config.generator, state["num_classes"], state["in_channels"])
     model.load_state_dict(state["generator"])
     model.train()  # dropout is pix2pix's noise; BatchNorm sees batches as in training
@@ -244,8 +243,8 @@ def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -
     Returns:
         The checkpoint written (``out/final.pt``).
     """
-    if config.train.method not in GENERATOR_METHODS:
-        raise ValueError(f"method {config.train.method!r} has no generator; use one of {GENERATOR_METHODS}")
+    if not method_class(config.train.method).needs_generator:
+        raise ValueError(f"method {config.train.method!r} has no generator; use one of {generator_methods()}")
     paths = RunPaths(Path(out))
     if paths.weights("final").is_file() or paths.last.is_file():
         raise FileExistsError(f"{paths.root} already holds a run; choose another --out")

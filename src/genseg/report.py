@@ -20,7 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from genseg.config import GENERATOR_METHODS, RunConfig  # noqa: E402
+from genseg.config import RunConfig  # noqa: E402
+from genseg.methods import method_class  # noqa: E402
 from genseg.runs import RunPaths, load_config  # noqa: E402
 
 STYLE = """
@@ -115,7 +116,7 @@ def _contact_sheet(run: RunPaths, config: RunConfig) -> Path | None:
     """The run's synthetic contact sheet; made (8 pairs) for a generative run of a folders data set."""
     sheet = run.root / "synthetic" / "contact_sheet.png"
     masks = config.data.root / "masks" if config.data.root is not None else None
-    if sheet.is_file() or config.train.method not in GENERATOR_METHODS:
+    if sheet.is_file() or not method_class(config.train.method).needs_generator:
         return sheet if sheet.is_file() else None
     if masks is None or not masks.is_dir() or not run.weights("final").is_file():
         return None

@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from genseg.config import GENERATOR_METHODS, RunConfig
+from genseg.config import RunConfig
 from genseg.data import (
     CaseIndex,
     DataError,
@@ -39,6 +39,7 @@ from genseg.data import (
     write_split,
 )
 from genseg.data.io import atomic_write
+from genseg.methods import generator_methods, method_class
 from genseg.planning import Plan, fingerprint, plan_size
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,10 @@ def pretraining_key(config: RunConfig) -> str | None:
     """A hash of what a run's generator pre-training depends on; None if it pre-trains nothing.
 
     Pre-training runs before the method's first step, from the same seeded generators, in every
-    method of ``GENERATOR_METHODS``: runs that differ only in the method, its upper level or the
+    method that needs a generator: runs that differ only in the method, its upper level or the
     number of segmenter iterations pre-train the same generator, bit for bit (a test checks it).
     """
-    if config.train.method not in GENERATOR_METHODS or config.generator.pretrain_iterations == 0:
+    if not method_class(config.train.method).needs_generator or config.generator.pretrain_iterations == 0:
         return None
     values = config.to_dict()
     del values["mlo"]
@@ -143,7 +144,7 @@ def adopt_pretrained_generator(source: Path, config: RunConfig, paths: RunPaths)
     ours = pretraining_key(config)
     if ours is None:
         raise DataError(f"method {config.train.method!r} pre-trains no generator; --pretrained-generator is for "
-                        f"{', '.join(GENERATOR_METHODS)}", source)
+                        f"{', '.join(generator_methods())}", source)
     if theirs != ours:
         raise DataError("this pre-training was made for other data, budget, seed, image size or generator "
                         "settings than this run's (or by an older genseg); pre-train with this run's settings", source)
@@ -268,7 +269,7 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     size = config.data.size or plan.size
     train = to_tensors(train_samples, size, classes)
     unlabeled = None
-    if config.train.method == "semisup":
+    if method_class(config.train.method).needs_unlabeled:
         labeled = set(train_ids) | set(val_ids)
         rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
         unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=config.data.axis,

@@ -151,7 +151,7 @@ def genseg_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig], runs_d
 
 
 def test_unknown_method_names_the_available_ones() -> None:
-    with pytest.raises(ValueError, match="augment, genseg"):
+    with pytest.raises(ValueError, match="'gensegg'; available: supervised, augment, separate, genseg, semisup"):
         create_method("gensegg", None)  # type: ignore[arg-type]
 
 
@@ -298,3 +298,14 @@ def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
     reused = ["segmenter_step_with"] if upper == "arch" else ["segmenter_step"]
     assert [segmenter[0], segmenter[3]] == reused * 2  # iterations 0 and 3
     assert all(c == "segmenter_step" for i, c in enumerate(segmenter) if i % 3)
+
+
+def test_registry_is_the_one_list_of_methods() -> None:
+    from genseg.config import TrainConfig
+    from genseg.methods import METHOD_NAMES, generator_methods, method_class
+
+    assert all(method_class(name).name == name for name in METHOD_NAMES)
+    assert generator_methods() == ("separate", "genseg")
+    assert [name for name in METHOD_NAMES if method_class(name).needs_unlabeled] == ["semisup"]
+    with pytest.raises(ValueError, match="method must be one of"):
+        TrainConfig(method="mixup")

@@ -123,6 +123,10 @@ class Method(ABC):
     """
 
     name: str = ""
+    needs_generator: bool = False
+    """Whether it pre-trains a generator on the budget's pairs before its first step."""
+    needs_unlabeled: bool = False
+    """Whether it reads the images (never the masks) of the pool outside the budget."""
 
     def __init__(self, context: TrainingContext) -> None:
         self.context = context

@@ -34,6 +34,7 @@ class GenSeg(Separate):
     """Separate's pairs, with the GAN kept training and the generator tuned by validation feedback."""
 
     name = "genseg"
+    needs_generator = True
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)

@@ -29,6 +29,7 @@ class MeanTeacher(Method):
     """Labeled pairs + teacher-student consistency on the pool's other images (masks never used)."""
 
     name = "semisup"
+    needs_unlabeled = True
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)

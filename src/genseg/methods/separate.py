@@ -15,6 +15,7 @@ class Separate(Method):
     """Augmented real pairs plus synthetic pairs x~ = G(T(y)) from a generator trained beforehand."""
 
     name = "separate"
+    needs_generator = True
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
