@@ -7,13 +7,10 @@ medical images (docs/benchmarks.md has those figures).
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from scipy.stats import wilcoxon
-
+from genseg.comparison import paired_difference
 from genseg.config import DataConfig, GeneratorConfig, RunConfig, TrainConfig
 from genseg.data.phantom import make_phantom
 from genseg.evaluation import evaluate
@@ -32,16 +29,14 @@ class DemoResult:
     def verdict(self, checkpoint: str = "best") -> str:
         """One line on the last method against the first, from their paired per-case test Dice."""
         (base, base_run), (other, other_run) = list(self.runs.items())[0], list(self.runs.items())[-1]
-        a, b = (_case_dice(run / "eval" / "test" / checkpoint / "cases.csv") for run in (base_run, other_run))
-        difference = float(np.mean(b - a))
-        p = float(wilcoxon(b, a).pvalue) if np.any(b != a) else 1.0
-        if p < 0.05 and abs(difference) >= 0.01:
-            outcome = f"{other if difference > 0 else base} is higher"
+        paired = paired_difference(base_run, other_run, "test", checkpoint)
+        if paired.p_value < 0.05 and abs(paired.difference) >= 0.01:
+            outcome = f"{other if paired.difference > 0 else base} is higher"
         else:
             outcome = "no clear difference (within the noise of this small test set)"
-        return (f"{other} vs {base} on {len(a)} phantom test cases ({checkpoint} checkpoint): mean Dice "
-                f"{b.mean():.3f} vs {a.mean():.3f}, paired difference {difference:+.3f} (Wilcoxon p = {p:.2g}): "
-                f"{outcome}.")
+        return (f"{other} vs {base} on {paired.cases} phantom test cases ({checkpoint} checkpoint): mean Dice "
+                f"{paired.mean_b:.3f} vs {paired.mean_a:.3f}, paired difference {paired.difference:+.3f} "
+                f"(Wilcoxon p = {paired.p_value:.2g}): {outcome}.")
 
 
 def demo(out: Path = Path("runs/demo"), *, methods: tuple[str, ...] = DEMO_METHODS, iterations: int = 200,
@@ -68,8 +63,3 @@ def demo(out: Path = Path("runs/demo"), *, methods: tuple[str, ...] = DEMO_METHO
         train(config, runs[method], resume=True, progress=progress)
         summaries[method] = evaluate(runs[method], split="test")
     return DemoResult(runs, summaries)
-
-
-def _case_dice(cases_csv: Path) -> np.ndarray:
-    with cases_csv.open() as handle:
-        return np.array([float(row["dice"]) for row in csv.DictReader(handle)])
