@@ -41,7 +41,7 @@ from genseg.data.io import atomic_write
 from genseg.metrics import case_metrics, summarize
 from genseg.postprocessing import choose_classes, keep_largest_component
 from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, write_csv
-from genseg.segmenters import create_segmenter
+from genseg.segmenters import segmenter_from_config
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,7 @@ def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
         raise ValueError(f"{run_dir} holds no segmenter (a genseg pretrain-generator run?); "
                          "evaluate and predict need a run of genseg train")
     config = RunConfig.from_dict(state["config"])
-    model = create_segmenter(config.segmenter.name, state["in_channels"], state["num_classes"],
-                             **config.segmenter.options)
+    model = segmenter_from_config(config.segmenter, state["in_channels"], state["num_classes"])
     model.load_state_dict(state["segmenter"])
     model.eval()
     chosen = _postprocessing(RunPaths(Path(run_dir))).get(checkpoint, {}).get("largest_component", [])

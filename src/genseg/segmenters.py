@@ -24,7 +24,9 @@ import segmentation_models_pytorch as smp
 from monai.networks.nets import AttentionUnet, BasicUNet
 from torch import nn
 
-__all__ = ["available_segmenters", "check_input_size", "create_segmenter"]
+from genseg.config import SegmenterConfig
+
+__all__ = ["available_segmenters", "check_input_size", "create_segmenter", "segmenter_from_config"]
 
 
 def _build_unet(in_channels: int, classes: int, *, base: int = 16, norm: str = "batch") -> nn.Module:
@@ -137,6 +139,11 @@ def create_segmenter(name: str, in_channels: int, classes: int, **options: objec
         if option not in accepted:
             raise ValueError(f"unknown option {option!r} for segmenter {name!r}; its options are {accepted}")
     return entry.build(in_channels, classes, **options)
+
+
+def segmenter_from_config(config: SegmenterConfig, in_channels: int, classes: int) -> nn.Module:
+    """The segmenter a run's config names, with its options: the one place training and inference build it."""
+    return create_segmenter(config.name, in_channels, classes, **config.options)
 
 
 def check_input_size(name: str, size: int | tuple[int, int]) -> None:

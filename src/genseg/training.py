@@ -42,7 +42,7 @@ from genseg.runs import (
 )
 from genseg.runtime import resolve_device
 from genseg.sampling import BatchSampler
-from genseg.segmenters import create_segmenter
+from genseg.segmenters import segmenter_from_config
 from genseg.validation import ValidationSet, validate
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def build_segmenter(config: RunConfig, in_channels: int, classes: int) -> nn.Module:
-    return create_segmenter(config.segmenter.name, in_channels, classes, **config.segmenter.options)
 
 
 def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,
@@ -144,9 +140,15 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
              len(data.train_ids), len(data.val_ids), data.num_classes, config.segmenter.name)
     started = time.perf_counter() - state["seconds"]
     method.prepare(paths.root)
-    meta = {"num_classes": data.num_classes, "in_channels": data.in_channels, "config": config.to_dict(),
-            "train_ids": data.train_ids, "val_ids": data.val_ids}
     evaluated = ema.module if ema is not None else context.segmenter
+
+    def weights(iteration: int, scores: dict[str, Any]) -> dict[str, Any]:
+        """What best.pt and final.pt hold: the evaluated segmenter, what loading it needs, its scores."""
+        return {"num_classes": data.num_classes, "in_channels": data.in_channels, "config": config.to_dict(),
+                "train_ids": data.train_ids, "val_ids": data.val_ids, **method.exported_weights(),
+                "segmenter": evaluated.state_dict(), "iteration": iteration,
+                "val_loss": scores.get("val_loss"), "val_dice": scores.get("val_dice")}
+
     total = config.train.iterations
     bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
                disable=not progress, desc=config.train.method, dynamic_ncols=True)
@@ -167,9 +169,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             state["history"].append(row)
             if scores["val_loss"] < state["best"]["val_loss"]:
                 state["best"] = {**scores, "iteration": done}
-                save_atomic({**meta, **method.exported_weights(), "segmenter": evaluated.state_dict(),
-                             "iteration": done, **scores},
-                            paths.weights("best"))
+                save_atomic(weights(done, scores), paths.weights("best"))
             write_csv(state["history"], paths.history)
             if board is not None:
                 for name, value in row.items():
@@ -183,10 +183,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             state["seconds"] = time.perf_counter() - started
             save_atomic(_snapshot(state, context, method, schedule, ema), paths.last)
     seconds = time.perf_counter() - started
-    last_scores = state["history"][-1] if state["history"] else {}
-    save_atomic({**meta, **method.exported_weights(), "segmenter": evaluated.state_dict(), "iteration": total,
-                 "val_loss": last_scores.get("val_loss"), "val_dice": last_scores.get("val_dice")},
-                paths.weights("final"))
+    save_atomic(weights(total, state["history"][-1] if state["history"] else {}), paths.weights("final"))
     choose_postprocessing(paths.root)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best = state["best"]
@@ -198,7 +195,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
 
 
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
-    segmenter = build_segmenter(config, data.in_channels, data.num_classes).to(device)
+    segmenter = segmenter_from_config(config.segmenter, data.in_channels, data.num_classes).to(device)
     rng = torch.Generator().manual_seed(config.train.seed)
     return TrainingContext(
         config=config,
