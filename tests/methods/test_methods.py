@@ -309,3 +309,32 @@ def test_registry_is_the_one_list_of_methods() -> None:
     assert [name for name in METHOD_NAMES if method_class(name).needs_unlabeled] == ["semisup"]
     with pytest.raises(ValueError, match="method must be one of"):
         TrainConfig(method="mixup")
+
+
+def test_a_plain_segmenter_step_takes_the_gradient_the_unroll_reuses(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    """With the default batch-norm UNet, GenSeg's reused gradient equals a plain step's (same batch)."""
+    from genseg.losses import segmentation_loss
+    from genseg.mlo import UnrolledProblem, hypergradient
+    from genseg.runs import load_run_data
+    from genseg.training import build_context
+
+    config = tiny_config(tiny_phantom, "separate")
+    context = build_context(config, load_run_data(config, RunPaths(tmp_path / "run")), torch.device("cpu"), False)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in context.segmenter.modules())
+    images, masks = context.real_batch()
+    synthetic = (torch.rand_like(images), masks.flip(-1))
+    arch = nn.Parameter(torch.zeros(1))  # a stand-in upper level: only the lower gradient is compared
+    problem = UnrolledProblem(
+        segmenter=context.segmenter,
+        real_loss=lambda forward: segmentation_loss(forward(images), masks),
+        synthetic_loss=lambda forward: (1 + 0 * arch.sum()) * segmentation_loss(forward(synthetic[0]), synthetic[1]),
+        validation_loss=lambda forward: segmentation_loss(forward(images), masks),
+        upper=[arch], lr=1e-3)
+    reused = hypergradient(problem, "exact", 1).train_grads
+    context.optimizer = torch.optim.SGD(context.segmenter.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in context.segmenter.parameters()]
+    context.segmenter_step(images, masks, synthetic=synthetic)
+    taken = [b - p.detach() for b, p in zip(before, context.segmenter.parameters())]
+    assert all(torch.allclose(t, r, atol=1e-5) for t, r in zip(taken, reused))

@@ -90,7 +90,12 @@ class TrainingContext:
 
     def segmenter_step(self, images: Tensor, masks: Tensor,
                        synthetic: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
-        """One optimizer step on L_real (+ gamma * L_syn), real and synthetic in one forward pass."""
+        """One optimizer step on L_real (+ gamma * L_syn).
+
+        Real and synthetic pairs go through the segmenter in two passes, as GenSeg's unroll
+        evaluates them (:mod:`genseg.mlo`): with batch norm, every step of every method then sees
+        the same batch statistics, per half, and GenSeg's reused gradient is this step's gradient.
+        """
         self.segmenter.train()
         self.optimizer.zero_grad(set_to_none=True)
         if synthetic is None:
@@ -98,10 +103,8 @@ class TrainingContext:
             loss.backward()
             self.optimizer.step()
             return {"loss": loss.item()}
-        logits = self.segmenter(torch.cat([images, synthetic[0]]))
-        real_logits, synthetic_logits = logits.split([images.shape[0], synthetic[0].shape[0]])
-        real_loss = segmentation_loss(real_logits, masks)
-        synthetic_loss = segmentation_loss(synthetic_logits, synthetic[1])
+        real_loss = segmentation_loss(self.segmenter(images), masks)
+        synthetic_loss = segmentation_loss(self.segmenter(synthetic[0]), synthetic[1])
         loss = real_loss + self.config.mlo.gamma * synthetic_loss
         loss.backward()
         self.optimizer.step()

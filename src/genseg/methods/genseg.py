@@ -12,9 +12,10 @@ iterations the generator's side moves too:
 
 On those iterations the segmenter's step reuses the gradient the unroll already computed at the
 current parameters, on the same real and synthetic batch (:class:`genseg.mlo.Hypergradient`),
-instead of a second forward and backward pass. Its real and synthetic halves then go through the
-network in two passes rather than one; the default UNet's instance norm makes that the same
-gradient, while a BatchNorm segmenter sees per-half batch statistics on those steps.
+instead of a second forward and backward pass. The unroll passes real and synthetic halves
+through the network apart, as every segmenter step does, so the default batch-norm UNet sees the
+same per-half statistics on every step. Unlike a plain step, an unrolled one leaves the
+batch-norm running statistics as they were (the unroll works on copies of the buffers).
 """
 
 from __future__ import annotations
