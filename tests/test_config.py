@@ -120,3 +120,13 @@ def test_data_paths_are_made_absolute(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     config = DataConfig(root="data", split_file="split.json")
     assert config.root == tmp_path / "data" and config.split_file == tmp_path / "split.json"
+
+
+def test_upper_level_names_join_variables_with_plus() -> None:
+    from genseg.config import MLOConfig
+
+    assert MLOConfig(upper="arch+generator").upper_names == MLOConfig(upper="both").upper_names == ["arch", "generator"]
+    assert MLOConfig(upper="generator").upper_names == ["generator"] and MLOConfig(upper="none").upper_names == []
+    for bad in ("arch+arch", "gamma", "arch+", ""):
+        with pytest.raises(ValueError, match="upper must be"):
+            MLOConfig(upper=bad)

@@ -13,7 +13,8 @@ from typing import Any
 
 from genseg.methods import METHOD_NAMES
 
-UPPER_LEVELS = ("arch", "generator", "both", "none")
+UPPER_VARIABLES = ("arch", "generator")
+"""GenSeg's upper-level variables (genseg.methods.upper); ``mlo.upper`` joins them with ``+``."""
 HYPERGRADIENTS = ("exact", "darts")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "poly", "cosine")
@@ -130,9 +131,10 @@ class MLOConfig:
     """The multi-level optimization (levels 2 and 3 of SPEC.md).
 
     Args:
-        upper: what the upper level updates: ``"arch"`` (A, the paper), ``"generator"`` (all
-            generator weights), ``"both"``, or ``"none"`` (the ablation: same schedule, no
-            hypergradient).
+        upper: the upper-level variables the hypergradient moves: ``"arch"`` (A, the paper),
+            ``"generator"`` (all generator weights), several joined by ``+``
+            (``"arch+generator"``, also called ``"both"``), or ``"none"`` (the ablation: the same
+            schedule, no hypergradient).
         hypergradient: ``"exact"`` (second-order autograd) or ``"darts"`` (finite differences).
         unroll_steps: lower-level steps unrolled for the hypergradient.
         every: iterations between the generator side's updates (the upper-level step and the
@@ -154,7 +156,9 @@ class MLOConfig:
     val_views: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.upper in UPPER_LEVELS, f"upper must be one of {UPPER_LEVELS}, got {self.upper!r}")
+        names = self.upper_names
+        known = self.upper == "none" or (names and set(names) <= set(UPPER_VARIABLES) and len(set(names)) == len(names))
+        _check(known, f"upper must be none, both, or variables of {UPPER_VARIABLES} joined by '+', got {self.upper!r}")
         _check(
             self.hypergradient in HYPERGRADIENTS,
             f"hypergradient must be one of {HYPERGRADIENTS}, got {self.hypergradient!r}",
@@ -167,6 +171,13 @@ class MLOConfig:
         _check(self.arch_lr > 0, f"arch_lr must be > 0, got {self.arch_lr}")
         _check(self.generator_feedback >= 0, f"generator_feedback must be >= 0, got {self.generator_feedback}")
         _check(self.gamma >= 0 and self.val_views >= 1, "gamma must be >= 0, val_views >= 1")
+
+    @property
+    def upper_names(self) -> list[str]:
+        """The upper-level variables ``upper`` names, in order (empty for ``"none"``)."""
+        if self.upper == "none":
+            return []
+        return ["arch", "generator"] if self.upper == "both" else self.upper.split("+")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 import genseg.methods.genseg
 import genseg.methods.synthesis
+import genseg.methods.upper
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import PairTensors
@@ -232,13 +233,13 @@ def test_genseg_generator_upper_level_feeds_the_hypergradient_to_the_weights(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feedback_steps = []
-    add_hypergradient = genseg.methods.synthesis.add_hypergradient
+    add_hypergradient = genseg.methods.upper.add_hypergradient
 
     def recording_add(params: Any, grads: list[Tensor], weight: float = 1.0) -> None:
         feedback_steps.append(weight * sum(float(g.abs().sum()) for g in grads))
         add_hypergradient(params, grads, weight=weight)
 
-    monkeypatch.setattr(genseg.methods.synthesis, "add_hypergradient", recording_add)
+    monkeypatch.setattr(genseg.methods.upper, "add_hypergradient", recording_add)
     train(tiny_config(tiny_phantom, "genseg", mlo={"upper": "generator"}), tmp_path / "gen", progress=False)
 
     assert len(feedback_steps) == 3 and all(size > 0 for size in feedback_steps)  # iterations 0, 2, 4

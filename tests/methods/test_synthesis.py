@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genseg.methods.synthesis import feedback_scale
+from genseg.methods.upper import feedback_scale
 
 
 def test_feedback_is_scaled_to_a_share_of_the_gan_gradient() -> None:

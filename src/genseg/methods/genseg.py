@@ -5,9 +5,9 @@ segmenter step on augmented real pairs plus freshly generated pairs (level 2). E
 iterations the generator's side moves too:
 
 1. an upper-level step: the hypergradient of the validation loss of the one-step-unrolled
-   segmenter (:mod:`genseg.mlo`) w.r.t. the upper-level variables, ``mlo.upper``: the generator's
-   architecture weights A (``arch``), its weights (``generator``, added to their GAN gradient),
-   ``both``, or ``none`` (the ablation: same schedule, no feedback);
+   segmenter (:mod:`genseg.mlo`) w.r.t. the upper-level variables ``mlo.upper`` names
+   (:mod:`genseg.methods.upper`: the generator's architecture weights A, its weights, or
+   ``none``, the ablation: same schedule, no feedback), each taking its part;
 2. a critic and a generator step of pix2pix on augmented training pairs (level 1).
 
 On those iterations the segmenter's step reuses the gradient the unroll already computed at the
@@ -28,7 +28,8 @@ from torch import Tensor
 from genseg.losses import segmentation_loss
 from genseg.methods.base import TrainingContext
 from genseg.methods.separate import Separate
-from genseg.mlo import Forward, Hypergradient, UnrolledProblem, add_hypergradient, hypergradient
+from genseg.methods.upper import upper_variables
+from genseg.mlo import Forward, Hypergradient, UnrolledProblem, hypergradient
 
 
 class GenSeg(Separate):
@@ -39,32 +40,25 @@ class GenSeg(Separate):
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
-        settings = context.config.mlo
-        generator = self.synthesis.generator
-        self.arch = list(generator.arch_parameters()) if settings.upper in ("arch", "both") else []
-        self.weights = list(generator.weight_parameters()) if settings.upper in ("generator", "both") else []
-        if settings.upper in ("arch", "both") and not self.arch:
-            raise ValueError("mlo.upper needs the generator's architecture weights A, but the generator "
-                             "is not searchable; set generator.searchable=True or mlo.upper='generator'")
-        self.arch_optimizer = (torch.optim.Adam(self.arch, lr=settings.arch_lr, betas=(0.5, 0.999))
-                               if self.arch else None)
+        self.upper = upper_variables(self.synthesis.generator, context.config.mlo)
 
     def step(self, iteration: int) -> dict[str, float]:
         images, masks = self.context.augmented_real_batch()
         synthetic_masks = self.context.augmented_masks()
         if iteration % self.context.config.mlo.every != 0:
             return self._segmenter_step(images, masks, synthetic_masks)
-        if not (self.arch or self.weights):  # the ablation: the same schedule without feedback
+        if not self.upper:  # the ablation: the same schedule without feedback
             scalars = self._segmenter_step(images, masks, synthetic_masks)
             return {**scalars, **self.synthesis.gan_step(*self.context.generator_batch())}
         result = self.upper_step(images, masks, synthetic_masks)
         self.context.segmenter_step_with(result.train_grads)
-        feedback = result.upper[len(self.arch):] if self.weights else None
         scalars = {"loss": float(result.real_loss + result.synthetic_loss), "loss_real": float(result.real_loss),
                    "upper_loss": float(result.validation_loss)}
         if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as segmenter_step does
             scalars["loss_synthetic"] = float(result.synthetic_loss) / self.context.config.mlo.gamma
-        return {**scalars, **self.synthesis.gan_step(*self.context.generator_batch(), feedback=feedback)}
+        hooks = [variable.before_generator_step for variable in self.upper]
+        gan = self.synthesis.gan_step(*self.context.generator_batch(), before_step=lambda: [hook() for hook in hooks])
+        return {**scalars, **gan}
 
     def _segmenter_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> dict[str, float]:
         self.synthesis.generator.train()
@@ -73,22 +67,26 @@ class GenSeg(Separate):
         return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks))
 
     def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> Hypergradient:
-        """Apply the hypergradient to A; the result holds the generator weights' part and the lower level's gradient."""
+        """Hand each upper-level variable its part of the hypergradient.
+
+        The result also holds the lower level's gradient, which the segmenter's step reuses.
+        """
         context, settings = self.context, self.context.config.mlo
         problem = UnrolledProblem(
             segmenter=context.segmenter,
             real_loss=lambda forward: segmentation_loss(forward(images), masks),
             synthetic_loss=self._synthetic_loss(synthetic_masks),
             validation_loss=lambda forward: context.validation.loss(forward(context.validation.images)),
-            upper=self.arch + self.weights,
+            upper=[tensor for variable in self.upper for tensor in variable.tensors()],
             lr=context.optimizer.param_groups[0]["lr"],  # the schedule's current rate
         )
         context.segmenter.train()
         result = hypergradient(problem, settings.hypergradient, settings.unroll_steps)
-        if self.arch_optimizer is not None:
-            self.arch_optimizer.zero_grad(set_to_none=True)
-            add_hypergradient(self.arch, result.upper[: len(self.arch)])
-            self.arch_optimizer.step()
+        start = 0
+        for variable in self.upper:
+            count = len(variable.tensors())
+            variable.apply(result.upper[start:start + count])
+            start += count
         return result
 
     def _synthetic_loss(self, synthetic_masks: Tensor) -> Any:
@@ -107,12 +105,9 @@ class GenSeg(Separate):
         return loss
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.arch_optimizer is not None:
-            state["arch_optimizer"] = self.arch_optimizer.state_dict()
-        return state
+        return {**super().state_dict(), "upper": {variable.name: variable.state_dict() for variable in self.upper}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        if self.arch_optimizer is not None:
-            self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        for variable in self.upper:
+            variable.load_state_dict(state["upper"][variable.name])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from genseg.generators import create_discriminator, create_generator
 from genseg.generators.gan import discriminator_loss, generator_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
 from genseg.methods.base import TrainingContext
-from genseg.mlo import add_hypergradient
 from genseg.runs import RunPaths, pretraining_key
 
 log = logging.getLogger(__name__)
@@ -43,19 +43,6 @@ def build_generator(settings: GeneratorConfig, num_classes: int, image_channels:
     """
     return create_generator(settings.name, mask_channels(num_classes), image_channels, ngf=settings.ngf,
                             searchable=settings.searchable)
-
-
-def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float) -> float:
-    """The factor that gives the hypergradient ``relative`` times the norm of the params' gradient.
-
-    The raw hypergradient is eta times a second-order term, orders of magnitude below the pix2pix
-    gradient (lambda_L1 = 100): added as it is, Adam would never notice it and the generator would
-    not move (SPEC.md's first measurement). Scaling it to a fixed share of the GAN gradient makes
-    ``mlo.generator_feedback`` mean the same on every data set.
-    """
-    gan_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
-    feedback_norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in feedback))
-    return float(relative * gan_norm / feedback_norm) if feedback_norm > 0 else 0.0
 
 
 class SyntheticPairs:
@@ -82,15 +69,15 @@ class SyntheticPairs:
         """Images in [0, 1] for label maps ``masks``, differentiable w.r.t. the generator."""
         return synthesize(self.generator, masks, self.context.num_classes)
 
-    def gan_step(self, images: Tensor, masks: Tensor, feedback: list[Tensor] | None = None) -> dict[str, float]:
+    def gan_step(self, images: Tensor, masks: Tensor,
+                 before_step: Callable[[], None] | None = None) -> dict[str, float]:
         """One critic step and one generator step of pix2pix on real pairs.
 
         Args:
             images: real images in [0, 1].
             masks: their label maps.
-            feedback: an upper-level hypergradient for the generator's weights, added to their GAN
-                gradient before the step, rescaled to ``mlo.generator_feedback`` times the GAN
-                gradient's norm (see :func:`feedback_scale`).
+            before_step: called after the generator's backward pass, before its optimizer step
+                (GenSeg's upper-level variables add their feedback to the GAN gradient there).
         """
         self.generator.train()
         encoded = encode_masks(masks, self.context.num_classes)
@@ -104,10 +91,8 @@ class SyntheticPairs:
         loss, parts = generator_loss(self.discriminator, encoded, target, fake,
                                      lambda_l1=self.context.config.generator.lambda_l1)
         loss.backward()
-        if feedback is not None:
-            weights = self.generator.weight_parameters()
-            scale = feedback_scale(weights, feedback, self.context.config.mlo.generator_feedback)
-            add_hypergradient(weights, feedback, weight=scale)
+        if before_step is not None:
+            before_step()
         self.generator_optimizer.step()
         return {"d_loss": critic_loss.item(), "g_gan": parts["gan"].item(), "g_l1": parts["l1"].item()}
 
