@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genseg.losses import segmentation_loss
+from genseg.methods.upper import PairWeights
 from genseg.mlo import (
     UnrolledProblem,
     add_hypergradient,
@@ -193,3 +196,49 @@ def test_hypergradient_dispatch_and_errors() -> None:
             problem.segmenter, problem.real_loss, problem.synthetic_loss, problem.validation_loss,
             upper=[torch.zeros(3)], lr=0.1,
         )
+
+
+# --- GenSeg's per-synthetic-pair weights (genseg.methods.upper.PairWeights) ---
+
+PAIRS = 3
+PAIRS_LR = 1.0
+
+
+def _pairs_data() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    rng = torch.Generator().manual_seed(3)
+    return random_pairs(2, rng), random_pairs(PAIRS, rng), random_pairs(2, rng)
+
+
+def _validation_after_an_sgd_step(eps: Tensor) -> float:
+    """L_val after one plain torch.optim.SGD step on L_real + gamma * mean((1 + eps) * l_syn): the
+    reference, computed without genseg.mlo."""
+    (images, masks), (synthetic, synthetic_masks), (val_images, val_masks) = _pairs_data()
+    segmenter = copy.deepcopy(make_segmenter())
+    optimizer = torch.optim.SGD([p for p in segmenter.parameters() if p.requires_grad], lr=PAIRS_LR)
+    per_pair = segmentation_loss(segmenter(synthetic), synthetic_masks, reduction="none")
+    loss = segmentation_loss(segmenter(images), masks) + GAMMA * (per_pair * (1 + eps)).mean()
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        return segmentation_loss(segmenter(val_images), val_masks).item()
+
+
+def test_pair_weights_hypergradient_matches_a_numerical_derivative() -> None:
+    (images, masks), (synthetic, synthetic_masks), (val_images, val_masks) = _pairs_data()
+    variable = PairWeights()
+    (eps,) = variable.tensors(PAIRS)
+    problem = UnrolledProblem(
+        segmenter=make_segmenter(),
+        real_loss=lambda net: segmentation_loss(net(images), masks),
+        synthetic_loss=lambda net: GAMMA * variable.weigh(
+            segmentation_loss(net(synthetic), synthetic_masks, reduction="none")).mean(),
+        validation_loss=lambda net: segmentation_loss(net(val_images), val_masks),
+        upper=[eps], lr=PAIRS_LR)
+    (analytic,) = hypergradient(problem, "exact", 1).upper
+    h = 1e-6
+    numeric = torch.tensor([
+        (_validation_after_an_sgd_step(h * torch.eye(PAIRS, dtype=DTYPE)[i])
+         - _validation_after_an_sgd_step(-h * torch.eye(PAIRS, dtype=DTYPE)[i])) / (2 * h)
+        for i in range(PAIRS)], dtype=DTYPE)
+    assert numeric.abs().min() > 1e-7  # every pair really moves the validation loss
+    torch.testing.assert_close(analytic.to(DTYPE), numeric, rtol=1e-3, atol=0.0)

@@ -13,7 +13,7 @@ from typing import Any
 
 from genseg.methods import METHOD_NAMES
 
-UPPER_VARIABLES = ("arch", "generator")
+UPPER_VARIABLES = ("arch", "generator", "pairs")
 """GenSeg's upper-level variables (genseg.methods.upper); ``mlo.upper`` joins them with ``+``."""
 HYPERGRADIENTS = ("exact", "darts")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -132,7 +132,8 @@ class MLOConfig:
 
     Args:
         upper: the upper-level variables the hypergradient moves: ``"arch"`` (A, the paper),
-            ``"generator"`` (all generator weights), several joined by ``+``
+            ``"generator"`` (all generator weights), ``"pairs"`` (a weight per synthetic pair
+            in the segmenter's step, learning to reweight), several joined by ``+``
             (``"arch+generator"``, also called ``"both"``), or ``"none"`` (the ablation: the same
             schedule, no hypergradient).
         hypergradient: ``"exact"`` (second-order autograd) or ``"darts"`` (finite differences).

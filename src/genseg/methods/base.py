@@ -88,13 +88,17 @@ class TrainingContext:
         _, masks = self.real_batch()
         return augment_labels(masks, self.num_classes, sample_geometric(masks.shape[0], self.rng, device=self.device))
 
-    def segmenter_step(self, images: Tensor, masks: Tensor,
-                       synthetic: tuple[Tensor, Tensor] | None = None) -> dict[str, float]:
+    def segmenter_step(self, images: Tensor, masks: Tensor, synthetic: tuple[Tensor, Tensor] | None = None,
+                       synthetic_weights: Tensor | None = None) -> dict[str, float]:
         """One optimizer step on L_real (+ gamma * L_syn).
 
         Real and synthetic pairs go through the segmenter in two passes, as GenSeg's unroll
         evaluates them (:mod:`genseg.mlo`): with batch norm, every step of every method then sees
         the same batch statistics, per half, and GenSeg's reused gradient is this step's gradient.
+
+        Args:
+            synthetic_weights: a weight per synthetic pair (GenSeg's ``pairs`` upper level);
+                default 1 each.
         """
         self.segmenter.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -104,7 +108,8 @@ class TrainingContext:
             self.optimizer.step()
             return {"loss": loss.item()}
         real_loss = segmentation_loss(self.segmenter(images), masks)
-        synthetic_loss = segmentation_loss(self.segmenter(synthetic[0]), synthetic[1])
+        per_pair = segmentation_loss(self.segmenter(synthetic[0]), synthetic[1], reduction="none")
+        synthetic_loss = (per_pair if synthetic_weights is None else per_pair * synthetic_weights.to(per_pair)).mean()
         loss = real_loss + self.config.mlo.gamma * synthetic_loss
         loss.backward()
         self.optimizer.step()

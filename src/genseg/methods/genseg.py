@@ -50,12 +50,20 @@ class GenSeg(Separate):
         if not self.upper:  # the ablation: the same schedule without feedback
             scalars = self._segmenter_step(images, masks, synthetic_masks)
             return {**scalars, **self.synthesis.gan_step(*self.context.generator_batch())}
-        result = self.upper_step(images, masks, synthetic_masks)
-        self.context.segmenter_step_with(result.train_grads)
-        scalars = {"loss": float(result.real_loss + result.synthetic_loss), "loss_real": float(result.real_loss),
-                   "upper_loss": float(result.validation_loss)}
-        if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as segmenter_step does
-            scalars["loss_synthetic"] = float(result.synthetic_loss) / self.context.config.mlo.gamma
+        seed = int(torch.randint(2**31 - 1, (1,), generator=self.context.rng))  # the synthetic pairs' dropout
+        result = self.upper_step(images, masks, synthetic_masks, seed)
+        weights = self._step_weights()
+        if weights is None:  # the unroll's gradient is this step's
+            self.context.segmenter_step_with(result.train_grads)
+            scalars = {"loss": float(result.real_loss + result.synthetic_loss), "loss_real": float(result.real_loss)}
+            if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as segmenter_step does
+                scalars["loss_synthetic"] = float(result.synthetic_loss) / self.context.config.mlo.gamma
+        else:  # the same pairs, weighed: a step of its own
+            with torch.no_grad():
+                synthetic = (self._synthesize(synthetic_masks, seed), synthetic_masks)
+            scalars = self.context.segmenter_step(images, masks, synthetic=synthetic, synthetic_weights=weights)
+            scalars["pairs_kept"] = float((weights > 0).float().mean())
+        scalars["upper_loss"] = float(result.validation_loss)
         hooks = [variable.before_generator_step for variable in self.upper]
         gan = self.synthesis.gan_step(*self.context.generator_batch(), before_step=lambda: [hook() for hook in hooks])
         return {**scalars, **gan}
@@ -66,43 +74,55 @@ class GenSeg(Separate):
             synthetic_images = self.synthesis.synthesize(synthetic_masks)
         return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks))
 
-    def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> Hypergradient:
+    def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor, seed: int) -> Hypergradient:
         """Hand each upper-level variable its part of the hypergradient.
 
         The result also holds the lower level's gradient, which the segmenter's step reuses.
         """
         context, settings = self.context, self.context.config.mlo
+        tensors = [variable.tensors(synthetic_masks.shape[0]) for variable in self.upper]
+
+        def synthetic_loss(forward: Forward) -> Tensor:
+            """gamma * L_syn, each pair's loss weighed by the variables, as a fixed function."""
+            losses = segmentation_loss(forward(self._synthesize(synthetic_masks, seed)), synthetic_masks,
+                                       reduction="none")
+            for variable in self.upper:
+                losses = variable.weigh(losses)
+            return settings.gamma * losses.mean()
+
         problem = UnrolledProblem(
             segmenter=context.segmenter,
             real_loss=lambda forward: segmentation_loss(forward(images), masks),
-            synthetic_loss=self._synthetic_loss(synthetic_masks),
+            synthetic_loss=synthetic_loss,
             validation_loss=lambda forward: context.validation.loss(forward(context.validation.images)),
-            upper=[tensor for variable in self.upper for tensor in variable.tensors()],
+            upper=[tensor for group in tensors for tensor in group],
             lr=context.optimizer.param_groups[0]["lr"],  # the schedule's current rate
         )
         context.segmenter.train()
         result = hypergradient(problem, settings.hypergradient, settings.unroll_steps)
         start = 0
-        for variable in self.upper:
-            count = len(variable.tensors())
-            variable.apply(result.upper[start:start + count])
-            start += count
+        for variable, group in zip(self.upper, tensors, strict=True):
+            variable.apply(result.upper[start:start + len(group)])
+            start += len(group)
         return result
 
-    def _synthetic_loss(self, synthetic_masks: Tensor) -> Any:
-        """gamma * L_syn as a fixed function: dropout draws the same masks on every call."""
-        context = self.context
-        seed = int(torch.randint(2**31 - 1, (1,), generator=context.rng))
-        devices = [context.device] if context.device.type == "cuda" else []
+    def _synthesize(self, synthetic_masks: Tensor, seed: int) -> Tensor:
+        """The synthetic images of these masks, dropout drawn from ``seed``: the same images on every call."""
+        devices = [self.context.device] if self.context.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            self.synthesis.generator.train()
+            return self.synthesis.synthesize(synthetic_masks)
 
-        def loss(forward: Forward) -> Tensor:
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
-                self.synthesis.generator.train()
-                synthetic = self.synthesis.synthesize(synthetic_masks)
-            return context.config.mlo.gamma * segmentation_loss(forward(synthetic), synthetic_masks)
-
-        return loss
+    def _step_weights(self) -> Tensor | None:
+        """The synthetic pairs' weights in the segmenter's step: the product of the variables' (None: all 1)."""
+        weights = [w for w in (variable.step_weights() for variable in self.upper) if w is not None]
+        if not weights:
+            return None
+        product = weights[0]
+        for more in weights[1:]:
+            product = product * more
+        return product
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "upper": {variable.name: variable.state_dict() for variable in self.upper}}

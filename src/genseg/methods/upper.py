@@ -1,14 +1,16 @@
 """GenSeg's upper-level variables: what the validation loss's hypergradient moves.
 
-Each variable is one small object behind :class:`UpperVariable`: its tensors (what
-:func:`genseg.mlo.hypergradient` differentiates with respect to), what it does with its part of
-the hypergradient, an optional hook into the generator's GAN step, and its state for checkpoints.
-:meth:`genseg.methods.genseg.GenSeg.step` loops over a list of them, so a new variable is one
-class and one :data:`UPPER_VARIABLES` entry.
+Each variable is one small object behind :class:`UpperVariable`: its tensors for this upper step
+(what :func:`genseg.mlo.hypergradient` differentiates with respect to), how it weighs the
+synthetic pairs' losses, what it does with its part of the hypergradient, the weights it gives
+the synthetic pairs in the segmenter's own step, a hook into the generator's GAN step, and its
+state for checkpoints. :meth:`genseg.methods.genseg.GenSeg.step` loops over a list of them, so a
+new variable is one class and one :data:`UPPER_VARIABLES` entry.
 
 ``mlo.upper`` names them: ``arch`` (the architecture weights A, the paper's choice),
-``generator`` (all generator weights), several joined by ``+`` (``arch+generator``; ``both`` is
-that), or ``none`` (the ablation: the same schedule without feedback).
+``generator`` (all generator weights), ``pairs`` (a weight per synthetic pair, learning to
+reweight), several joined by ``+`` (``arch+generator``; ``both`` is that), or ``none`` (the
+ablation: the same schedule without feedback).
 """
 
 from __future__ import annotations
@@ -27,11 +29,22 @@ class UpperVariable(Protocol):
 
     name: str
 
-    def tensors(self) -> list[Tensor]:
-        """The tensors the hypergradient is taken with respect to (they require grad)."""
+    def tensors(self, pairs: int) -> list[Tensor]:
+        """The tensors the hypergradient is taken with respect to this step (they require grad).
+
+        Args:
+            pairs: synthetic pairs in this step's batch.
+        """
+
+    def weigh(self, losses: Tensor) -> Tensor:
+        """The synthetic pairs' per-pair losses (pairs,) as the unrolled step sees them."""
 
     def apply(self, grads: list[Tensor]) -> None:
         """Take its part of the hypergradient, one gradient per tensor."""
+
+    def step_weights(self) -> Tensor | None:
+        """Weights of the synthetic pairs in the segmenter's own step; None leaves them at 1 (and
+        the step reuses the unroll's gradient)."""
 
     def before_generator_step(self) -> None:
         """Called inside the GAN step, after the generator's backward pass and before its step."""
@@ -58,13 +71,19 @@ class ArchitectureWeights:
                              "is not searchable; set generator.searchable=True or mlo.upper='generator'")
         self.optimizer = torch.optim.Adam(self.arch, lr=lr, betas=(0.5, 0.999))
 
-    def tensors(self) -> list[Tensor]:
+    def tensors(self, pairs: int) -> list[Tensor]:
         return self.arch
+
+    def weigh(self, losses: Tensor) -> Tensor:
+        return losses
 
     def apply(self, grads: list[Tensor]) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         add_hypergradient(self.arch, grads)
         self.optimizer.step()
+
+    def step_weights(self) -> Tensor | None:
+        return None
 
     def before_generator_step(self) -> None:
         """A has its own optimizer; the GAN step does not move it."""
@@ -92,11 +111,17 @@ class GeneratorWeights:
         self.relative = relative
         self.pending: list[Tensor] | None = None
 
-    def tensors(self) -> list[Tensor]:
+    def tensors(self, pairs: int) -> list[Tensor]:
         return self.weights
+
+    def weigh(self, losses: Tensor) -> Tensor:
+        return losses
 
     def apply(self, grads: list[Tensor]) -> None:
         self.pending = grads  # added in the next GAN step, scaled to its gradient
+
+    def step_weights(self) -> Tensor | None:
+        return None
 
     def before_generator_step(self) -> None:
         if self.pending is not None:
@@ -109,6 +134,55 @@ class GeneratorWeights:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore."""
+
+
+class PairWeights:
+    """A weight per synthetic pair from the one-step look-ahead (learning to reweight, Ren et al. 2018).
+
+    The unrolled step weighs pair i's loss by ``1 + eps_i`` at ``eps = 0``; the hypergradient
+    ``g_i = d L_val / d eps_i`` says whether a little more of pair i would lower the validation
+    loss (g_i < 0) or raise it. The segmenter's own step then weighs the pairs by ``max(-g_i, 0)``,
+    normalized to a mean of 1: pairs that would hurt stop counting, and if every pair would, the
+    step takes none. Fresh every upper step; no persistent variables, the same Hessian-vector
+    product as the other variables.
+    """
+
+    name = "pairs"
+
+    def __init__(self) -> None:
+        self.eps: Tensor | None = None
+        self.weights: Tensor | None = None
+
+    def tensors(self, pairs: int) -> list[Tensor]:
+        self.eps = torch.zeros(pairs, requires_grad=True)
+        self.weights = None
+        return [self.eps]
+
+    def weigh(self, losses: Tensor) -> Tensor:
+        assert self.eps is not None, "tensors() first: it draws this step's eps"
+        return losses * (1 + self.eps.to(losses))
+
+    def apply(self, grads: list[Tensor]) -> None:
+        self.weights = pair_weights(grads[0])
+
+    def step_weights(self) -> Tensor | None:
+        return self.weights
+
+    def before_generator_step(self) -> None:
+        """The generator's step is not weighted."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # weights are made and used within one iteration
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
+
+def pair_weights(hypergradient: Tensor) -> Tensor:
+    """``max(-g, 0)`` normalized to a mean of 1; all zeros when no pair would help."""
+    weights = torch.clamp(-hypergradient.detach(), min=0)
+    total = weights.sum()
+    return weights * (weights.numel() / total) if total > 0 else weights
 
 
 def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float) -> float:
@@ -127,6 +201,7 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
 UPPER_VARIABLES = {
     "arch": lambda generator, settings: ArchitectureWeights(generator, settings.arch_lr),
     "generator": lambda generator, settings: GeneratorWeights(generator, settings.generator_feedback),
+    "pairs": lambda generator, settings: PairWeights(),
 }
 
 
