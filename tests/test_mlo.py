@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genseg.losses import segmentation_loss
-from genseg.methods.upper import PairWeights
+from genseg.methods.upper import LearnedGamma, PairWeights
 from genseg.mlo import (
     UnrolledProblem,
     add_hypergradient,
@@ -198,10 +201,10 @@ def test_hypergradient_dispatch_and_errors() -> None:
         )
 
 
-# --- GenSeg's per-synthetic-pair weights (genseg.methods.upper.PairWeights) ---
+# --- GenSeg's upper-level variables that weigh the synthetic pairs (genseg.methods.upper) ---
 
 PAIRS = 3
-PAIRS_LR = 1.0
+WEIGHT_LR = 1.0
 
 
 def _pairs_data() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
@@ -209,36 +212,47 @@ def _pairs_data() -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor], tuple[T
     return random_pairs(2, rng), random_pairs(PAIRS, rng), random_pairs(2, rng)
 
 
-def _validation_after_an_sgd_step(eps: Tensor) -> float:
-    """L_val after one plain torch.optim.SGD step on L_real + gamma * mean((1 + eps) * l_syn): the
-    reference, computed without genseg.mlo."""
+def _validation_after_an_sgd_step(weigh: Callable[[Tensor], Tensor]) -> float:
+    """L_val after one plain torch.optim.SGD step on L_real + gamma * mean(weigh(l_syn per pair)):
+    the reference, computed without genseg.mlo."""
     (images, masks), (synthetic, synthetic_masks), (val_images, val_masks) = _pairs_data()
     segmenter = copy.deepcopy(make_segmenter())
-    optimizer = torch.optim.SGD([p for p in segmenter.parameters() if p.requires_grad], lr=PAIRS_LR)
+    optimizer = torch.optim.SGD([p for p in segmenter.parameters() if p.requires_grad], lr=WEIGHT_LR)
     per_pair = segmentation_loss(segmenter(synthetic), synthetic_masks, reduction="none")
-    loss = segmentation_loss(segmenter(images), masks) + GAMMA * (per_pair * (1 + eps)).mean()
+    loss = segmentation_loss(segmenter(images), masks) + GAMMA * weigh(per_pair).mean()
     loss.backward()
     optimizer.step()
     with torch.no_grad():
         return segmentation_loss(segmenter(val_images), val_masks).item()
 
 
-def test_pair_weights_hypergradient_matches_a_numerical_derivative() -> None:
+def _weighing_hypergradient(variable: Any) -> Tensor:
+    """The variable's hypergradient through genseg.mlo, its weights in the synthetic loss."""
     (images, masks), (synthetic, synthetic_masks), (val_images, val_masks) = _pairs_data()
-    variable = PairWeights()
-    (eps,) = variable.tensors(PAIRS)
     problem = UnrolledProblem(
         segmenter=make_segmenter(),
         real_loss=lambda net: segmentation_loss(net(images), masks),
         synthetic_loss=lambda net: GAMMA * variable.weigh(
             segmentation_loss(net(synthetic), synthetic_masks, reduction="none")).mean(),
         validation_loss=lambda net: segmentation_loss(net(val_images), val_masks),
-        upper=[eps], lr=PAIRS_LR)
+        upper=variable.tensors(PAIRS), lr=WEIGHT_LR)
     (analytic,) = hypergradient(problem, "exact", 1).upper
-    h = 1e-6
+    return analytic.to(DTYPE).reshape(-1)
+
+
+def test_pair_weights_hypergradient_matches_a_numerical_derivative() -> None:
+    analytic, h = _weighing_hypergradient(PairWeights()), 1e-6
     numeric = torch.tensor([
-        (_validation_after_an_sgd_step(h * torch.eye(PAIRS, dtype=DTYPE)[i])
-         - _validation_after_an_sgd_step(-h * torch.eye(PAIRS, dtype=DTYPE)[i])) / (2 * h)
-        for i in range(PAIRS)], dtype=DTYPE)
+        (_validation_after_an_sgd_step(lambda loss, i=i: loss * (1 + h * torch.eye(PAIRS, dtype=DTYPE)[i]))
+         - _validation_after_an_sgd_step(lambda loss, i=i: loss * (1 - h * torch.eye(PAIRS, dtype=DTYPE)[i])))
+        / (2 * h) for i in range(PAIRS)], dtype=DTYPE)
     assert numeric.abs().min() > 1e-7  # every pair really moves the validation loss
-    torch.testing.assert_close(analytic.to(DTYPE), numeric, rtol=1e-3, atol=0.0)
+    torch.testing.assert_close(analytic, numeric, rtol=1e-3, atol=0.0)
+
+
+def test_learned_gamma_hypergradient_matches_a_numerical_derivative() -> None:
+    analytic, h = _weighing_hypergradient(LearnedGamma(lr=0.1)), 1e-6  # at log-scale s = 0
+    numeric = (_validation_after_an_sgd_step(lambda loss: loss * math.exp(h))
+               - _validation_after_an_sgd_step(lambda loss: loss * math.exp(-h))) / (2 * h)
+    assert abs(numeric) > 1e-7
+    torch.testing.assert_close(analytic, torch.tensor([numeric], dtype=DTYPE), rtol=1e-3, atol=0.0)

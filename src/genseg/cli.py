@@ -162,7 +162,7 @@ def train(
     val_every: Optional[int] = typer.Option(None, help=f"Iterations between validations [{_T.val_every}]."),
     ema: Optional[float] = typer.Option(None, help=f"EMA decay of the segmenter's weights, 0 = off [{_T.ema_decay}]."),
     val_views: Optional[int] = typer.Option(None, help=f"Augmented views per validation pair in the validation loss [{_M.val_views}]."),
-    upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: arch | generator | pairs, or several joined by + (both = arch+generator) | none [{_M.upper}]"),
+    upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: arch | generator | pairs | gamma, or several joined by + (both = arch+generator) | none [{_M.upper}]"),
     hypergradient: Optional[str] = typer.Option(None, help=f"genseg hypergradient: exact | darts [{_M.hypergradient}]"),
     upper_every: Optional[int] = typer.Option(None, help=f"genseg: the upper-level and GAN steps every k iterations [{_M.every}]."),
     unroll_steps: Optional[int] = typer.Option(None, help=f"genseg: segmenter steps unrolled for the hypergradient [{_M.unroll_steps}]."),

@@ -13,7 +13,7 @@ from typing import Any
 
 from genseg.methods import METHOD_NAMES
 
-UPPER_VARIABLES = ("arch", "generator", "pairs")
+UPPER_VARIABLES = ("arch", "generator", "pairs", "gamma")
 """GenSeg's upper-level variables (genseg.methods.upper); ``mlo.upper`` joins them with ``+``."""
 HYPERGRADIENTS = ("exact", "darts")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -133,14 +133,15 @@ class MLOConfig:
     Args:
         upper: the upper-level variables the hypergradient moves: ``"arch"`` (A, the paper),
             ``"generator"`` (all generator weights), ``"pairs"`` (a weight per synthetic pair
-            in the segmenter's step, learning to reweight), several joined by ``+``
+            in the segmenter's step, learning to reweight), ``"gamma"`` (the synthetic loss's
+            weight, learned, kept positive), several joined by ``+``
             (``"arch+generator"``, also called ``"both"``), or ``"none"`` (the ablation: the same
             schedule, no hypergradient).
         hypergradient: ``"exact"`` (second-order autograd) or ``"darts"`` (finite differences).
         unroll_steps: lower-level steps unrolled for the hypergradient.
         every: iterations between the generator side's updates (the upper-level step and the
             GAN step); the segmenter steps every iteration.
-        arch_lr: Adam learning rate for A.
+        arch_lr: Adam learning rate for A (and for the learned gamma's logarithm).
         generator_feedback: size of the hypergradient added to the generator's GAN gradient, as
             a fraction of that gradient's norm (upper = generator or both).
         gamma: weight of the synthetic-pair loss in the segmenter's objective.

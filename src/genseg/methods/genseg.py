@@ -62,7 +62,9 @@ class GenSeg(Separate):
             with torch.no_grad():
                 synthetic = (self._synthesize(synthetic_masks, seed), synthetic_masks)
             scalars = self.context.segmenter_step(images, masks, synthetic=synthetic, synthetic_weights=weights)
-            scalars["pairs_kept"] = float((weights > 0).float().mean())
+            scalars["synthetic_weight"] = float(weights.mean())
+            if weights.numel() > 1:  # a weight per pair
+                scalars["pairs_kept"] = float((weights > 0).float().mean())
         scalars["upper_loss"] = float(result.validation_loss)
         hooks = [variable.before_generator_step for variable in self.upper]
         gan = self.synthesis.gan_step(*self.context.generator_batch(), before_step=lambda: [hook() for hook in hooks])
@@ -72,7 +74,8 @@ class GenSeg(Separate):
         self.synthesis.generator.train()
         with torch.no_grad():
             synthetic_images = self.synthesis.synthesize(synthetic_masks)
-        return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks))
+        return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks),
+                                           synthetic_weights=self._step_weights())
 
     def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor, seed: int) -> Hypergradient:
         """Hand each upper-level variable its part of the hypergradient.

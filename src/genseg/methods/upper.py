@@ -9,8 +9,9 @@ new variable is one class and one :data:`UPPER_VARIABLES` entry.
 
 ``mlo.upper`` names them: ``arch`` (the architecture weights A, the paper's choice),
 ``generator`` (all generator weights), ``pairs`` (a weight per synthetic pair, learning to
-reweight), several joined by ``+`` (``arch+generator``; ``both`` is that), or ``none`` (the
-ablation: the same schedule without feedback).
+reweight), ``gamma`` (the synthetic loss's weight, learned), several joined by ``+``
+(``arch+generator``; ``both`` is that), or ``none`` (the ablation: the same schedule without
+feedback).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class UpperVariable(Protocol):
         """Take its part of the hypergradient, one gradient per tensor."""
 
     def step_weights(self) -> Tensor | None:
-        """Weights of the synthetic pairs in the segmenter's own step; None leaves them at 1 (and
-        the step reuses the unroll's gradient)."""
+        """Weights of the synthetic pairs in the segmenter's next step; None leaves them at 1 (and
+        an upper step then reuses the unroll's gradient)."""
 
     def before_generator_step(self) -> None:
         """Called inside the GAN step, after the generator's backward pass and before its step."""
@@ -166,7 +167,8 @@ class PairWeights:
         self.weights = pair_weights(grads[0])
 
     def step_weights(self) -> Tensor | None:
-        return self.weights
+        weights, self.weights = self.weights, None  # they name this step's pairs: used once
+        return weights
 
     def before_generator_step(self) -> None:
         """The generator's step is not weighted."""
@@ -176,6 +178,48 @@ class PairWeights:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Nothing to restore."""
+
+
+class LearnedGamma:
+    """The synthetic loss's weight, ``mlo.gamma * exp(s)``: s learned by Adam from its hypergradient.
+
+    Positive by construction; it weighs the synthetic pairs in every segmenter step, not only in
+    the unrolled one.
+
+    Args:
+        lr: Adam's learning rate for s.
+    """
+
+    name = "gamma"
+
+    def __init__(self, lr: float) -> None:
+        self.log_scale = nn.Parameter(torch.zeros(1))
+        self.optimizer = torch.optim.Adam([self.log_scale], lr=lr, betas=(0.5, 0.999))
+
+    def tensors(self, pairs: int) -> list[Tensor]:
+        return [self.log_scale]
+
+    def weigh(self, losses: Tensor) -> Tensor:
+        return losses * torch.exp(self.log_scale).to(losses)
+
+    def apply(self, grads: list[Tensor]) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        add_hypergradient([self.log_scale], grads)
+        self.optimizer.step()
+
+    def step_weights(self) -> Tensor | None:
+        return torch.exp(self.log_scale.detach())
+
+    def before_generator_step(self) -> None:
+        """The generator's step is not weighted."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"log_scale": self.log_scale.detach().clone(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.log_scale.copy_(state["log_scale"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def pair_weights(hypergradient: Tensor) -> Tensor:
@@ -202,6 +246,7 @@ UPPER_VARIABLES = {
     "arch": lambda generator, settings: ArchitectureWeights(generator, settings.arch_lr),
     "generator": lambda generator, settings: GeneratorWeights(generator, settings.generator_feedback),
     "pairs": lambda generator, settings: PairWeights(),
+    "gamma": lambda generator, settings: LearnedGamma(settings.arch_lr),
 }
 
 
