@@ -127,6 +127,6 @@ def test_upper_level_names_join_variables_with_plus() -> None:
 
     assert MLOConfig(upper="arch+generator").upper_names == MLOConfig(upper="both").upper_names == ["arch", "generator"]
     assert MLOConfig(upper="generator").upper_names == ["generator"] and MLOConfig(upper="none").upper_names == []
-    for bad in ("arch+arch", "gamma", "arch+", ""):
+    for bad in ("arch+arch", "beta", "arch+", ""):
         with pytest.raises(ValueError, match="upper must be"):
             MLOConfig(upper=bad)
