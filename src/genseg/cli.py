@@ -253,7 +253,7 @@ def evaluate(
 @_user_errors
 def predict(
     run: Path = typer.Option(..., help="Run folder of genseg train."),
-    input: Path = typer.Option(..., help="Folder of images (2D files or NIfTI volumes)."),
+    input: Path = typer.Option(..., help="A folder of images (2D files or NIfTI volumes), or one such file."),
     out: Path = typer.Option(..., help="Folder for the predicted masks."),
     checkpoint: str = typer.Option("best", help="best | final"),
 ) -> None:
@@ -337,7 +337,7 @@ def demo(
     console.print("genseg demo: a procedural phantom (synthetic shapes, NOT medical data), 9 labels (7 + 2), 64 px.\n"
                   f"Phases: augment ({iterations} iterations); generator pre-training (200 steps); genseg "
                   f"({iterations} iterations of the multi-level optimization); evaluation of both on 12 test cases.\n"
-                  "Expected time: about 2 minutes on 2 idle CPU cores.")
+                  "Expected time: about 220 s of CPU time (as measured on a 2-core machine), so a few minutes.")
     result = run_demo(out, iterations=iterations)
     table = Table(title="test Dice (per-case mean ± SD) by method and checkpoint")
     for column in ("method", "best", "final", "IoU (best)", "HD95 px (best)"):
