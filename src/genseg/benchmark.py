@@ -541,7 +541,8 @@ def plot_efficiency(rows: list[dict[str, str]], path: Path) -> None:
         ax.set_title(f"{checkpoint} checkpoint")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test Dice (mean ± SD over seeds)")
-    axes[0].legend(fontsize="small")
+    if axes[0].get_legend_handles_labels()[0]:  # a plan scored on development cases only has no test rows
+        axes[0].legend(fontsize="small")
     figure.suptitle(f"{rows[0]['dataset']}: data efficiency")
     atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=120))
 
