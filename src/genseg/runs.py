@@ -237,8 +237,12 @@ def plan_for(config: RunConfig, split: Split) -> Plan:
         raise DataError("no data folder given; pass --data DIR")
     index = index_cases(config.data.root, layout=config.data.layout)
     train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
-    return plan_size(fingerprint(load_samples(index, train_ids + val_ids, axis=config.data.axis)),
-                     max_size=config.data.max_size)
+    return _plan(config, load_samples(index, train_ids + val_ids, axis=config.data.axis))
+
+
+def _plan(config: RunConfig, budget_samples: list) -> Plan:
+    """The plan from the budget's labeled samples, under the config's cap."""
+    return plan_size(fingerprint(budget_samples), max_size=config.data.max_size)
 
 
 def write_plan(plan: Plan, paths: RunPaths) -> None:
@@ -264,7 +268,7 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     classes = max(num_classes(train_samples + val_samples), max(index.labels.values(), default=0) + 1)
     plan = None
     if config.data.size is None:
-        plan = plan_size(fingerprint(train_samples + val_samples), max_size=config.data.max_size)
+        plan = _plan(config, train_samples + val_samples)
         log.info("%s", plan.describe())
     size = config.data.size or plan.size
     train = to_tensors(train_samples, size, classes)

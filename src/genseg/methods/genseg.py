@@ -20,6 +20,7 @@ batch-norm running statistics as they were (the unroll works on copies of the bu
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -120,12 +121,7 @@ class GenSeg(Separate):
     def _step_weights(self) -> Tensor | None:
         """The synthetic pairs' weights in the segmenter's step: the product of the variables' (None: all 1)."""
         weights = [w for w in (variable.step_weights() for variable in self.upper) if w is not None]
-        if not weights:
-            return None
-        product = weights[0]
-        for more in weights[1:]:
-            product = product * more
-        return product
+        return math.prod(weights) if weights else None
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "upper": {variable.name: variable.state_dict() for variable in self.upper}}
