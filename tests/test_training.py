@@ -16,7 +16,7 @@ from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import DataError, read_split
 from genseg.methods.supervised import Augment
-from genseg.training import train
+from genseg.training import improves, train
 
 
 def _history(run: Path) -> list[dict[str, float]]:
@@ -196,3 +196,13 @@ def test_tensorboard_logs_every_validation_row(
     assert [event.step for event in events.Scalars("val_dice")] == [2, 4]
     assert [event.value for event in events.Scalars("val_dice")] == pytest.approx(
         [row["val_dice"] for row in _history(tmp_path / "run")])
+
+
+def test_best_checkpoint_by_dice_never_prefers_an_empty_model_for_its_lower_loss() -> None:
+    empty = {"val_loss": 0.20, "val_dice": 0.0}  # small structures: predicting nothing has a low loss
+    found = {"val_loss": 0.35, "val_dice": 0.40}
+    first = {"val_loss": float("inf"), "val_dice": -1.0}
+    assert improves(empty, first, "dice") and improves(found, empty, "dice")
+    assert not improves(empty, found, "dice")
+    assert improves(empty, found, "loss") and not improves(found, empty, "loss")
+    assert improves({"val_loss": 0.30, "val_dice": 0.40}, found, "dice")  # a tie in Dice goes to the lower loss

@@ -124,7 +124,7 @@ _TRAIN_FIELDS = {
     "unroll_steps": ("mlo", "unroll_steps"), "arch_lr": ("mlo", "arch_lr"), "gamma": ("mlo", "gamma"),
     "val_views": ("mlo", "val_views"),
     **{name: ("train", name) for name in ("method", "iterations", "batch_size", "lr", "optimizer", "schedule",
-                                           "warmup", "sampling", "augmentation", "val_every", "seed", "device")},
+                                           "warmup", "sampling", "augmentation", "val_every", "select", "seed", "device")},
     "ema": ("train", "ema_decay"),
 }
 def _defaults(section: type) -> SimpleNamespace:
@@ -160,6 +160,7 @@ def train(
     sampling: Optional[str] = typer.Option(None, help=f"Batches: replacement | epochs (each pair once per pass) [{_T.sampling}]."),
     augmentation: Optional[str] = typer.Option(None, help=f"Augmentation preset: standard | nnunet [{_T.augmentation}]."),
     val_every: Optional[int] = typer.Option(None, help=f"Iterations between validations [{_T.val_every}]."),
+    select: Optional[str] = typer.Option(None, help=f"What picks best.pt: dice (highest validation Dice) | loss (lowest validation loss) [{_T.select}]."),
     ema: Optional[float] = typer.Option(None, help=f"EMA decay of the segmenter's weights, 0 = off [{_T.ema_decay}]."),
     val_views: Optional[int] = typer.Option(None, help=f"Augmented views per validation pair in the validation loss [{_M.val_views}]."),
     upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: arch | generator | pairs | gamma, or several joined by + (both = arch+generator) | none [{_M.upper}]"),

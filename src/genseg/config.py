@@ -19,6 +19,7 @@ HYPERGRADIENTS = ("exact", "darts")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "poly", "cosine")
 SAMPLINGS = ("replacement", "epochs")
+SELECTIONS = ("dice", "loss")
 AUGMENTATIONS = ("standard", "nnunet")
 
 
@@ -202,6 +203,9 @@ class TrainConfig:
             methods): ``standard`` (SPEC.md's T plus intensity jitter) or ``nnunet`` (nnU-Net's 2D
             ranges and probabilities, see :mod:`genseg.augment.presets`).
         val_every: iterations between validations (and best-checkpoint choices).
+        select: what picks ``best.pt`` among the validations: ``dice`` (the highest mean
+            validation Dice, ties to the lower loss; never an empty model on small structures)
+            or ``loss`` (the lowest validation loss).
         checkpoint_every: iterations between resumable checkpoints.
         ema_decay: decay of an exponential moving average of the segmenter's weights used for
             validation and the saved model; 0 switches it off.
@@ -219,6 +223,7 @@ class TrainConfig:
     sampling: str = "replacement"
     augmentation: str = "standard"
     val_every: int = 50
+    select: str = "dice"
     checkpoint_every: int = 100
     ema_decay: float = 0.0
     seed: int = 0
@@ -229,7 +234,7 @@ class TrainConfig:
         _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
         _check(self.lr > 0, "lr must be > 0")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),
-                              ("augmentation", AUGMENTATIONS)):
+                              ("augmentation", AUGMENTATIONS), ("select", SELECTIONS)):
             _check(getattr(self, name) in allowed, f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         _check(0 <= self.warmup < self.iterations, f"warmup must be in [0, iterations), got {self.warmup}")
         _check(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every, checkpoint_every >= 1")

@@ -1,7 +1,7 @@
 """The one training loop every method shares.
 
 Config at the top, the step in plain sight (``method.step``), validation on the budget's
-validation pairs only, the best checkpoint by the smooth validation loss, the final one beside
+validation pairs only, the best checkpoint by validation Dice (or loss), the final one beside
 it, and a resumable ``last.pt`` written atomically every ``checkpoint_every`` iterations.
 """
 
@@ -131,7 +131,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     method = create_method(config.train.method, context)
     schedule = build_schedule(context.optimizer, config.train)
     ema = _ema(context.segmenter, config.train.ema_decay)
-    state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": 0.0, "iteration": 0},
+    state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": -1.0, "iteration": 0},
                              "history": [], "seconds": 0.0}
     if resume and paths.last.is_file():
         state = _restore(load_checkpoint(paths.last), context, method, schedule, ema)
@@ -167,7 +167,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             row = {"iteration": done, "train_loss": means.pop("loss"), **scores, **means}
             running.clear()
             state["history"].append(row)
-            if scores["val_loss"] < state["best"]["val_loss"]:
+            if improves(scores, state["best"], config.train.select):
                 state["best"] = {**scores, "iteration": done}
                 save_atomic(weights(done, scores), paths.weights("best"))
             write_csv(state["history"], paths.history)
@@ -192,6 +192,13 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     result = TrainResult(paths.root, best["iteration"], best["val_loss"], best["val_dice"], seconds, peak_mb)
     paths.result.write_text(json.dumps({**asdict(result), "run_dir": str(paths.root)}, indent=2) + "\n")
     return result
+
+
+def improves(scores: dict[str, float], best: dict[str, float], select: str) -> bool:
+    """Whether a validation beats the best so far: by Dice (ties to the lower loss) or by loss."""
+    if select == "loss" or scores["val_dice"] == best["val_dice"]:
+        return scores["val_loss"] < best["val_loss"]
+    return scores["val_dice"] > best["val_dice"]
 
 
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
