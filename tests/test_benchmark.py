@@ -1,14 +1,19 @@
-"""The benchmark runner: specs, resuming, locks, reports, and one real run on a tiny phantom."""
+"""The benchmark: specs, resuming, one process per out folder, reports, real runs (locally and on Ray)."""
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import importlib.util
 import json
+import os
+import signal
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,11 +21,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from genseg import benchmark
 from genseg.benchmark import (
     BenchmarkSpec,
+    LocalExecutor,
+    PlannedRun,
+    RunTask,
+    Variant,
     append_rows,
-    clear_locks,
     load_spec,
     plan_runs,
     read_rows,
@@ -28,6 +35,8 @@ from genseg.benchmark import (
     run_benchmark,
     spec_from_dict,
 )
+from genseg.benchmark.ray_executor import RayExecutor
+from genseg.benchmark.spec import PROTOCOL_METHODS
 from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
@@ -132,7 +141,7 @@ def test_spec_from_options_applies_budgets_to_every_dataset() -> None:
     assert spec.budgets == {"a": [3, 9], "b": [3, 9]}
     assert spec.out == Path("results")
     assert spec.variants["genseg-darts"].mlo == {"upper": "arch", "hypergradient": "darts"}
-    assert spec_from_dict({"datasets": ["a"], "budgets": [3]}).methods == list(benchmark.PROTOCOL_METHODS)
+    assert spec_from_dict({"datasets": ["a"], "budgets": [3]}).methods == list(PROTOCOL_METHODS)
 
 
 def test_unknown_variant_lists_the_known_ones() -> None:
@@ -163,7 +172,7 @@ def test_bad_settings_are_value_errors(folders: tuple[Path, Path]) -> None:
         plan_runs(spec_from_dict({"datasets": ["missing"], "budgets": [3], "data_root": data_root}))
 
 
-def _ok_rows(run: benchmark.PlannedRun, dice: float) -> list[dict]:
+def _ok_rows(run: PlannedRun, dice: float) -> list[dict]:
     return [{**run.columns(), "checkpoint": checkpoint, "eval_set": "test", "dice": dice, "iou": dice, "hd95": 3.0,
              "n_hd95_undefined": 0, "n_cases": 2, "seconds": 1.0, "peak_mb": 10, "status": "ok", "error": ""}
             for checkpoint in ("best", "final")]
@@ -175,41 +184,56 @@ def _spec(folders: tuple[Path, Path], out: Path, **values) -> BenchmarkSpec:
                            "out": out, "data_root": data_root, "splits_root": splits_root, **values})
 
 
-def test_resume_skips_runs_with_ok_rows_and_retries_failed_ones(
-    tmp_path: Path, folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+class FakeExecutor:
+    """Records the tasks it is given and answers each with fixed rows instead of training."""
+
+    def __init__(self, rows: Callable[[RunTask], list[dict[str, Any]]]) -> None:
+        self.rows, self.executed = rows, []
+
+    def execute(self, tasks: list[RunTask]) -> Iterator[tuple[RunTask, list[dict[str, Any]]]]:
+        for task in tasks:
+            self.executed.append(task.run.name)
+            yield task, self.rows(task)
+
+
+def test_resume_skips_runs_with_ok_rows_and_retries_failed_ones(tmp_path: Path, folders: tuple[Path, Path]) -> None:
     spec = _spec(folders, tmp_path / "out")
     supervised, augment = plan_runs(spec)
     failed = {**augment.columns(), "status": "failed", "error": "boom"}
     append_rows(spec.out / "runs.csv", [*_ok_rows(supervised, 0.5), failed])
-    executed = []
-
-    def fake_execute(run, run_dir, env=None, evaluated=None):
-        executed.append(run.name)
-        return _ok_rows(run, 0.6)
-
-    monkeypatch.setattr(benchmark, "execute_run", fake_execute)
-    outcome = run_benchmark(spec)
-    assert executed == ["a-n3-augment-s0"]
+    executor = FakeExecutor(lambda task: _ok_rows(task.run, 0.6))
+    outcome = run_benchmark(spec, executor)
+    assert executor.executed == ["a-n3-augment-s0"]
     assert (outcome.skipped, outcome.ok) == (["a-n3-supervised-s0"], ["a-n3-augment-s0"])
     assert [row["status"] for row in read_rows(spec.out / "runs.csv")] == ["ok", "ok", "failed", "ok", "ok"]
-    assert not list((spec.out / "locks").iterdir())
     assert "boom" not in (spec.out / "table.md").read_text()  # the failed attempt was redone
 
-    outcome = run_benchmark(spec)
-    assert executed == ["a-n3-augment-s0"]
+    outcome = run_benchmark(spec, executor)
+    assert executor.executed == ["a-n3-augment-s0"]
     assert outcome.skipped == ["a-n3-supervised-s0", "a-n3-augment-s0"]
 
 
-def test_locked_runs_are_left_to_their_process_until_cleared(
-    tmp_path: Path, folders: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_out_folder_has_one_benchmark_process_at_a_time(tmp_path: Path, folders: tuple[Path, Path]) -> None:
     spec = _spec(folders, tmp_path / "out", methods=["augment"])
-    (spec.out / "locks" / "a-n3-augment-s0").mkdir(parents=True)
-    monkeypatch.setattr(benchmark, "execute_run", lambda *args, **kwargs: pytest.fail("a locked run was executed"))
-    assert run_benchmark(spec).locked == ["a-n3-augment-s0"]
-    assert clear_locks(spec.out) == ["a-n3-augment-s0"]
-    assert not list((spec.out / "locks").iterdir())
+    spec.out.mkdir()
+    executor = FakeExecutor(lambda task: pytest.fail("a run started in a folder held by another process"))
+    with (spec.out / ".benchmark.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another open file description: as another process would hold it
+        with pytest.raises(ValueError, match="in use by another benchmark process.*--workers"):
+            run_benchmark(spec, executor)
+    assert executor.executed == [] and not (spec.out / "runs.csv").exists()
+    assert run_benchmark(spec, FakeExecutor(lambda task: _ok_rows(task.run, 0.6))).ok == ["a-n3-augment-s0"]
+
+
+def test_a_killed_run_process_is_one_failed_row(tmp_path: Path, folders: tuple[Path, Path]) -> None:
+    (run,) = plan_runs(_spec(folders, tmp_path / "out", methods=["augment"]))
+    task = RunTask(run, tmp_path / "run", ("test",), threads=1)
+    (done, rows), = LocalExecutor(workers=1, target=_killed).execute([task])
+    assert done is task and rows[0]["status"] == "failed" and "killed by signal 9" in rows[0]["error"]
+
+
+def _killed(task: RunTask, sender: object) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer ends a run
 
 
 def test_append_rows_widens_the_header_for_per_class_columns(tmp_path: Path) -> None:
@@ -264,9 +288,7 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_end_to_end_on_a_phantom(
-    tmp_path: Path, phantom: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_end_to_end_on_a_phantom(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
     data_root, splits_root = phantom
     spec = spec_from_dict({
         "datasets": ["phantom"], "budgets": [4, 40], "methods": ["supervised", "augment"],
@@ -291,16 +313,10 @@ def test_end_to_end_on_a_phantom(
     assert (spec.out / "runs" / "phantom-n4-augment-s0" / "best.pt").is_file()
 
     # Re-running retries only the failed run; the finished ones are skipped.
-    retried = []
-    def fake_execute(run, run_dir, env=None, evaluated=None):
-        retried.append(run.name)
-        return [{**run.columns(), "status": "failed", "error": "again"}]
-
-    monkeypatch.setattr(benchmark, "execute_run", fake_execute)
-    outcome = run_benchmark(spec)
-    assert retried == ["phantom-n40-augment-s0"]
+    retry = FakeExecutor(lambda task: [{**task.run.columns(), "status": "failed", "error": "again"}])
+    outcome = run_benchmark(spec, retry)
+    assert retry.executed == ["phantom-n40-augment-s0"]
     assert outcome.skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
-    monkeypatch.undo()
 
     # An out-of-domain folder added later (a path, not a name under data_root) is evaluated with
     # the trained models, which are not trained again; only its rows are appended.
@@ -316,6 +332,55 @@ def test_end_to_end_on_a_phantom(
         ("supervised", "best", "ood-phantom-dark", "2"), ("supervised", "final", "ood-phantom-dark", "2"),
         ("augment", "best", "ood-phantom-dark", "2"), ("augment", "final", "ood-phantom-dark", "2")]
     assert run_benchmark(with_ood).skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
+
+
+@pytest.mark.slow
+def test_raising_the_iterations_extends_the_trained_runs(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
+    data_root, splits_root = phantom
+    spec = spec_from_dict({
+        "datasets": ["phantom"], "budgets": [4], "methods": ["augment"], "seeds": [0], "size": 32,
+        "iterations": 2, "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+    })
+    (run,) = plan_runs(spec)
+    history = spec.out / "runs" / run.name / "history.csv"
+    assert run_benchmark(spec).ok == [run.name]
+    first = history.read_text().splitlines()
+    longer = replace(spec, iterations=4)
+    assert run_benchmark(longer, LocalExecutor(workers=2)).ok == [run.name]
+    extended = history.read_text().splitlines()
+    assert extended[:len(first)] == first  # continued from the saved run, not trained again
+    assert [line.split(",")[0] for line in extended[1:]] == ["2", "4"]  # a validation at each run's end
+    assert [row["iterations"] for row in read_rows(spec.out / "runs.csv")] == ["2", "2", "4", "4"]
+    faster = Variant("augment", train={"lr": 0.5})
+    other = replace(longer, iterations=6, variants={**longer.variants, "augment": faster})
+    assert run_benchmark(other).failed == [run.name]
+    error = read_rows(spec.out / "runs.csv")[-1]["error"]
+    assert "train.lr" in error and "delete the folder" in error
+
+
+@pytest.mark.slow
+def test_a_two_run_grid_on_local_ray(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
+    data_root, splits_root = phantom
+    spec = spec_from_dict({
+        "datasets": ["phantom"], "budgets": [4], "methods": ["supervised", "augment"], "seeds": [0], "size": 32,
+        "iterations": 2, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+    })
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # what --ray starts on this machine
+    try:
+        outcome = run_benchmark(spec, RayExecutor(cpus_per_run=1))
+    finally:
+        ray.shutdown()
+    assert sorted(outcome.ok) == ["phantom-n4-augment-s0", "phantom-n4-supervised-s0"] and not outcome.failed
+    rows = read_rows(spec.out / "runs.csv")
+    assert sorted((row["method"], row["checkpoint"]) for row in rows) == [
+        ("augment", "best"), ("augment", "final"), ("supervised", "best"), ("supervised", "final")]
+    assert all(row["status"] == "ok" and row["n_cases"] == "3" for row in rows)
+    for run in plan_runs(spec):  # trained and evaluated by the Ray workers, in the shared out folder
+        assert (spec.out / "runs" / run.name / "eval" / "test" / "best" / "summary.json").is_file()
+        assert "iter 2" in (spec.out / "runs" / run.name / "train.log").read_text()
+    assert run_benchmark(spec, RayExecutor()).skipped == [run.name for run in plan_runs(spec)]
 
 
 @pytest.mark.slow

@@ -96,6 +96,22 @@ def test_round_trip_through_json() -> None:
     assert restored.data.n_val == 7  # filled in from the budget and kept as given from then on
 
 
+def test_a_config_written_before_generator_kinds_loads_and_writes_back_the_same() -> None:
+    """pix2pix's settings sat beside the generic ones, as they still do: old runs resume, and their
+    generator pre-trainings keep their key (a hash of this dict)."""
+    values = RunConfig().to_dict()
+    values["generator"] = {"name": "pix2pix", "ngf": 16, "ndf": 32, "searchable": False, "lambda_l1": 50.0,
+                           "lr": 0.0002, "pretrain_iterations": 1000}
+    config = RunConfig.from_dict(json.loads(json.dumps(values)))
+    assert config.generator.options == {"ngf": 16, "ndf": 32, "searchable": False, "lambda_l1": 50.0}
+    assert json.dumps(config.to_dict()) == json.dumps(values)
+
+
+def test_generator_settings_of_the_kind_are_completed_with_its_defaults() -> None:
+    assert GeneratorConfig(ngf=16) == GeneratorConfig(options={"ngf": 16, "ndf": 32}) != GeneratorConfig()
+    assert GeneratorConfig(ngf=16).options == {"ngf": 16, "ndf": 32, "searchable": True, "lambda_l1": 100.0}
+
+
 @pytest.mark.parametrize(
     ("values", "named"),
     [

@@ -7,9 +7,9 @@ User errors (bad data, bad options) print one clear line and exit with status 2.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import sys
-from dataclasses import MISSING, fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Optional
@@ -128,8 +128,9 @@ _TRAIN_FIELDS = {
     "ema": ("train", "ema_decay"),
 }
 def _defaults(section: type) -> SimpleNamespace:
-    """A config section's field defaults, for --help (without running its checks)."""
-    return SimpleNamespace(**{f.name: f.default for f in fields(section) if f.default is not MISSING})
+    """A config section's constructor defaults, for --help (without running its checks)."""
+    parameters = inspect.signature(section).parameters.values()
+    return SimpleNamespace(**{p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty})
 
 
 _D, _G, _M, _T = (_defaults(section) for section in (DataConfig, GeneratorConfig, MLOConfig, TrainConfig))
@@ -169,7 +170,7 @@ def train(
     unroll_steps: Optional[int] = typer.Option(None, help=f"genseg: segmenter steps unrolled for the hypergradient [{_M.unroll_steps}]."),
     arch_lr: Optional[float] = typer.Option(None, help=f"genseg: Adam learning rate of A [{_M.arch_lr}]."),
     gamma: Optional[float] = typer.Option(None, help=f"Weight of the synthetic-pair loss (separate, genseg) [{_M.gamma}]."),
-    ngf: Optional[int] = typer.Option(None, help=f"Generator base width (separate, genseg) [{_G.ngf}]."),
+    ngf: Optional[int] = typer.Option(None, help="Generator base width: pix2pix's ngf (separate, genseg)."),
     pretrain_iterations: Optional[int] = typer.Option(None, help=f"Generator pre-training steps on the training pairs, before the first segmenter step of separate and genseg [{_G.pretrain_iterations}]."),
     device: Optional[str] = typer.Option(None, help=f"auto (cuda when present) | cpu | cuda | cuda:N [{_T.device}]"),
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the cores this process may use that are idle]."),
@@ -390,7 +391,7 @@ def pretrain_generator(
     """Train only the mask-to-image generator (level 1) on the budget's training pairs."""
     _setup_logging(False)
     from genseg.config import DataConfig, GeneratorConfig, RunConfig, TrainConfig
-    from genseg.generation import pretrain_generator as run_pretraining
+    from genseg.generators.level import pretrain_generator as run_pretraining
 
     config = RunConfig(
         data=DataConfig(root=data, split_file=split, budget=budget, size=_size(size)),
@@ -418,24 +419,28 @@ def benchmark(
     data_root: Optional[Path] = typer.Option(None, help="Folder of the data sets (default: ../shared/datasets)."),
     splits_root: Optional[Path] = typer.Option(None, help="Folder of <dataset>.json splits (default: ../shared/benchmark/splits)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: auto)."),
-    threads: Optional[int] = typer.Option(None, help="Torch threads per run (default: torch's choice)."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads per run (default: the cores shared among --workers; with --ray, --cpus-per-run)."),
+    workers: int = typer.Option(1, help="Runs at once on this machine, each in its own process (threads split among them)."),
+    ray: bool = typer.Option(False, "--ray", help="Run every run as a Ray task (pip install 'genseg[ray]'); a local Ray instance unless --address."),
+    address: Optional[str] = typer.Option(None, help="With --ray: an existing Ray cluster, HOST:6379."),
+    cpus_per_run: float = typer.Option(1.0, help="With --ray: CPUs reserved per run (and its threads unless --threads)."),
+    gpus_per_run: float = typer.Option(0.0, help="With --ray: GPUs reserved per run (1: one run per GPU)."),
     report_only: bool = typer.Option(False, help="Only rewrite table.md and the plots from runs.csv."),
-    clear_locks: bool = typer.Option(False, help="First remove run locks left by killed benchmark processes."),
 ) -> None:
     """Run a benchmark (data sets x budgets x variants x seeds); resumable, results in out/runs.csv.
 
-    Several cores: start the same command again in another shell; the processes share runs via out/locks/.
+    Several cores: --workers N on this machine, or --ray (with --address for a cluster).
     """
     _setup_logging(True)
     from genseg.benchmark import (
         DEFAULT_OUT,
+        LocalExecutor,
         load_spec,
         run_benchmark,
         spec_from_dict,
         write_machine_info,
         write_reports,
     )
-    from genseg.benchmark import clear_locks as remove_locks
 
     given = {"datasets": _comma_list(datasets, str), "budgets": _comma_list(budgets, int),
              "methods": _comma_list(methods, str), "seeds": _comma_list(seeds, int), "segmenter": segmenter,
@@ -452,14 +457,17 @@ def benchmark(
         console.print(f"wrote {target / 'table.md'} and the plots")
         return
     spec = load_spec(config, given) if config else spec_from_dict(given)
-    if clear_locks:
-        console.print(f"removed {len(remove_locks(spec.out))} run locks")
-    outcome = run_benchmark(spec)
+    if ray:
+        from genseg.benchmark.ray_executor import RayExecutor
+
+        executor = RayExecutor(address, cpus_per_run, gpus_per_run)
+    elif address is not None:
+        raise ValueError("--address names a Ray cluster: add --ray")
+    else:
+        executor = LocalExecutor(workers)
+    outcome = run_benchmark(spec, executor)
     console.print(f"{len(outcome.ok)} runs ok, {len(outcome.failed)} failed, {len(outcome.skipped)} already done; "
                   f"results in [bold]{spec.out / 'runs.csv'}[/], table in {spec.out / 'table.md'}")
-    if outcome.locked:
-        console.print(f"{len(outcome.locked)} runs are claimed by another benchmark process ({spec.out / 'locks'}); "
-                      "if none is running, rerun with --clear-locks")
 
 
 if __name__ == "__main__":

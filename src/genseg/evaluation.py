@@ -173,7 +173,7 @@ def evaluate(
         split: ``test`` (held out, never trained or selected on), ``dev`` (pool cases outside the
             budget, for choosing a recipe; see :func:`genseg.data.dev_ids`), ``val``, ``train``
             or ``all``.
-        checkpoints: ``best`` (lowest validation loss) and/or ``final``.
+        checkpoints: ``best`` (chosen on the validation pairs) and/or ``final``.
         overlays: how many cases get an overlay PNG: the worst by Dice.
 
     Returns:

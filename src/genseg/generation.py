@@ -1,15 +1,13 @@
-"""Synthetic image-mask pairs from a trained generator, and the generator's pre-training on its own.
+"""Synthetic image-mask pairs from a trained generator.
 
 :func:`generate_pairs` turns a folder of label maps into a data folder of the ``folders`` layout
 (``images/`` + ``masks/`` with matching names, usable as training data as it is) and a contact
 sheet (mask | synthetic image | real image) to judge the pairs by eye. Each pair is
 ``(x~, y~) = (G(T(y)), T(y))``: a mask y of the folder under a random geometry T, and the image
 the generator draws for it, made exactly as the ``separate`` and ``genseg`` methods make them in
-training (:func:`~genseg.generators.masks.synthesize`, generator in train mode: pix2pix's dropout
-is its source of variety).
-
-:func:`pretrain_generator` runs level 1 of SPEC.md alone (the GAN on the budget's training pairs)
-and writes a run folder whose ``final.pt`` holds the generator, for :func:`generate_pairs`.
+training (:meth:`~genseg.generators.base.MaskToImage.generate`: pix2pix's dropout is its source
+of variety). The run is one of ``genseg train`` with a generative method, or of
+:func:`~genseg.generators.level.pretrain_generator`.
 
 Example:
     >>> generate_pairs(Path("runs/lungs"), Path("lung_masks"), Path("synthetic"), n=200)  # doctest: +SKIP
@@ -25,19 +23,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torch import Tensor, nn
+from torch import Tensor
 
 from genseg.augment import augment_labels, sample_geometric
-from genseg.checkpoint import load_checkpoint, save_atomic
+from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import DataError, normalize_intensity, read_image, read_mask, resize_labels, write_mask_png
 from genseg.data.io import atomic_write, is_image_file
-from genseg.generators.masks import synthesize
-from genseg.methods import generator_methods, method_class
-from genseg.methods.synthesis import SyntheticPairs, build_generator
-from genseg.runs import RunPaths, start_run
-from genseg.runtime import resolve_device
-from genseg.training import build_context, seed_everything
+from genseg.generators import MaskToImage, create_generator
+from genseg.methods import generator_methods
+from genseg.runs import RunPaths
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +47,14 @@ _HEADER = 18
 class TrainedGenerator(NamedTuple):
     """A generator restored from a run, with what synthesis needs to know."""
 
-    model: nn.Module
+    model: MaskToImage
     config: RunConfig
     num_classes: int
     image_channels: int
 
 
 def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator:
-    """Restore the generator saved in a run's ``best.pt`` or ``final.pt``, in train mode.
+    """Restore the generator saved in a run's ``best.pt`` or ``final.pt``.
 
     Args:
         run_dir: a run folder of ``genseg train`` (method separate or genseg) or of
@@ -78,9 +73,8 @@ def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator
     if "generator" not in state:
         raise ValueError(f"run {run_dir} was trained with method {config.train.method}, which has no generator; "
                          f"train with --method {' or '.join(generator_methods())}")
-    model = build_generator(config.generator, state["num_classes"], state["in_channels"])
-    model.load_state_dict(state["generator"])
-    model.train()  # dropout is pix2pix's noise; BatchNorm sees batches as in training
+    model = create_generator(config.generator, state["num_classes"], state["in_channels"])
+    model.network.load_state_dict(state["generator"])
     return TrainedGenerator(model, config, state["num_classes"], state["in_channels"])
 
 
@@ -116,9 +110,9 @@ def read_label_maps(folder: Path, size: int, num_classes: int) -> Tensor:
 def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Draw ``n`` synthetic pairs (G(T(y)), T(y)), cycling through ``masks``.
 
-    Masks go through the generator in batches of the run's batch size, as in training (its
-    BatchNorm works on batch statistics in train mode). The global torch RNG (dropout) is
-    seeded inside a fork, so the caller's random state is left alone.
+    Masks go through the generator in batches of the run's batch size, as in training (pix2pix's
+    BatchNorm works on batch statistics). The global torch RNG (the generator's noise) is seeded
+    inside a fork, so the caller's random state is left alone.
 
     Args:
         generator: from :func:`load_generator`.
@@ -140,7 +134,7 @@ def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: i
         for start in range(0, n, batch):
             chunk = masks[picks[start:start + batch]]
             chunk = augment_labels(chunk, generator.num_classes, sample_geometric(chunk.shape[0], geometry_rng))
-            images.append(synthesize(generator.model, chunk, generator.num_classes))
+            images.append(generator.model.generate(chunk))
             labels.append(chunk)
     return torch.cat(images), torch.cat(labels)
 
@@ -225,41 +219,6 @@ def write_contact_sheet(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], n
         for column, picture in enumerate(tiles):
             sheet.paste(picture.convert("RGB"), (_GAP + column * (tile + _GAP), _HEADER + row * (tile + _GAP)))
     atomic_write(Path(path), lambda temp: sheet.save(temp, format="PNG"))
-
-
-def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -> Path:
-    """Train the generator alone (level 1 of SPEC.md) and save it as the run's ``final.pt``.
-
-    The GAN trains for ``config.generator.pretrain_iterations`` steps on the budget's training
-    pairs, exactly as the pre-training stage of ``genseg train --method separate`` (resumable
-    from ``pretrain.pt`` if interrupted). No segmenter is trained, so the run folder serves
-    :func:`generate_pairs`, not ``genseg evaluate``.
-
-    Args:
-        config: a run configuration with ``train.method`` separate or genseg.
-        out: the run folder.
-        progress: show a progress bar.
-
-    Returns:
-        The checkpoint written (``out/final.pt``).
-    """
-    if not method_class(config.train.method).needs_generator:
-        raise ValueError(f"method {config.train.method!r} has no generator; use one of {generator_methods()}")
-    paths = RunPaths(Path(out))
-    if paths.weights("final").is_file() or paths.last.is_file():
-        raise FileExistsError(f"{paths.root} already holds a run; choose another --out")
-    seed_everything(config.train.seed)
-    config, data = start_run(config, paths)
-    context = build_context(config, data, resolve_device(config.train.device), progress)
-    synthesis = SyntheticPairs(context)
-    synthesis.pretrain(paths.root)
-    save_atomic({"config": config.to_dict(), "num_classes": data.num_classes, "in_channels": data.in_channels,
-                 "train_ids": data.train_ids, "val_ids": data.val_ids,
-                 "generator": synthesis.generator.state_dict(), "iteration": 0},
-                paths.weights("final"))
-    log.info("pre-trained the generator for %d steps; saved %s", config.generator.pretrain_iterations,
-             paths.weights("final"))
-    return paths.weights("final")
 
 
 def _default_real_dir(config: RunConfig) -> Path | None:

@@ -92,7 +92,7 @@ class RunPaths:
         return self.root / "pretrain.pt"
 
     def weights(self, checkpoint: str) -> Path:
-        """``best.pt`` (lowest validation loss) or ``final.pt`` (last iteration)."""
+        """``best.pt`` (chosen on the validation pairs, ``train.select``) or ``final.pt`` (last iteration)."""
         if checkpoint not in CHECKPOINTS:
             raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
         return self.root / f"{checkpoint}.pt"

@@ -1,4 +1,4 @@
-"""Where a run computes: the device, and how many CPU threads it takes on shared cores.
+"""Where a run computes: the device, how many CPU threads it takes on shared cores, its seeds.
 
 torch starts one thread per core in every process; two trainings side by side on two cores then
 run four threads and slow each other down far more than a fair share predicts. The default here
@@ -9,7 +9,9 @@ takes the cores this process may use that are not already busy (the load average
 from __future__ import annotations
 
 import os
+import random
 
+import numpy as np
 import torch
 
 
@@ -52,3 +54,10 @@ def set_threads(threads: int | None = None) -> int:
         raise ValueError(f"threads must be at least 1, got {count}")
     torch.set_num_threads(count)
     return count
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global random streams."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import resource
 import time
 from collections import defaultdict
@@ -40,7 +39,7 @@ from genseg.runs import (
     start_run,
     write_csv,
 )
-from genseg.runtime import resolve_device
+from genseg.runtime import resolve_device, seed_everything
 from genseg.sampling import BatchSampler
 from genseg.segmenters import segmenter_from_config
 from genseg.validation import ValidationSet, validate
@@ -81,12 +80,6 @@ def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
         raise ValueError(f"{run_dir} is a run of {saved.train.iterations} iterations; --iterations can only "
                          f"extend it, got {config.train.iterations}")
     return replace(saved, train=replace(saved.train, iterations=config.train.iterations))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,

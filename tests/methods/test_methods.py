@@ -18,34 +18,34 @@ import torch
 from torch import Tensor, nn
 
 import genseg.methods.genseg
-import genseg.methods.synthesis
 import genseg.methods.upper
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import PairTensors
+from genseg.generators import MaskToImage, create_generator
+from genseg.generators.level import GeneratorLevel
 from genseg.methods import create_method
 from genseg.methods.base import TrainingContext
 from genseg.methods.genseg import GenSeg
-from genseg.methods.synthesis import SyntheticPairs, build_generator
 from genseg.runs import RunPaths
 from genseg.training import train
 
 KillRun = Callable[[RunConfig, Path, int], None]
 
 
-def _generator(state: dict[str, Tensor], checkpoint: dict[str, Any]) -> nn.Module:
-    """A fresh generator of a run's settings, loaded (strictly) with ``state``."""
+def _generator(state: dict[str, Tensor], checkpoint: dict[str, Any]) -> MaskToImage:
+    """A fresh generator of a run's settings, its network loaded (strictly) with ``state``."""
     config = RunConfig.from_dict(checkpoint["config"])
-    generator = build_generator(config.generator, checkpoint["num_classes"], checkpoint["in_channels"])
-    generator.load_state_dict(state)
+    generator = create_generator(config.generator, checkpoint["num_classes"], checkpoint["in_channels"])
+    generator.network.load_state_dict(state)
     return generator
 
 
-def _alphas(generator: nn.Module) -> list[Tensor]:
+def _alphas(generator: MaskToImage) -> list[Tensor]:
     return [alpha.detach() for alpha in generator.arch_parameters()]
 
 
-def _weights(generator: nn.Module) -> list[Tensor]:
+def _weights(generator: MaskToImage) -> list[Tensor]:
     return [weight.detach() for weight in generator.weight_parameters()]
 
 
@@ -60,12 +60,12 @@ def _same_state(a: dict[str, Any], b: dict[str, Any]) -> bool:
     )
 
 
-def _pretrained_generator(run: Path) -> nn.Module:
+def _pretrained_generator(run: Path) -> MaskToImage:
     return _generator(load_checkpoint(RunPaths(run).pretrain)["synthesis"]["generator"],
                       load_checkpoint(run / "final.pt"))
 
 
-def _final_generator(run: Path) -> nn.Module:
+def _final_generator(run: Path) -> MaskToImage:
     final = load_checkpoint(run / "final.pt")
     return _generator(final["generator"], final)
 
@@ -82,33 +82,33 @@ class Pretraining:
 
 @contextmanager
 def watch_pretraining() -> Iterator[Pretraining]:
-    """Count the GAN steps of pre-training and keep the real batches it draws."""
+    """Count the generator's training steps of pre-training and keep the real batches it draws."""
     seen = Pretraining()
     active = False
-    pretrain, gan_step, real_batch = SyntheticPairs.pretrain, SyntheticPairs.gan_step, TrainingContext.real_batch
+    pretrain, train_step, real_batch = GeneratorLevel.pretrain, GeneratorLevel.train_step, TrainingContext.real_batch
 
-    def watched_pretrain(self: SyntheticPairs, run_dir: Path) -> None:
+    def watched_pretrain(self: GeneratorLevel, checkpoint: Path) -> None:
         nonlocal active
-        seen.train, seen.validation_images = self.context.train, self.context.validation.images
         active = True
         try:
-            pretrain(self, run_dir)
+            pretrain(self, checkpoint)
         finally:
             active = False
 
-    def watched_gan_step(self: SyntheticPairs, *args: Any, **kwargs: Any) -> dict[str, float]:
+    def watched_train_step(self: GeneratorLevel, *args: Any, **kwargs: Any) -> dict[str, float]:
         seen.gan_steps += active
-        return gan_step(self, *args, **kwargs)
+        return train_step(self, *args, **kwargs)
 
     def watched_real_batch(self: TrainingContext) -> tuple[Tensor, Tensor]:
         images, masks = real_batch(self)
         if active:
+            seen.train, seen.validation_images = self.train, self.validation.images
             seen.batches.append(images)
         return images, masks
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SyntheticPairs, "pretrain", watched_pretrain)
-        patch.setattr(SyntheticPairs, "gan_step", watched_gan_step)
+        patch.setattr(GeneratorLevel, "pretrain", watched_pretrain)
+        patch.setattr(GeneratorLevel, "train_step", watched_train_step)
         patch.setattr(TrainingContext, "real_batch", watched_real_batch)
         yield seen
 
@@ -283,7 +283,7 @@ def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
     upper iterations with the unroll's own gradient instead of a second pass."""
     calls: list[str] = []
     for owner, name in ((TrainingContext, "segmenter_step"), (TrainingContext, "segmenter_step_with"),
-                        (SyntheticPairs, "gan_step")):
+                        (GeneratorLevel, "train_step")):
         original = getattr(owner, name)
 
         def recording(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
@@ -294,8 +294,8 @@ def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
     train(tiny_config(tiny_phantom, "genseg", mlo={"upper": upper, "every": 3}), tmp_path / "run", progress=False)
 
     steps = calls[3:]  # after the 3 pre-training GAN steps
-    segmenter = [c for c in steps if c != "gan_step"]
-    assert len(segmenter) == 6 and steps.count("gan_step") == 2
+    segmenter = [c for c in steps if c != "train_step"]
+    assert len(segmenter) == 6 and steps.count("train_step") == 2
     reused = ["segmenter_step_with"] if upper == "arch" else ["segmenter_step"]
     assert [segmenter[0], segmenter[3]] == reused * 2  # iterations 0 and 3
     assert all(c == "segmenter_step" for i, c in enumerate(segmenter) if i % 3)

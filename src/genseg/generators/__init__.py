@@ -1,87 +1,80 @@
-"""Mask-to-image generators and their critics, created by name.
+"""Mask-to-image generators, created by kind from the run's generator settings.
+
+:data:`GENERATORS` is the one list of kinds: each is a class implementing
+:class:`~genseg.generators.base.MaskToImage`, with an ``Options`` dataclass for its own settings.
+Adding a kind is a class and a line here.
 
 Example:
-    >>> from genseg.generators import create_discriminator, create_generator
-    >>> generator = create_generator("pix2pix", mask_channels=1, image_channels=3, ngf=16)
-    >>> critic = create_discriminator("pix2pix", mask_channels=1, image_channels=3)
+    >>> from genseg.config import GeneratorConfig
+    >>> generator = create_generator(GeneratorConfig(ngf=16), num_classes=2, image_channels=3)
+    >>> generator.generate(torch.zeros(2, 64, 64, dtype=torch.long)).shape
+    torch.Size([2, 3, 64, 64])
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+import torch
 
-from genseg.generators.pix2pix import PatchDiscriminator, UNetGenerator
+from genseg.generators.base import MaskToImage
+from genseg.generators.pix2pix import Pix2Pix
 
+if TYPE_CHECKING:
+    from genseg.config import GeneratorConfig
 
-class _Entry(NamedTuple):
-    generator: Callable[..., nn.Module]  # (mask_channels, image_channels, **options)
-    discriminator: Callable[..., nn.Module]  # (in_channels, **options)
-
-
-_REGISTRY: dict[str, _Entry] = {
-    "pix2pix": _Entry(UNetGenerator, PatchDiscriminator),
+GENERATORS: dict[str, type[MaskToImage]] = {
+    "pix2pix": Pix2Pix,
 }
 
 
 def available_generators() -> list[str]:
-    """The registered generator names, sorted."""
-    return sorted(_REGISTRY)
+    """The registered generator kinds, sorted."""
+    return sorted(GENERATORS)
 
 
-def _entry(name: str) -> _Entry:
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    close = difflib.get_close_matches(name, _REGISTRY, n=1)
+def generator_class(name: str) -> type[MaskToImage]:
+    """The class of generator kind ``name``.
+
+    Raises:
+        ValueError: for a name that is not registered (the available ones and the closest named).
+    """
+    if name in GENERATORS:
+        return GENERATORS[name]
+    close = difflib.get_close_matches(name, GENERATORS, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"unknown generator {name!r}; available: {', '.join(available_generators())}.{hint}")
 
 
-def _build(factory: Callable[..., nn.Module], name: str, args: tuple[int, ...], options: dict[str, Any]) -> nn.Module:
-    accepted = list(inspect.signature(factory).parameters)[len(args):]
+def generator_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The settings of kind ``name``, checked by its ``Options`` and completed with its defaults.
+
+    Raises:
+        ValueError: an unknown kind, a setting the kind does not have, or a value it refuses.
+    """
+    kind = generator_class(name)
+    accepted = [f.name for f in fields(kind.Options)]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for {name!r} {factory.__name__}; accepted: {', '.join(accepted)}"
-        )
-    return factory(*args, **options)
+        raise ValueError(f"unknown generator setting(s) {unknown} for {name!r}; accepted: name, lr, "
+                         f"pretrain_iterations{''.join(', ' + option for option in accepted)}")
+    return asdict(kind.Options(**options))
 
 
-def create_generator(name: str, mask_channels: int, image_channels: int, **options: Any) -> nn.Module:
-    """Create a mask-to-image generator by name.
-
-    Args:
-        name: one of :func:`available_generators`, e.g. ``"pix2pix"``.
-        mask_channels: input channels (see :func:`~genseg.generators.masks.mask_channels`).
-        image_channels: output image channels.
-        **options: passed to the generator; for ``"pix2pix"``: ``ngf``, ``num_downs``,
-            ``searchable``, ``dropout`` (see :class:`~genseg.generators.pix2pix.UNetGenerator`).
-
-    Returns:
-        A module mapping (B, mask_channels, H, W) in [-1, 1] to (B, image_channels, H, W) in
-        [-1, 1], with ``arch_parameters``, ``weight_parameters``, ``discretize`` and ``architecture``.
-    """
-    return _build(_entry(name).generator, name, (mask_channels, image_channels), options)
-
-
-def create_discriminator(name: str, mask_channels: int, image_channels: int, **options: Any) -> nn.Module:
-    """Create the critic that goes with generator ``name``.
+def create_generator(settings: GeneratorConfig, num_classes: int, image_channels: int,
+                     device: torch.device | str = "cpu") -> MaskToImage:
+    """The untrained generator ``settings`` describe, for label maps of ``num_classes`` classes.
 
     Args:
-        name: one of :func:`available_generators`.
-        mask_channels: channels of the mask encoding.
-        image_channels: image channels.
-        **options: passed to the critic; for ``"pix2pix"``: ``ndf``, ``n_layers`` (see
-            :class:`~genseg.generators.pix2pix.PatchDiscriminator`).
-
-    Returns:
-        A module mapping concat(mask encoding, image) to patch logits (B, 1, h, w).
+        settings: the run's generator settings (kind, learning rate, the kind's options).
+        num_classes: K, background included.
+        image_channels: channels of the images it draws.
+        device: where its networks live.
     """
-    return _build(_entry(name).discriminator, name, (mask_channels + image_channels,), options)
+    return generator_class(settings.name)(settings, num_classes, image_channels, device)
 
 
-__all__ = ["available_generators", "create_discriminator", "create_generator"]
+__all__ = ["GENERATORS", "MaskToImage", "available_generators", "create_generator", "generator_class",
+           "generator_options"]

@@ -1,4 +1,5 @@
-"""The pix2pix mask-to-image generator (a U-Net with searchable cells) and its PatchGAN critic.
+"""pix2pix as a :class:`~genseg.generators.base.MaskToImage`: a U-Net with searchable cells, its
+PatchGAN critic, and the GAN step that trains them.
 
 Isola et al., "Image-to-image translation with conditional adversarial networks" (CVPR 2017):
 a U-Net whose encoder blocks are LeakyReLU(0.2) -> stride-2 conv -> BatchNorm and whose decoder
@@ -13,6 +14,10 @@ size genseg allows (multiples of 32, see :class:`~genseg.config.DataConfig`): 12
 bottleneck. With ``ngf=32`` the searchable generator has 4.3 M parameters and the plain one 1.8 M
 (the original GenSeg generator had 272 M).
 
+:class:`Pix2Pix` holds the generator G, the critic D and their Adam optimizers, and takes the
+pix2pix GAN step (:mod:`genseg.generators.gan`) on real pairs; its settings are
+:class:`Pix2PixOptions`.
+
 Example:
     >>> generator = UNetGenerator(mask_channels=1, image_channels=1, ngf=8)
     >>> generator(torch.zeros(2, 1, 64, 64)).shape
@@ -22,11 +27,19 @@ Example:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from genseg.generators import cells
+from genseg.generators.gan import discriminator_loss, generator_loss
+from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
+
+if TYPE_CHECKING:
+    from genseg.config import GeneratorConfig
 
 #: Deeper levels are at most this many times ``ngf`` wide.
 MAX_WIDTH_FACTOR = 4
@@ -183,3 +196,98 @@ class PatchDiscriminator(nn.Module):
     def forward(self, pairs: Tensor) -> Tensor:
         """Patch logits, (B, 1, h, w), for ``pairs`` = concat(mask encoding, image), (B, C, H, W)."""
         return self.model(pairs)
+
+
+@dataclass
+class Pix2PixOptions:
+    """pix2pix's own settings: the generator section's keys beside name, lr and pretrain_iterations.
+
+    Args:
+        ngf: generator base width.
+        ndf: critic base width.
+        searchable: whether the generator's cells are softmax(A)-weighted mixtures of candidate
+            operations (A: GenSeg's ``arch`` upper level).
+        lambda_l1: weight of the L1 reconstruction term of the generator's loss.
+    """
+
+    ngf: int = 32
+    ndf: int = 32
+    searchable: bool = True
+    lambda_l1: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.ngf < 4 or self.ndf < 4:
+            raise ValueError(f"ngf and ndf must be at least 4, got {self.ngf} and {self.ndf}")
+        if self.lambda_l1 < 0:
+            raise ValueError(f"lambda_l1 must be >= 0, got {self.lambda_l1}")
+
+
+class Pix2Pix:
+    """The pix2pix generator G, its critic D and their optimizers, as a mask-to-image generator.
+
+    Args:
+        settings: the run's generator settings (``options`` as :class:`Pix2PixOptions`).
+        num_classes: K of the label maps, background included.
+        image_channels: channels of the images it draws.
+        device: where its networks live.
+    """
+
+    Options = Pix2PixOptions
+
+    def __init__(self, settings: GeneratorConfig, num_classes: int, image_channels: int,
+                 device: torch.device | str = "cpu") -> None:
+        options = Pix2PixOptions(**settings.options)
+        channels = mask_channels(num_classes)
+        self.num_classes = num_classes
+        self.lambda_l1 = options.lambda_l1
+        self.network = UNetGenerator(channels, image_channels, ngf=options.ngf,
+                                     searchable=options.searchable).to(device)
+        self.discriminator = PatchDiscriminator(channels + image_channels, ndf=options.ndf).to(device)
+        betas = (0.5, 0.999)  # pix2pix's Adam settings
+        self.generator_optimizer = torch.optim.Adam(self.network.weight_parameters(), lr=settings.lr, betas=betas)
+        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr, betas=betas)
+
+    def generate(self, masks: Tensor) -> Tensor:
+        """Images in [0, 1] for label maps, in train mode: dropout is pix2pix's source of variety."""
+        self.network.train()
+        return synthesize(self.network, masks, self.num_classes)
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return self.network.arch_parameters()
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return self.network.weight_parameters()
+
+    def train_step(self, images: Tensor, masks: Tensor,
+                   before_step: Callable[[], None] | None = None) -> dict[str, float]:
+        """One critic step and one generator step of pix2pix on real pairs (``before_step``: see
+        :meth:`~genseg.generators.base.MaskToImage.train_step`)."""
+        self.network.train()
+        encoded = encode_masks(masks, self.num_classes)
+        target = image_to_generator_space(images)
+        fake = self.network(encoded)
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        critic_loss = discriminator_loss(self.discriminator, encoded, target, fake)
+        critic_loss.backward()
+        self.discriminator_optimizer.step()
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        loss, parts = generator_loss(self.discriminator, encoded, target, fake, lambda_l1=self.lambda_l1)
+        loss.backward()
+        if before_step is not None:
+            before_step()
+        self.generator_optimizer.step()
+        return {"d_loss": critic_loss.item(), "g_gan": parts["gan"].item(), "g_l1": parts["l1"].item()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.network.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "generator_optimizer": self.generator_optimizer.state_dict(),
+            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])

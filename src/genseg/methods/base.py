@@ -24,6 +24,7 @@ from genseg.augment import (
 )
 from genseg.config import RunConfig
 from genseg.data import PairTensors
+from genseg.generators.level import generator_pairs
 from genseg.losses import segmentation_loss
 from genseg.sampling import BatchSampler
 from genseg.validation import ValidationSet
@@ -78,10 +79,8 @@ class TrainingContext:
         return apply_intensity(images, sample_intensity(images.shape[0], self.rng, intensity, self.device)), masks
 
     def generator_batch(self) -> tuple[Tensor, Tensor]:
-        """Training pairs for the GAN: the same geometry, reflected at the borders, no jitter."""
-        images, masks = self.real_batch()
-        geometry = sample_geometric(images.shape[0], self.rng, device=self.device)
-        return augment_pairs(images, masks, self.num_classes, geometry, padding="reflection")
+        """Training pairs for the generator's own step (see :func:`genseg.generators.level.generator_pairs`)."""
+        return generator_pairs(*self.real_batch(), self.num_classes, self.rng)
 
     def augmented_masks(self) -> Tensor:
         """Training masks under T, the input of the generator (y~ of SPEC.md)."""

@@ -8,7 +8,8 @@ iterations the generator's side moves too:
    segmenter (:mod:`genseg.mlo`) w.r.t. the upper-level variables ``mlo.upper`` names
    (:mod:`genseg.methods.upper`: the generator's architecture weights A, its weights, or
    ``none``, the ablation: same schedule, no feedback), each taking its part;
-2. a critic and a generator step of pix2pix on augmented training pairs (level 1).
+2. a step of the generator's own training on augmented training pairs (level 1; pix2pix: a
+   critic and a generator step), with the upper-level variables' feedback added to its gradient.
 
 On those iterations the segmenter's step reuses the gradient the unroll already computed at the
 current parameters, on the same real and synthetic batch (:class:`genseg.mlo.Hypergradient`),
@@ -34,7 +35,7 @@ from genseg.mlo import Forward, Hypergradient, UnrolledProblem, hypergradient
 
 
 class GenSeg(Separate):
-    """Separate's pairs, with the GAN kept training and the generator tuned by validation feedback."""
+    """Separate's pairs, with the generator kept training and tuned by validation feedback."""
 
     name = "genseg"
     needs_generator = True
@@ -50,8 +51,8 @@ class GenSeg(Separate):
             return self._segmenter_step(images, masks, synthetic_masks)
         if not self.upper:  # the ablation: the same schedule without feedback
             scalars = self._segmenter_step(images, masks, synthetic_masks)
-            return {**scalars, **self.synthesis.gan_step(*self.context.generator_batch())}
-        seed = int(torch.randint(2**31 - 1, (1,), generator=self.context.rng))  # the synthetic pairs' dropout
+            return {**scalars, **self.synthesis.train_step()}
+        seed = int(torch.randint(2**31 - 1, (1,), generator=self.context.rng))  # the synthetic pairs' noise (dropout)
         result = self.upper_step(images, masks, synthetic_masks, seed)
         weights = self._step_weights()
         if weights is None:  # the unroll's gradient is this step's
@@ -68,13 +69,12 @@ class GenSeg(Separate):
                 scalars["pairs_kept"] = float((weights > 0).float().mean())
         scalars["upper_loss"] = float(result.validation_loss)
         hooks = [variable.before_generator_step for variable in self.upper]
-        gan = self.synthesis.gan_step(*self.context.generator_batch(), before_step=lambda: [hook() for hook in hooks])
-        return {**scalars, **gan}
+        generator_scalars = self.synthesis.train_step(before_step=lambda: [hook() for hook in hooks])
+        return {**scalars, **generator_scalars}
 
     def _segmenter_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> dict[str, float]:
-        self.synthesis.generator.train()
         with torch.no_grad():
-            synthetic_images = self.synthesis.synthesize(synthetic_masks)
+            synthetic_images = self.synthesis.generator.generate(synthetic_masks)
         return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks),
                                            synthetic_weights=self._step_weights())
 
@@ -111,12 +111,11 @@ class GenSeg(Separate):
         return result
 
     def _synthesize(self, synthetic_masks: Tensor, seed: int) -> Tensor:
-        """The synthetic images of these masks, dropout drawn from ``seed``: the same images on every call."""
+        """The synthetic images of these masks, their noise drawn from ``seed``: the same images on every call."""
         devices = [self.context.device] if self.context.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            self.synthesis.generator.train()
-            return self.synthesis.synthesize(synthetic_masks)
+            return self.synthesis.generator.generate(synthetic_masks)
 
     def _step_weights(self) -> Tensor | None:
         """The synthetic pairs' weights in the segmenter's step: the product of the variables' (None: all 1)."""

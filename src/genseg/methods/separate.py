@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
+from genseg.generators.level import GeneratorLevel
 from genseg.methods.base import Method, TrainingContext
-from genseg.methods.synthesis import SyntheticPairs
+from genseg.runs import RunPaths
 
 
 class Separate(Method):
@@ -19,17 +20,17 @@ class Separate(Method):
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
-        self.synthesis = SyntheticPairs(context)
+        self.synthesis = GeneratorLevel.build(context.config, context.num_classes, context.train.images.shape[1],
+                                              context.generator_batch, context.rng, context.device, context.progress)
 
     def prepare(self, run_dir: Path) -> None:
-        self.synthesis.pretrain(run_dir)
+        self.synthesis.pretrain(RunPaths(run_dir).pretrain)
 
     def step(self, iteration: int) -> dict[str, float]:
         images, masks = self.context.augmented_real_batch()
         synthetic_masks = self.context.augmented_masks()
-        self.synthesis.generator.train()  # dropout is pix2pix's source of variety
         with torch.no_grad():
-            synthetic_images = self.synthesis.synthesize(synthetic_masks)
+            synthetic_images = self.synthesis.generator.generate(synthetic_masks)
         return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks))
 
     def state_dict(self) -> dict[str, Any]:
@@ -39,4 +40,4 @@ class Separate(Method):
         self.synthesis.load_state_dict(state["synthesis"])
 
     def exported_weights(self) -> dict[str, Any]:
-        return {"generator": self.synthesis.generator.state_dict()}
+        return {"generator": self.synthesis.generator.network.state_dict()}

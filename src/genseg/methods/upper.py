@@ -3,8 +3,8 @@
 Each variable is one small object behind :class:`UpperVariable`: its tensors for this upper step
 (what :func:`genseg.mlo.hypergradient` differentiates with respect to), how it weighs the
 synthetic pairs' losses, what it does with its part of the hypergradient, the weights it gives
-the synthetic pairs in the segmenter's own step, a hook into the generator's GAN step, and its
-state for checkpoints. :meth:`genseg.methods.genseg.GenSeg.step` loops over a list of them, so a
+the synthetic pairs in the segmenter's own step, a hook into the generator's own training step,
+and its state for checkpoints. :meth:`genseg.methods.genseg.GenSeg.step` loops over a list of them, so a
 new variable is one class and one :data:`UPPER_VARIABLES` entry.
 
 ``mlo.upper`` names them: ``arch`` (the architecture weights A, the paper's choice),
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from genseg.config import MLOConfig
+from genseg.generators.base import MaskToImage
 from genseg.mlo import add_hypergradient
 
 
@@ -48,7 +49,8 @@ class UpperVariable(Protocol):
         an upper step then reuses the unroll's gradient)."""
 
     def before_generator_step(self) -> None:
-        """Called inside the GAN step, after the generator's backward pass and before its step."""
+        """Called inside the generator's training step, after its backward pass and before its
+        optimizer step (:meth:`~genseg.generators.base.MaskToImage.train_step`)."""
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -59,17 +61,17 @@ class ArchitectureWeights:
     """The generator's architecture weights A, moved by their own Adam (SPEC.md's upper level).
 
     Args:
-        generator: a searchable generator (``arch_parameters()``).
+        generator: a generator with architecture weights (pix2pix with searchable cells).
         lr: Adam's learning rate.
     """
 
     name = "arch"
 
-    def __init__(self, generator: nn.Module, lr: float) -> None:
+    def __init__(self, generator: MaskToImage, lr: float) -> None:
         self.arch = list(generator.arch_parameters())
         if not self.arch:
-            raise ValueError("mlo.upper needs the generator's architecture weights A, but the generator "
-                             "is not searchable; set generator.searchable=True or mlo.upper='generator'")
+            raise ValueError("mlo.upper needs the generator's architecture weights A, but the generator has "
+                             "none; use pix2pix with generator.searchable=True, or mlo.upper='generator'")
         self.optimizer = torch.optim.Adam(self.arch, lr=lr, betas=(0.5, 0.999))
 
     def tensors(self, pairs: int) -> list[Tensor]:
@@ -87,7 +89,7 @@ class ArchitectureWeights:
         return None
 
     def before_generator_step(self) -> None:
-        """A has its own optimizer; the GAN step does not move it."""
+        """A has its own optimizer; the generator's training step does not move it."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}
@@ -97,17 +99,17 @@ class ArchitectureWeights:
 
 
 class GeneratorWeights:
-    """All generator weights: their hypergradient joins their GAN gradient in the generator's step.
+    """All generator weights: their hypergradient joins the gradient of the generator's own loss in its step.
 
     Args:
         generator: the generator (``weight_parameters()``).
-        relative: the hypergradient's size as a share of the GAN gradient's norm (see
+        relative: the hypergradient's size as a share of the norm of that gradient (see
             :func:`feedback_scale`).
     """
 
     name = "generator"
 
-    def __init__(self, generator: nn.Module, relative: float) -> None:
+    def __init__(self, generator: MaskToImage, relative: float) -> None:
         self.weights = list(generator.weight_parameters())
         self.relative = relative
         self.pending: list[Tensor] | None = None
@@ -119,7 +121,7 @@ class GeneratorWeights:
         return losses
 
     def apply(self, grads: list[Tensor]) -> None:
-        self.pending = grads  # added in the next GAN step, scaled to its gradient
+        self.pending = grads  # added in the generator's next training step, scaled to its gradient
 
     def step_weights(self) -> Tensor | None:
         return None
@@ -234,12 +236,12 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
 
     The raw hypergradient is eta times a second-order term, orders of magnitude below the pix2pix
     gradient (lambda_L1 = 100): added as it is, Adam would never notice it and the generator would
-    not move (SPEC.md's first measurement). Scaling it to a fixed share of the GAN gradient makes
-    ``mlo.generator_feedback`` mean the same on every data set.
+    not move (SPEC.md's first measurement). Scaling it to a fixed share of the gradient of the
+    generator's own loss makes ``mlo.generator_feedback`` mean the same on every data set.
     """
-    gan_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
+    own_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
     feedback_norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in feedback))
-    return float(relative * gan_norm / feedback_norm) if feedback_norm > 0 else 0.0
+    return float(relative * own_norm / feedback_norm) if feedback_norm > 0 else 0.0
 
 
 UPPER_VARIABLES = {
@@ -250,6 +252,6 @@ UPPER_VARIABLES = {
 }
 
 
-def upper_variables(generator: nn.Module, settings: MLOConfig) -> list[UpperVariable]:
+def upper_variables(generator: MaskToImage, settings: MLOConfig) -> list[UpperVariable]:
     """The variables ``settings.upper`` names, in that order (none for ``"none"``)."""
     return [UPPER_VARIABLES[name](generator, settings) for name in settings.upper_names]

@@ -1,0 +1,357 @@
+"""The plan of a benchmark: data sets x budgets x method variants x seeds, and each run's config.
+
+A :class:`BenchmarkSpec` comes from a TOML file (:func:`load_spec`) or from options
+(:func:`spec_from_dict`); :func:`plan_runs` expands it into :class:`PlannedRun` s, checking every
+data folder, split file and config before any run starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from genseg.benchmark.results import KEY_COLUMNS
+from genseg.config import (
+    DataConfig,
+    GeneratorConfig,
+    MLOConfig,
+    RunConfig,
+    SegmenterConfig,
+    TrainConfig,
+)
+from genseg.data import DataError, read_split
+from genseg.methods import METHOD_NAMES
+from genseg.planning import Plan
+from genseg.runs import plan_for
+
+DEFAULT_OUT = Path("benchmarks/results")
+
+
+DEFAULT_DATA_ROOT = Path("../shared/datasets")
+
+
+DEFAULT_SPLITS_ROOT = Path("../shared/benchmark/splits")
+
+
+PROTOCOL_METHODS = ("supervised", "augment", "separate", "semisup", "genseg")
+PER_DATASET_TABLES = ("budgets", "methods_at", "sizes", "axes", "ood")
+"""BenchmarkSpec fields keyed by data set."""
+
+
+@dataclass
+class Variant:
+    """A named setting of a training method: the method and overrides of its config sections.
+
+    Args:
+        method: a training method (``supervised``, ``augment``, ``separate``, ``semisup``, ``genseg``).
+        mlo: :class:`~genseg.config.MLOConfig` fields to override.
+        generator: :class:`~genseg.config.GeneratorConfig` fields to override.
+        train: :class:`~genseg.config.TrainConfig` fields to override.
+        segmenter: options of the benchmark's segmenter to override (e.g. ``{"norm": "instance"}``).
+    """
+
+    method: str
+    mlo: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    segmenter: dict[str, Any] = field(default_factory=dict)
+
+
+VARIANTS: dict[str, Variant] = {
+    **{name: Variant(name) for name in METHOD_NAMES},
+    "genseg": Variant("genseg", mlo={"upper": "arch", "hypergradient": "exact"}),
+    "genseg-none": Variant("genseg", mlo={"upper": "none"}),  # the ablation: same schedule, no hypergradient
+    "genseg-generator": Variant("genseg", mlo={"upper": "generator"}),
+    "genseg-both": Variant("genseg", mlo={"upper": "both"}),
+    "genseg-darts": Variant("genseg", mlo={"upper": "arch", "hypergradient": "darts"}),
+}
+
+
+
+@dataclass
+class BenchmarkSpec:
+    """What to run: data sets x budgets x variants x seeds, with the settings all runs share.
+
+    Args:
+        datasets: data folder names under ``data_root``; each needs ``splits_root/<name>.json``.
+        budgets: data set -> labeled budgets N (= n_train + n_val).
+        methods: variant names run at every budget (see :data:`VARIANTS`).
+        seeds: run seeds (each picks ``pool.seed<s>`` of the split file).
+        segmenter: segmenter name, the same for every run.
+        size: square training image size, or ``"auto"``: each run's plan from its budget's
+            fingerprint (:mod:`genseg.planning`), written to the run's ``plan.json``.
+        max_size: the largest side an ``"auto"`` plan may choose.
+        iterations: segmenter optimization steps.
+        pretrain_iterations: generator pre-training steps (separate, genseg).
+        out: the benchmark's out folder.
+        data_root: folder holding the data sets (relative to the current directory).
+        splits_root: folder holding ``<dataset>.json`` split files.
+        n_val: validation pairs out of each budget; default 20 %, at least 1.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: torch threads per run; default: the machine's cores shared among the runs at once.
+        methods_at: data set -> budget -> variants run at that budget instead of ``methods``.
+        sizes: data set -> image size (or ``"auto"``) instead of ``size``.
+        axes: data set -> slicing axis of 3D volumes (default 0).
+        splits: the run's own splits to evaluate: ``test`` and/or ``dev`` (pool cases outside the
+            budget, where recipes are chosen; see :func:`genseg.data.dev_ids`).
+        ood: data set -> out-of-domain data folders, each evaluated whole with the model selected
+            in-domain: a bare name is a folder under ``data_root``, a path (with ``/``) is taken
+            relative to the current directory. Adding one to a finished benchmark evaluates the
+            trained runs on it without training them again.
+        variants: the variants that can be named; the built-ins plus any defined in a TOML file.
+    """
+
+    datasets: list[str]
+    budgets: dict[str, list[int]]
+    methods: list[str] = field(default_factory=lambda: list(PROTOCOL_METHODS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    segmenter: str = "unet"
+    size: int | str = 128
+    max_size: int = 512
+    iterations: int = 1000
+    pretrain_iterations: int = 1000
+    out: Path = DEFAULT_OUT
+    data_root: Path = DEFAULT_DATA_ROOT
+    splits_root: Path = DEFAULT_SPLITS_ROOT
+    n_val: int | None = None
+    device: str = "auto"
+    threads: int | None = None
+    methods_at: dict[str, dict[int, list[str]]] = field(default_factory=dict)
+    sizes: dict[str, int | str] = field(default_factory=dict)
+    axes: dict[str, int] = field(default_factory=dict)
+    splits: list[str] = field(default_factory=lambda: ["test"])
+    ood: dict[str, list[str]] = field(default_factory=dict)
+    variants: dict[str, Variant] = field(default_factory=lambda: dict(VARIANTS))
+
+    def __post_init__(self) -> None:
+        self.out, self.data_root, self.splits_root = Path(self.out), Path(self.data_root), Path(self.splits_root)
+        if not self.datasets:
+            raise ValueError("no data sets given: pass --datasets or set datasets = [...] in the TOML file")
+        if not self.seeds:
+            raise ValueError("no seeds given: pass --seeds or set seeds = [...]")
+        if not self.splits or set(self.splits) - {"test", "dev"}:
+            raise ValueError(f"splits must name test and/or dev, got {self.splits}")
+        for name in PER_DATASET_TABLES:
+            unknown = sorted(set(getattr(self, name)) - set(self.datasets))
+            if unknown:
+                raise ValueError(f"{name} names data sets that are not in datasets {self.datasets}: {unknown}")
+        for dataset in self.datasets:
+            if not self.budgets.get(dataset):
+                raise ValueError(f"no budgets for data set {dataset!r}: pass --budgets or set budgets.{dataset}")
+            extra = sorted(set(self.methods_at.get(dataset, {})) - set(self.budgets[dataset]))
+            if extra:
+                raise ValueError(f"methods_at.{dataset} names budgets {extra} that are not in its budgets "
+                                 f"{self.budgets[dataset]}")
+        for name in self.variants:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"variant name {name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
+        named = [*self.methods, *(m for at in self.methods_at.values() for ms in at.values() for m in ms)]
+        unknown = sorted(set(named) - set(self.variants))
+        if unknown:
+            raise ValueError(f"unknown method variants {unknown}; known: {', '.join(self.variants)} "
+                             "(define more in a TOML [variants.NAME] table)")
+
+    def methods_for(self, dataset: str, budget: int) -> list[str]:
+        """The variants run on ``dataset`` at ``budget``."""
+        return self.methods_at.get(dataset, {}).get(budget, self.methods)
+
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a benchmark: its identity, its full config and its out-of-domain folders."""
+
+    dataset: str
+    budget: int
+    variant: str
+    seed: int
+    config: RunConfig
+    ood: tuple[Path, ...] = ()
+    splits: tuple[str, ...] = ("test",)
+    plan: Plan | None = None
+
+    @property
+    def name(self) -> str:
+        """The run folder's name, ``<dataset>-n<N>-<variant>[-<segmenter>]-s<seed>``.
+
+        The segmenter is named when it is not the default UNet, so that runs of several
+        segmenters can share one out folder.
+        """
+        segmenter = self.config.segmenter.name
+        tag = "" if segmenter == SegmenterConfig().name else f"-{segmenter}"
+        return f"{self.dataset}-n{self.budget}-{self.variant}{tag}-s{self.seed}"
+
+    @property
+    def eval_sets(self) -> dict[str, tuple[str, Path | None]]:
+        """Its evaluation sets: ``runs.csv`` name -> (split, data folder; None: the run's own)."""
+        return {**{split: (split, None) for split in self.splits},
+                **{f"ood-{other.name}": ("test", other) for other in self.ood}}
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The run's identity in ``runs.csv`` (values of :data:`KEY_COLUMNS`)."""
+        return tuple(str(self.columns()[column]) for column in KEY_COLUMNS)
+
+    def columns(self) -> dict[str, Any]:
+        """The ``runs.csv`` columns that describe the run (not its results)."""
+        data = self.config.data
+        return {"dataset": self.dataset, "n_labels": self.budget, "n_train": data.n_train, "n_val": data.n_val,
+                "method": self.variant, "seed": self.seed, "segmenter": self.config.segmenter.name,
+                "size": data.size, "iterations": self.config.train.iterations}
+
+
+
+def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> BenchmarkSpec:
+    """Read a benchmark TOML file; ``overrides`` (e.g. from command-line options) win over it.
+
+    Top-level keys are the fields of :class:`BenchmarkSpec`; ``budgets`` may be a list (for every
+    data set) or a table per data set; ``[variants.NAME]`` tables (``method`` and optional
+    ``mlo``, ``generator``, ``train`` tables) define variants beside the built-ins. Paths are
+    relative to the current directory. See ``benchmarks/issue4.toml``.
+
+    Raises:
+        ValueError: invalid TOML, unknown keys or values (the message names the file).
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        raise ValueError(f"{path}: reading TOML needs Python >= 3.11; pass the benchmark as options instead") from None
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: invalid TOML: {error}") from None
+    try:
+        return spec_from_dict(_narrowed(values, overrides or {}))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+
+def _narrowed(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The file's plan restricted by the options: ``--datasets`` drops the other data sets' tables,
+    ``--budgets`` the other budgets' ``methods_at`` entries, and ``--methods`` keeps only those
+    variants where ``methods_at`` lists its own."""
+    values = {**values, **overrides}
+    if "budgets" in overrides and "methods_at" in values:
+        values["methods_at"] = {dataset: {b: m for b, m in table.items() if int(b) in overrides["budgets"]}
+                                for dataset, table in values["methods_at"].items()}
+    if "datasets" in overrides:
+        for name in PER_DATASET_TABLES:
+            if isinstance(values.get(name), dict):
+                values[name] = {d: t for d, t in values[name].items() if d in overrides["datasets"]}
+    if "methods" in overrides and "methods_at" in values:
+        values["methods_at"] = {
+            dataset: {budget: [m for m in methods if m in overrides["methods"]] for budget, methods in table.items()}
+            for dataset, table in values["methods_at"].items()}
+    return values
+
+
+
+def spec_from_dict(values: dict[str, Any]) -> BenchmarkSpec:
+    """Build a :class:`BenchmarkSpec` from plain values (a parsed TOML file or options).
+
+    Raises:
+        ValueError: unknown keys, malformed tables or an unknown variant.
+    """
+    values = dict(values)
+    known = set(BenchmarkSpec.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown benchmark settings {unknown}; known: {', '.join(sorted(known))}")
+    if "datasets" not in values or "budgets" not in values:
+        raise ValueError("a benchmark needs datasets and budgets (--datasets and --budgets, or TOML keys)")
+    if isinstance(values["budgets"], list):  # one list for every data set, as --budgets gives
+        values["budgets"] = {dataset: values["budgets"] for dataset in values["datasets"]}
+    if "methods_at" in values:
+        values["methods_at"] = {dataset: {_budget_key(dataset, budget): methods for budget, methods in table.items()}
+                                for dataset, table in values["methods_at"].items()}
+    values["variants"] = {**VARIANTS, **{name: _variant(name, table)
+                                         for name, table in values.get("variants", {}).items()}}
+    return BenchmarkSpec(**values)
+
+
+
+def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
+    """Every run of ``spec`` with its config, in order: data set, budget, seed, variant.
+
+    Checks all data folders, split files and configs first, so a mistake fails before any run.
+
+    Raises:
+        DataError: a data folder or split file is missing.
+        ValueError: a variant's overrides or a budget make an invalid config.
+    """
+    runs = []
+    for dataset in spec.datasets:
+        root, split_file = _existing(spec.data_root / dataset), _existing(spec.splits_root / f"{dataset}.json")
+        ood = tuple(_existing(_ood_folder(spec, other)) for other in spec.ood.get(dataset, []))
+        for budget in spec.budgets[dataset]:
+            for seed in spec.seeds:
+                for variant in spec.methods_for(dataset, budget):
+                    config = _run_config(spec, dataset, root, split_file, budget, variant, seed)
+                    plan = None
+                    if config.data.size is None:
+                        plan = plan_for(config, read_split(split_file))
+                        config = replace(config, data=replace(config.data, size=plan.size))
+                    runs.append(PlannedRun(dataset, budget, variant, seed, config, ood, tuple(spec.splits), plan))
+    return runs
+
+
+
+def _variant(name: str, table: dict[str, Any]) -> Variant:
+    allowed = {"method", "mlo", "generator", "train", "segmenter"}
+    if not isinstance(table, dict) or "method" not in table or set(table) - allowed:
+        raise ValueError(f"[variants.{name}] needs method = \"...\" and may have mlo, generator, train and segmenter "
+                         f"tables; got {sorted(table) if isinstance(table, dict) else table!r}")
+    return Variant(**table)
+
+
+
+def _budget_key(dataset: str, budget: str | int) -> int:
+    try:
+        return int(budget)
+    except ValueError:
+        raise ValueError(f"methods_at.{dataset} keys must be budgets (integers), got {budget!r}") from None
+
+
+
+def _ood_folder(spec: BenchmarkSpec, other: str) -> Path:
+    return Path(other) if "/" in other else spec.data_root / other
+
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise DataError("not found; check --data-root and --splits-root (paths are relative to the "
+                        "current directory)", path)
+    return path.resolve()
+
+
+
+def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path, budget: int,
+                variant_name: str, seed: int) -> RunConfig:
+    variant = spec.variants[variant_name]
+    try:
+        return RunConfig(
+            data=DataConfig(root=root, split_file=split_file, budget=budget, n_val=spec.n_val,
+                            size=_size(spec.sizes.get(dataset, spec.size)), max_size=spec.max_size,
+                            axis=spec.axes.get(dataset, 0)),
+            segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
+            generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **variant.generator}),
+            mlo=MLOConfig(**variant.mlo),
+            train=TrainConfig(**{"iterations": spec.iterations, "device": spec.device, **variant.train,
+                                 "method": variant.method, "seed": seed}),
+        )
+    except (TypeError, ValueError) as error:  # TypeError: an override names no config field
+        raise ValueError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None
+
+
+
+def _size(value: int | str) -> int | None:
+    if value == "auto":
+        return None
+    if not isinstance(value, int):
+        raise ValueError(f"sizes are integers or \"auto\", got {value!r}")
+    return value
