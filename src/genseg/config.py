@@ -213,9 +213,10 @@ class TrainConfig:
             methods): ``standard`` (SPEC.md's T plus intensity jitter) or ``nnunet`` (nnU-Net's 2D
             ranges and probabilities, see :mod:`genseg.augment.presets`).
         val_every: iterations between validations (and best-checkpoint choices).
-        select: what picks ``best.pt`` among the validations: ``dice`` (the highest mean
-            validation Dice, ties to the lower loss; never an empty model on small structures)
-            or ``loss`` (the lowest validation loss).
+        select: what picks ``best.pt`` among the validations: ``loss`` (the lowest validation
+            loss) or ``dice`` (the highest mean validation Dice, ties to the lower loss). With
+            one or two validation pairs both are noisy (docs/benchmarks.md, the checkpoint
+            policy): the final checkpoint is the one the benchmark reports first.
         checkpoint_every: iterations between resumable checkpoints.
         ema_decay: decay of an exponential moving average of the segmenter's weights used for
             validation and the saved model; 0 switches it off.
@@ -233,7 +234,7 @@ class TrainConfig:
     sampling: str = "replacement"
     augmentation: str = "standard"
     val_every: int = 50
-    select: str = "dice"
+    select: str = "loss"
     checkpoint_every: int = 100
     ema_decay: float = 0.0
     seed: int = 0
