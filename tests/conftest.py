@@ -69,21 +69,14 @@ def make_tiny_config(
 
 def train_until_killed(config: RunConfig, out: Path, kill_at: int) -> None:
     """Train ``config`` into ``out`` and stop it like Ctrl-C just before step ``kill_at`` (0-based)."""
-    from genseg.methods import method_class
-    from genseg.training import train
+    from genseg.training import TrainingHooks, train
 
-    method_cls = method_class(config.train.method)
-    original_step = method_cls.step
-
-    def step(self: Any, iteration: int) -> dict[str, float]:
-        if iteration == kill_at:
+    def stop(done: int, method: Any) -> None:
+        if done == kill_at:
             raise KeyboardInterrupt
-        return original_step(self, iteration)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(method_cls, "step", step)
-        with pytest.raises(KeyboardInterrupt):
-            train(config, out, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out, progress=False, hooks=TrainingHooks(after_iteration=stop))
 
 
 @pytest.fixture(scope="session")

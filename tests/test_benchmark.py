@@ -92,6 +92,9 @@ b = [5]
 [sizes]
 b = 32
 
+[iterations_at]
+a = 30
+
 [axes]
 b = 2
 
@@ -119,7 +122,7 @@ train = {{ ema_decay = 0.5 }}
     assert (custom.train.seed, custom.train.iterations, custom.data.size, custom.data.axis) == (1, 20, 32, 2)
     assert (custom.data.budget, custom.data.n_train, custom.data.n_val) == (5, 4, 1)
     assert custom.data.split_file == (splits_root / "b.json").resolve()
-    assert runs["a-n3-augment-s0"].config.data.size == 64
+    assert (runs["a-n3-augment-s0"].config.data.size, runs["a-n3-augment-s0"].config.train.iterations) == (64, 30)
     assert runs["a-n3-augment-s0"].ood == ((data_root / "other").resolve(),)
     assert runs["b-n5-augment-s0"].ood == ()
 

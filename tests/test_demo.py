@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
+
+import pytest
 
 from genseg.demo import DEMO_METHODS, demo
 
@@ -14,9 +18,14 @@ def test_demo_trains_and_evaluates_every_method_on_the_phantom(tmp_path: Path) -
     for method, summaries in result.summaries.items():
         assert result.runs[method] == tmp_path / method
         assert set(summaries) == {"best", "final"}
-        for summary in summaries.values():
-            assert summary["n_cases"] == 12 and 0.0 <= summary["dice_mean"] <= 1.0  # 30 % of 40 phantom cases
-        assert (tmp_path / method / "eval" / "test" / "best" / "cases.csv").is_file()
+        for checkpoint, summary in summaries.items():
+            with (tmp_path / method / "eval" / "test" / checkpoint / "cases.csv").open() as handle:
+                dice = [float(row["dice"]) for row in csv.DictReader(handle)]
+            assert summary["n_cases"] == len(dice) == 12  # 30 % of 40 phantom cases
+            assert summary["dice_mean"] == pytest.approx(sum(dice) / len(dice))
     assert (tmp_path / "data" / "README.txt").is_file()
     verdict = result.verdict()
     assert verdict.startswith("genseg vs augment on 12 phantom test cases") and "Wilcoxon p" in verdict
+    means = re.search(r"mean Dice (\d\.\d{3}) vs (\d\.\d{3}), paired difference ([+-]\d\.\d{3})", verdict)
+    genseg, augment = (result.summaries[method]["best"]["dice_mean"] for method in ("genseg", "augment"))
+    assert means is not None and means.groups() == (f"{genseg:.3f}", f"{augment:.3f}", f"{genseg - augment:+.3f}")

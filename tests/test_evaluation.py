@@ -37,14 +37,28 @@ def picture_summaries(picture_run: Path) -> dict[str, dict]:
     return evaluate(picture_run, split="test")
 
 
-def test_evaluate_writes_one_row_per_test_case(picture_run: Path, picture_summaries: dict[str, dict]) -> None:
+def _binary_dice(prediction_png: Path, mask_png: Path) -> float:
+    """Dice of two 0/255 mask files, computed here without genseg (1 when both are empty)."""
+    with Image.open(prediction_png) as prediction, Image.open(mask_png) as mask:
+        predicted, target = np.asarray(prediction) > 0, np.asarray(mask) > 0
+    total = predicted.sum() + target.sum()
+    return 1.0 if total == 0 else float(2 * (predicted & target).sum() / total)
+
+
+def test_evaluate_writes_one_row_per_test_case(
+    picture_run: Path, picture_summaries: dict[str, dict], tiny_phantom: Path, tmp_path: Path
+) -> None:
     test_ids = read_split(picture_run / "split.json").test
     assert set(picture_summaries) == {"best", "final"}
     for checkpoint, summary in picture_summaries.items():
         folder = picture_run / "eval" / "test" / checkpoint
         rows = _rows(folder / "cases.csv")
         assert [row["case"] for row in rows] == test_ids
-        assert all(0.0 <= float(row["dice"]) <= 1.0 for row in rows)
+        predictions = tmp_path / checkpoint
+        predict(picture_run, tiny_phantom / "images", predictions, checkpoint=checkpoint)
+        for row in rows:  # each case's Dice is that of the mask genseg predict writes for it
+            expected = _binary_dice(predictions / f"{row['case']}.png", tiny_phantom / "masks" / f"{row['case']}.png")
+            assert float(row["dice"]) == pytest.approx(expected, abs=1e-6)
         written = json.loads((folder / "summary.json").read_text())
         assert written["n_cases"] == summary["n_cases"] == len(test_ids) == 4
         assert written["dice_mean"] == pytest.approx(np.mean([float(row["dice"]) for row in rows]))

@@ -25,7 +25,6 @@ from genseg.data import (
     CaseIndex,
     DataError,
     Sample,
-    budget_ids,
     dev_ids,
     index_cases,
     index_images,
@@ -40,7 +39,7 @@ from genseg.data import (
 from genseg.data.io import atomic_write
 from genseg.metrics import case_metrics, summarize
 from genseg.postprocessing import choose_classes, keep_largest_component
-from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, write_csv
+from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, train_val_ids, write_csv
 from genseg.segmenters import segmenter_from_config
 
 log = logging.getLogger(__name__)
@@ -152,7 +151,7 @@ def case_ids_for(split_name: str, run: RunPaths, config: RunConfig, index: CaseI
             raise DataError(f"no development cases: the budget of {config.data.budget} takes the whole pool of "
                             f"seed {config.train.seed}; evaluate --split test or choose a smaller budget", run.split)
         return ids
-    train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+    train_ids, val_ids = train_val_ids(config, split)
     return train_ids if split_name == "train" else val_ids
 
 

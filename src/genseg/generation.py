@@ -185,10 +185,10 @@ def generate_pairs(
     written = []
     for i, (image, label) in enumerate(zip(images, labels)):
         name = f"syn_{i:0{width}d}.png"
-        _write_image_png(out_dir / "images" / name, _to_uint8(image))
+        _write_image_png(out_dir / "images" / name, to_uint8(image))
         write_mask_png(out_dir / "masks" / name, label.numpy())
         written.append(out_dir / "images" / name)
-    rows = [(label.numpy(), _to_uint8(image)) for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
+    rows = [(label.numpy(), to_uint8(image)) for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
     write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
     log.info("wrote %d synthetic pairs from %s to %s", n, run_dir, out_dir)
     return written
@@ -204,21 +204,43 @@ def write_contact_sheet(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], n
         num_classes: K, to spread the labels over the gray range.
         real: uint8 real images of any size, used in turn; empty leaves the column out.
     """
-    tile = rows[0][0].shape[0] * math.ceil(_MIN_TILE / rows[0][0].shape[0])
+    tile = tile_side(rows[0][0].shape[0])
     titles = ["mask", "synthetic"] + (["real"] if real else [])
+    tiles = []
+    for row, (labels, image) in enumerate(rows):
+        tiles.append([mask_tile(labels, num_classes, tile), image_tile(image, tile)])
+        if real:
+            tiles[-1].append(image_tile(real[row % len(real)], tile, Image.BILINEAR))
+    write_image_grid(Path(path), titles, tiles)
+
+
+def tile_side(size: int) -> int:
+    """The side of a grid tile for images of ``size``: a multiple of it, and at least 128 px to judge by eye."""
+    return size * math.ceil(_MIN_TILE / size)
+
+
+def mask_tile(labels: np.ndarray, num_classes: int, tile: int) -> Image.Image:
+    """A label map (S, S) as a gray tile of side ``tile``, its labels spread over the gray range."""
+    pixels = (labels * (255 // (num_classes - 1))).astype(np.uint8)
+    return Image.fromarray(pixels).resize((tile, tile), Image.NEAREST)
+
+
+def image_tile(pixels: np.ndarray, tile: int, resample: int = Image.NEAREST) -> Image.Image:
+    """A uint8 image (see :func:`to_uint8`) as a tile of side ``tile``."""
+    return Image.fromarray(pixels).resize((tile, tile), resample)
+
+
+def write_image_grid(path: Path, titles: list[str], rows: list[list[Image.Image]]) -> None:
+    """A PNG of square tiles of one side, a title over each column, written atomically."""
+    tile = rows[0][0].width
     sheet = Image.new("RGB", (_GAP + len(titles) * (tile + _GAP), _HEADER + len(rows) * (tile + _GAP)), "white")
     draw = ImageDraw.Draw(sheet)
     for column, title in enumerate(titles):
         draw.text((_GAP + column * (tile + _GAP), 3), title, fill="black")
-    for row, (labels, image) in enumerate(rows):
-        mask_pixels = (labels * (255 // (num_classes - 1))).astype(np.uint8)
-        tiles = [Image.fromarray(mask_pixels).resize((tile, tile), Image.NEAREST),
-                 Image.fromarray(image).resize((tile, tile), Image.NEAREST)]
-        if real:
-            tiles.append(Image.fromarray(real[row % len(real)]).resize((tile, tile), Image.BILINEAR))
+    for row, tiles in enumerate(rows):
         for column, picture in enumerate(tiles):
             sheet.paste(picture.convert("RGB"), (_GAP + column * (tile + _GAP), _HEADER + row * (tile + _GAP)))
-    atomic_write(Path(path), lambda temp: sheet.save(temp, format="PNG"))
+    atomic_write(path, lambda temp: sheet.save(temp, format="PNG"))
 
 
 def _default_real_dir(config: RunConfig) -> Path | None:
@@ -234,7 +256,7 @@ def _read_real_images(folder: Path, count: int) -> list[np.ndarray]:
     if not folder.is_dir():
         raise DataError("real image folder not found", folder)
     files = _image_files(folder)[:count]
-    return [_to_uint8(torch.from_numpy(normalize_intensity(read_image(path)))) for path in files]
+    return [to_uint8(torch.from_numpy(normalize_intensity(read_image(path)))) for path in files]
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -242,7 +264,7 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
 
 
-def _to_uint8(image: Tensor) -> np.ndarray:
+def to_uint8(image: Tensor) -> np.ndarray:
     """A (C, H, W) image in [0, 1] as uint8 (H, W) for one channel, else (H, W, 3) of its first three."""
     pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return pixels[0] if pixels.shape[0] < 3 else np.moveaxis(pixels[:3], 0, -1)

@@ -20,6 +20,7 @@ import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from genseg.config import RunConfig
 from genseg.data import (
@@ -231,12 +232,17 @@ def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
     return config, data
 
 
+def train_val_ids(config: RunConfig, split: Split) -> tuple[list[str], list[str]]:
+    """The run's training and validation case ids: its budget in the pool of its seed."""
+    return budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+
+
 def plan_for(config: RunConfig, split: Split) -> Plan:
     """The plan of a run's budget before the run exists (what ``size=None`` resolves to)."""
     if config.data.root is None:
         raise DataError("no data folder given; pass --data DIR")
     index = index_cases(config.data.root, layout=config.data.layout)
-    train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+    train_ids, val_ids = train_val_ids(config, split)
     return _plan(config, load_samples(index, train_ids + val_ids, axis=config.data.axis))
 
 
@@ -261,7 +267,7 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     index = index_cases(config.data.root, layout=config.data.layout)
     split = resolve_split(config, index, paths)
     check_sizes(index, [*split.test, *split.pool.get(config.train.seed, [])])  # headers only: no label is read
-    train_ids, val_ids = budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+    train_ids, val_ids = train_val_ids(config, split)
     train_samples = load_samples(index, train_ids, axis=config.data.axis)
     val_samples = load_samples(index, val_ids, axis=config.data.axis)
     # Classes a data set declares (nnU-Net dataset.json) count even if the budget's cases lack one.
@@ -288,3 +294,20 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
         unlabeled=unlabeled,
         plan=plan,
     )
+
+
+def weights_checkpoint(config: RunConfig, data: RunData, weights: dict[str, Any], iteration: int,
+                       scores: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``best.pt`` and ``final.pt`` hold: the weights and what loading and judging them needs.
+
+    Args:
+        config: the run's config (the segmenter's and generator's settings; the data's size).
+        data: the run's data: its classes, image channels and the budget's case ids.
+        weights: state dicts by name: ``segmenter``, and what the method exports (``generator``).
+        iteration: the iteration the weights are from.
+        scores: their validation scores (``val_loss``, ``val_dice``); None if never validated.
+    """
+    scores = scores or {}
+    return {"num_classes": data.num_classes, "in_channels": data.in_channels, "config": config.to_dict(),
+            "train_ids": data.train_ids, "val_ids": data.val_ids, **weights, "iteration": iteration,
+            "val_loss": scores.get("val_loss"), "val_dice": scores.get("val_dice")}

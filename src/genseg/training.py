@@ -3,6 +3,8 @@
 Config at the top, the step in plain sight (``method.step``), validation on the budget's
 validation pairs only, the best checkpoint by validation Dice (or loss), the final one beside
 it, and a resumable ``last.pt`` written atomically every ``checkpoint_every`` iterations.
+:class:`TrainingHooks` let a caller watch or stop the loop, or score validation its own way,
+without changing it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import resource
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,12 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import RunConfig
 from genseg.evaluation import choose_postprocessing
 from genseg.methods import create_method
-from genseg.methods.base import TrainingContext
+from genseg.methods.base import Method, TrainingContext
 from genseg.optim import build_optimizer, build_schedule
 from genseg.runs import (
     RunData,
@@ -37,11 +41,12 @@ from genseg.runs import (
     load_run_data,
     save_config,
     start_run,
+    weights_checkpoint,
     write_csv,
 )
 from genseg.runtime import resolve_device, seed_everything
-from genseg.sampling import BatchSampler
 from genseg.segmenters import segmenter_from_config
+from genseg.stepper import SegmenterStepper
 from genseg.validation import ValidationSet, validate
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,21 @@ class TrainResult:
     best_val_dice: float
     seconds: float
     peak_mb: float
+
+
+@dataclass
+class TrainingHooks:
+    """Ways into the loop that leave it as it is: for notebooks, tools and tests.
+
+    Args:
+        after_iteration: called with the number of iterations done and the method after each
+            iteration, its validation and checkpoint; it may record, plot or stop the run (an
+            exception ends it as a kill would, ``last.pt`` left to resume from).
+        score: the validation scores of the evaluated segmenter (``val_loss``, ``val_dice``).
+    """
+
+    after_iteration: Callable[[int, Method], None] | None = None
+    score: Callable[[nn.Module, ValidationSet], dict[str, float]] = validate
 
 
 def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
@@ -83,7 +103,8 @@ def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
 
 
 def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,
-          pretrained_generator: Path | None = None, tensorboard: bool = False) -> TrainResult:
+          pretrained_generator: Path | None = None, tensorboard: bool = False,
+          hooks: TrainingHooks | None = None) -> TrainResult:
     """Train a segmenter with ``config.train.method`` and write the run folder ``out``.
 
     Args:
@@ -96,6 +117,8 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             data, budget, seed and generator settings, used instead of pre-training again.
         tensorboard: also log every validation row to ``out/tensorboard`` (needs the
             ``tensorboard`` extra: ``pip install genseg[tensorboard]``).
+        hooks: what to call after each iteration, and how to score validation (default: none, and
+            :func:`~genseg.validation.validate`).
 
     Returns:
         The best-validation iteration and scores, wall time and peak memory.
@@ -106,6 +129,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         >>> train(cfg, Path("runs/lungs"))  # doctest: +SKIP
     """
     paths = RunPaths(Path(out))
+    hooks = hooks or TrainingHooks()
     if not resume and paths.last.is_file():
         raise FileExistsError(f"{paths.root} already holds a run; pass --resume to continue it or choose another --out")
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -122,8 +146,9 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     device = resolve_device(config.train.device)
     context = build_context(config, data, device, progress)
     method = create_method(config.train.method, context)
-    schedule = build_schedule(context.optimizer, config.train)
-    ema = _ema(context.segmenter, config.train.ema_decay)
+    segmenter = context.stepper.segmenter
+    schedule = build_schedule(context.stepper.optimizer, config.train)
+    ema = _ema(segmenter, config.train.ema_decay)
     state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": -1.0, "iteration": 0},
                              "history": [], "seconds": 0.0}
     if resume and paths.last.is_file():
@@ -133,14 +158,12 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
              len(data.train_ids), len(data.val_ids), data.num_classes, config.segmenter.name)
     started = time.perf_counter() - state["seconds"]
     method.prepare(paths.root)
-    evaluated = ema.module if ema is not None else context.segmenter
+    evaluated = ema.module if ema is not None else segmenter
 
-    def weights(iteration: int, scores: dict[str, Any]) -> dict[str, Any]:
-        """What best.pt and final.pt hold: the evaluated segmenter, what loading it needs, its scores."""
-        return {"num_classes": data.num_classes, "in_channels": data.in_channels, "config": config.to_dict(),
-                "train_ids": data.train_ids, "val_ids": data.val_ids, **method.exported_weights(),
-                "segmenter": evaluated.state_dict(), "iteration": iteration,
-                "val_loss": scores.get("val_loss"), "val_dice": scores.get("val_dice")}
+    def save_weights(checkpoint: str, iteration: int, scores: dict[str, Any]) -> None:
+        """best.pt or final.pt: the evaluated segmenter beside the method's exported weights."""
+        weights = {**method.exported_weights(), "segmenter": evaluated.state_dict()}
+        save_atomic(weights_checkpoint(config, data, weights, iteration, scores), paths.weights(checkpoint))
 
     total = config.train.iterations
     bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
@@ -152,17 +175,17 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             running[name].append(value)
         schedule.step()
         if ema is not None:
-            ema.update_parameters(context.segmenter)
+            ema.update_parameters(segmenter)
         done = iteration + 1
         if done % config.train.val_every == 0 or done == total:
-            scores = validate(evaluated, context.validation)
+            scores = hooks.score(evaluated, context.validation)
             means = {name: float(np.mean(values)) for name, values in running.items()}
             row = {"iteration": done, "train_loss": means.pop("loss"), **scores, **means}
             running.clear()
             state["history"].append(row)
             if improves(scores, state["best"], config.train.select):
                 state["best"] = {**scores, "iteration": done}
-                save_atomic(weights(done, scores), paths.weights("best"))
+                save_weights("best", done, scores)
             write_csv(state["history"], paths.history)
             if board is not None:
                 for name, value in row.items():
@@ -175,8 +198,10 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             state["iteration"] = done
             state["seconds"] = time.perf_counter() - started
             save_atomic(_snapshot(state, context, method, schedule, ema), paths.last)
+        if hooks.after_iteration is not None:
+            hooks.after_iteration(done, method)
     seconds = time.perf_counter() - started
-    save_atomic(weights(total, state["history"][-1] if state["history"] else {}), paths.weights("final"))
+    save_weights("final", total, state["history"][-1] if state["history"] else {})
     choose_postprocessing(paths.root)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best = state["best"]
@@ -195,20 +220,18 @@ def improves(scores: dict[str, float], best: dict[str, float], select: str) -> b
 
 
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
+    """What a run's method works with, on ``device``: a new segmenter, seeded batches, the validation pairs."""
     segmenter = segmenter_from_config(config.segmenter, data.in_channels, data.num_classes).to(device)
-    rng = torch.Generator().manual_seed(config.train.seed)
+    recipe = config.train
     return TrainingContext(
         config=config,
-        segmenter=segmenter,
-        optimizer=build_optimizer(segmenter.parameters(), config.train),
-        train=data.train.to(device),
+        batches=Batches.seeded(data.train.to(device), data.num_classes, seed=recipe.seed, batch_size=recipe.batch_size,
+                               sampling=recipe.sampling, augmentation=recipe.augmentation,
+                               unlabeled=data.unlabeled.to(device) if data.unlabeled is not None else None),
+        stepper=SegmenterStepper(segmenter, build_optimizer(segmenter.parameters(), recipe), gamma=config.mlo.gamma),
         validation=ValidationSet.build(data.val.to(device), data.num_classes, config.mlo.val_views),
-        num_classes=data.num_classes,
-        rng=rng,
-        sampler=BatchSampler(rng, config.train.batch_size, config.train.sampling),
         device=device,
         progress=progress,
-        unlabeled=data.unlabeled.to(device) if data.unlabeled is not None else None,
     )
 
 
@@ -218,31 +241,28 @@ def _ema(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _snapshot(state: dict[str, Any], context: TrainingContext, method: Any, schedule: LRScheduler,
+def _snapshot(state: dict[str, Any], context: TrainingContext, method: Method, schedule: LRScheduler,
               ema: AveragedModel | None) -> dict:
+    """last.pt: the loop's state, each collaborator's, and the global random state."""
     return {
         **state,
-        "segmenter": context.segmenter.state_dict(),
-        "optimizer": context.optimizer.state_dict(),
+        **context.stepper.state_dict(),
         "schedule": schedule.state_dict(),
-        "sampler": context.sampler.state_dict(),
+        **context.batches.state_dict(),
         "method": method.state_dict(),
         "ema": ema.state_dict() if ema is not None else None,
-        "rng": context.rng.get_state(),
         "torch_rng": torch.get_rng_state(),
     }
 
 
-def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Any, schedule: LRScheduler,
+def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Method, schedule: LRScheduler,
              ema: AveragedModel | None) -> dict:
-    context.segmenter.load_state_dict(snapshot["segmenter"])
-    context.optimizer.load_state_dict(snapshot["optimizer"])
+    context.stepper.load_state_dict(snapshot)
     schedule.load_state_dict(snapshot["schedule"])
-    context.sampler.load_state_dict(snapshot["sampler"])
     method.load_state_dict(snapshot["method"])
     if ema is not None and snapshot["ema"] is not None:
         ema.load_state_dict(snapshot["ema"])
-    context.rng.set_state(snapshot["rng"])
+    context.batches.load_state_dict(snapshot)
     torch.set_rng_state(snapshot["torch_rng"])
     return {k: snapshot[k] for k in ("iteration", "best", "history", "seconds")}
 

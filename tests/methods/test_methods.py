@@ -7,9 +7,8 @@ upper level (``mlo.upper``) moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,16 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import genseg.methods.genseg
-import genseg.methods.upper
+from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
-from genseg.data import PairTensors
 from genseg.generators import MaskToImage, create_generator
-from genseg.generators.level import GeneratorLevel
-from genseg.methods import create_method
+from genseg.methods import Method, create_method
 from genseg.methods.base import TrainingContext
-from genseg.methods.genseg import GenSeg
-from genseg.runs import RunPaths
-from genseg.training import train
+from genseg.runs import RunPaths, load_run_data
+from genseg.runtime import seed_everything
+from genseg.stepper import SegmenterStepper
+from genseg.training import TrainingHooks, build_context, train
 
 KillRun = Callable[[RunConfig, Path, int], None]
 
@@ -70,47 +67,41 @@ def _final_generator(run: Path) -> MaskToImage:
     return _generator(final["generator"], final)
 
 
+def _history_columns(run: Path) -> list[str]:
+    return (run / "history.csv").read_text().splitlines()[0].split(",")
+
+
+def _context(config: RunConfig, run: Path) -> TrainingContext:
+    """The context ``train`` would build for ``config`` (seeded as ``train`` seeds), without the loop."""
+    seed_everything(config.train.seed)
+    return build_context(config, load_run_data(config, RunPaths(run)), torch.device("cpu"), progress=False)
+
+
 @dataclass
-class Pretraining:
-    """What the generator's pre-training did, seen from inside."""
+class RecordingBatches(Batches):
+    """Batches that keep the images of every real batch they draw (the generator's draws included)."""
 
-    gan_steps: int = 0
-    batches: list[Tensor] = field(default_factory=list)
-    train: PairTensors | None = None
-    validation_images: Tensor | None = None
+    drawn: list[Tensor] = field(default_factory=list)
 
-
-@contextmanager
-def watch_pretraining() -> Iterator[Pretraining]:
-    """Count the generator's training steps of pre-training and keep the real batches it draws."""
-    seen = Pretraining()
-    active = False
-    pretrain, train_step, real_batch = GeneratorLevel.pretrain, GeneratorLevel.train_step, TrainingContext.real_batch
-
-    def watched_pretrain(self: GeneratorLevel, checkpoint: Path) -> None:
-        nonlocal active
-        active = True
-        try:
-            pretrain(self, checkpoint)
-        finally:
-            active = False
-
-    def watched_train_step(self: GeneratorLevel, *args: Any, **kwargs: Any) -> dict[str, float]:
-        seen.gan_steps += active
-        return train_step(self, *args, **kwargs)
-
-    def watched_real_batch(self: TrainingContext) -> tuple[Tensor, Tensor]:
-        images, masks = real_batch(self)
-        if active:
-            seen.train, seen.validation_images = self.train, self.validation.images
-            seen.batches.append(images)
+    def real(self) -> tuple[Tensor, Tensor]:
+        images, masks = super().real()
+        self.drawn.append(images)
         return images, masks
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(GeneratorLevel, "pretrain", watched_pretrain)
-        patch.setattr(GeneratorLevel, "train_step", watched_train_step)
-        patch.setattr(TrainingContext, "real_batch", watched_real_batch)
-        yield seen
+
+@dataclass
+class RecordingStepper(SegmenterStepper):
+    """A segmenter stepper that records which kind of step each call takes."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def step(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        self.calls.append("step")
+        return super().step(*args, **kwargs)
+
+    def step_with(self, grads: list[Tensor]) -> None:
+        self.calls.append("step_with")
+        super().step_with(grads)
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +110,9 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def separate_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig], runs_dir: Path) -> tuple[Path, Pretraining]:
-    with watch_pretraining() as seen:
-        train(tiny_config(tiny_phantom, "separate"), runs_dir / "separate", progress=False)
-    return runs_dir / "separate", seen
+def separate_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig], runs_dir: Path) -> Path:
+    train(tiny_config(tiny_phantom, "separate"), runs_dir / "separate", progress=False)
+    return runs_dir / "separate"
 
 
 @dataclass
@@ -130,7 +120,6 @@ class GenSegRun:
     root: Path
     config: RunConfig
     alphas_after: dict[int, list[Tensor]]  # iteration -> the generator's A after it
-    pretraining: Pretraining
 
 
 @pytest.fixture(scope="module")
@@ -138,17 +127,12 @@ def genseg_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig], runs_d
     """A genseg run with the paper's upper level (A), recording A after every iteration."""
     config = tiny_config(tiny_phantom, "genseg", mlo={"upper": "arch"})
     alphas_after: dict[int, list[Tensor]] = {}
-    step = GenSeg.step
 
-    def recording_step(self: GenSeg, iteration: int) -> dict[str, float]:
-        scalars = step(self, iteration)
-        alphas_after[iteration + 1] = [alpha.detach().clone() for alpha in self.synthesis.generator.arch_parameters()]
-        return scalars
+    def record_alphas(done: int, method: Method) -> None:
+        alphas_after[done] = [alpha.detach().clone() for alpha in method.synthesis.generator.arch_parameters()]
 
-    with pytest.MonkeyPatch.context() as patch, watch_pretraining() as seen:
-        patch.setattr(GenSeg, "step", recording_step)
-        train(config, runs_dir / "genseg", progress=False)
-    return GenSegRun(runs_dir / "genseg", config, alphas_after, seen)
+    train(config, runs_dir / "genseg", progress=False, hooks=TrainingHooks(after_iteration=record_alphas))
+    return GenSegRun(runs_dir / "genseg", config, alphas_after)
 
 
 def test_unknown_method_names_the_available_ones() -> None:
@@ -156,31 +140,26 @@ def test_unknown_method_names_the_available_ones() -> None:
         create_method("gensegg", None)  # type: ignore[arg-type]
 
 
-def test_separate_pretrains_the_generator_for_the_configured_steps_on_training_pairs(
-    separate_run: tuple[Path, Pretraining],
+@pytest.mark.parametrize("method", ["separate", "genseg"])
+def test_pretraining_takes_the_configured_steps_on_training_pairs_only(
+    method: str, tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    run, seen = separate_run
-    best = load_checkpoint(run / "best.pt")
-    assert seen.gan_steps == 3 == load_checkpoint(RunPaths(run).pretrain)["synthesis"]["pretrained_steps"]
-    assert seen.train is not None and seen.validation_images is not None
-    assert seen.train.case_ids == best["train_ids"]  # the budget's training pairs, no validation pair
-    assert len(seen.batches) == 3
-    for image in torch.cat(seen.batches):
-        assert any(torch.equal(image, real) for real in seen.train.images)
-        assert not any(torch.equal(image, held_out) for held_out in seen.validation_images)
+    context = _context(tiny_config(tiny_phantom, method), tmp_path / "run")
+    batches = RecordingBatches(**vars(context.batches))
+    create_method(method, replace(context, batches=batches)).prepare(tmp_path / "run")
+
+    assert load_checkpoint(RunPaths(tmp_path / "run").pretrain)["synthesis"]["pretrained_steps"] == 3
+    assert len(batches.drawn) == 3  # one batch of real pairs per step
+    for image in torch.cat(batches.drawn):
+        assert any(torch.equal(image, real) for real in batches.train.images)
+        assert not any(torch.equal(image, held_out) for held_out in context.validation.images)
 
 
-def test_separate_keeps_the_pretrained_generator_frozen(separate_run: tuple[Path, Pretraining]) -> None:
-    run, _ = separate_run
+def test_separate_keeps_the_pretrained_generator_frozen(separate_run: Path) -> None:
+    run = separate_run
     assert (run / "final.pt").is_file() and "generator" in load_checkpoint(run / "best.pt")
     assert _all_equal(_weights(_final_generator(run)), _weights(_pretrained_generator(run)))
     assert _all_equal(_alphas(_final_generator(run)), _alphas(_pretrained_generator(run)))
-
-
-def test_genseg_pretrains_the_generator_on_training_pairs(genseg_run: GenSegRun) -> None:
-    seen = genseg_run.pretraining
-    assert seen.gan_steps == 3 and seen.train is not None
-    assert seen.train.case_ids == load_checkpoint(genseg_run.root / "best.pt")["train_ids"]
 
 
 def test_genseg_arch_upper_level_tunes_the_alphas(genseg_run: GenSegRun) -> None:
@@ -203,10 +182,11 @@ def test_genseg_resume_reproduces_segmenter_generator_and_alphas(
 ) -> None:
     out = tmp_path / "killed"
     kill_run(genseg_run.config, out, 4)  # killed in iteration 5, an upper-level step, after checkpoint 4
-    with watch_pretraining() as seen:
-        train(genseg_run.config, out, resume=True, progress=False)
+    pretrain = RunPaths(out).pretrain
+    written = (pretrain.stat().st_ino, pretrain.stat().st_mtime_ns)
+    train(genseg_run.config, out, resume=True, progress=False)
 
-    assert seen.gan_steps == 0  # pre-training is not repeated
+    assert (pretrain.stat().st_ino, pretrain.stat().st_mtime_ns) == written  # pre-training is not repeated
     resumed, uninterrupted = load_checkpoint(out / "final.pt"), load_checkpoint(genseg_run.root / "final.pt")
     assert _same_state(resumed["segmenter"], uninterrupted["segmenter"])
     assert _same_state(resumed["generator"], uninterrupted["generator"])  # weights, BatchNorm statistics and A
@@ -217,52 +197,46 @@ def test_genseg_resume_reproduces_segmenter_generator_and_alphas(
 
 
 def test_genseg_without_upper_level_keeps_alphas_at_zero_but_trains_the_gan(
-    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    def no_hypergradient(*args: Any) -> None:
-        raise AssertionError("the ablation computes no hypergradient")
-
-    monkeypatch.setattr(genseg.methods.genseg, "hypergradient", no_hypergradient)
     train(tiny_config(tiny_phantom, "genseg", mlo={"upper": "none"}), tmp_path / "none", progress=False)
+    columns = _history_columns(tmp_path / "none")
+    assert "upper_loss" not in columns and "d_loss" in columns  # no upper step; the critic and G step
     final = _final_generator(tmp_path / "none")
     assert _alphas(final) and all(not alpha.any() for alpha in _alphas(final))
     assert not _all_equal(_weights(final), _weights(_pretrained_generator(tmp_path / "none")))
 
 
 def test_genseg_generator_upper_level_feeds_the_hypergradient_to_the_weights(
-    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    feedback_steps = []
-    add_hypergradient = genseg.methods.upper.add_hypergradient
+    """Two runs that differ only in the feedback's size: with it, the generator's first step lands elsewhere."""
+    generators = {}
+    for feedback in (0.0, 0.5):
+        config = tiny_config(tiny_phantom, "genseg", mlo={"upper": "generator", "generator_feedback": feedback})
+        method = create_method("genseg", _context(config, tmp_path / str(feedback)))
+        assert "upper_loss" in method.step(0)  # iteration 0: an upper step, then the generator's own
+        generators[feedback] = method.synthesis.generator
 
-    def recording_add(params: Any, grads: list[Tensor], weight: float = 1.0) -> None:
-        feedback_steps.append(weight * sum(float(g.abs().sum()) for g in grads))
-        add_hypergradient(params, grads, weight=weight)
-
-    monkeypatch.setattr(genseg.methods.upper, "add_hypergradient", recording_add)
-    train(tiny_config(tiny_phantom, "genseg", mlo={"upper": "generator"}), tmp_path / "gen", progress=False)
-
-    assert len(feedback_steps) == 3 and all(size > 0 for size in feedback_steps)  # iterations 0, 2, 4
-    final = _final_generator(tmp_path / "gen")
-    assert not _all_equal(_weights(final), _weights(_pretrained_generator(tmp_path / "gen")))
-    assert all(not alpha.any() for alpha in _alphas(final))  # A is not an upper-level variable here
+    assert not _all_equal(_weights(generators[0.5]), _weights(generators[0.0]))
+    assert all(not alpha.any() for alpha in _alphas(generators[0.5]))  # A is not an upper-level variable here
 
 
-def test_genseg_darts_hypergradient_runs(
-    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_genseg_uses_the_configured_hypergradient_estimator(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    estimators = []
-    hypergradient = genseg.methods.genseg.hypergradient
+    """From the same state and batch, exact and DARTS give other hypergradients of A: mlo.hypergradient
+    picks the estimator (how close DARTS comes to exact: tests/test_mlo.py)."""
+    gradients = {}
+    for estimator in ("exact", "darts"):
+        config = tiny_config(tiny_phantom, "genseg", mlo={"hypergradient": estimator})
+        method = create_method("genseg", _context(config, tmp_path / estimator))
+        images, masks = method.context.batches.augmented()
+        result = method.upper_step(images, masks, method.context.batches.augmented_masks(), seed=0)
+        gradients[estimator] = torch.cat([grad.flatten() for grad in result.upper])
 
-    def recording_hypergradient(problem: Any, method: str, steps: int) -> Any:
-        estimators.append(method)
-        return hypergradient(problem, method, steps)
-
-    monkeypatch.setattr(genseg.methods.genseg, "hypergradient", recording_hypergradient)
-    train(tiny_config(tiny_phantom, "genseg", mlo={"hypergradient": "darts"}), tmp_path / "darts", progress=False)
-
-    assert estimators == ["darts"] * 3
-    assert any(alpha.any() for alpha in _alphas(_final_generator(tmp_path / "darts")))
+    assert gradients["darts"].any() and gradients["exact"].any()
+    assert not torch.equal(gradients["darts"], gradients["exact"])
 
 
 def test_genseg_arch_upper_level_needs_a_searchable_generator(
@@ -276,29 +250,20 @@ def test_genseg_arch_upper_level_needs_a_searchable_generator(
 
 @pytest.mark.parametrize("upper", ["arch", "none"])
 def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
-    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    upper: str,
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, upper: str
 ) -> None:
-    """mlo.every = 3 over 6 iterations: two GAN (and upper) steps; the segmenter steps 6 times, on
+    """mlo.every = 3 over 6 iterations: two generator (and upper) steps; the segmenter steps 6 times, on
     upper iterations with the unroll's own gradient instead of a second pass."""
-    calls: list[str] = []
-    for owner, name in ((TrainingContext, "segmenter_step"), (TrainingContext, "segmenter_step_with"),
-                        (GeneratorLevel, "train_step")):
-        original = getattr(owner, name)
+    context = _context(tiny_config(tiny_phantom, "genseg", mlo={"upper": upper, "every": 3}), tmp_path / "run")
+    stepper = RecordingStepper(**vars(context.stepper))
+    method = create_method("genseg", replace(context, stepper=stepper))
 
-        def recording(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
-            calls.append(_name)
-            return _original(*args, **kwargs)
+    generator_steps = [iteration for iteration in range(6) if "d_loss" in method.step(iteration)]  # pix2pix's critic
 
-        monkeypatch.setattr(owner, name, recording)
-    train(tiny_config(tiny_phantom, "genseg", mlo={"upper": upper, "every": 3}), tmp_path / "run", progress=False)
-
-    steps = calls[3:]  # after the 3 pre-training GAN steps
-    segmenter = [c for c in steps if c != "train_step"]
-    assert len(segmenter) == 6 and steps.count("train_step") == 2
-    reused = ["segmenter_step_with"] if upper == "arch" else ["segmenter_step"]
-    assert [segmenter[0], segmenter[3]] == reused * 2  # iterations 0 and 3
-    assert all(c == "segmenter_step" for i, c in enumerate(segmenter) if i % 3)
+    assert generator_steps == [0, 3] and len(stepper.calls) == 6
+    reused = ["step_with"] if upper == "arch" else ["step"]
+    assert [stepper.calls[0], stepper.calls[3]] == reused * 2  # iterations 0 and 3
+    assert all(call == "step" for i, call in enumerate(stepper.calls) if i % 3)
 
 
 def test_registry_is_the_one_list_of_methods() -> None:
@@ -318,24 +283,23 @@ def test_a_plain_segmenter_step_takes_the_gradient_the_unroll_reuses(
     """With the default batch-norm UNet, GenSeg's reused gradient equals a plain step's (same batch)."""
     from genseg.losses import segmentation_loss
     from genseg.mlo import UnrolledProblem, hypergradient
-    from genseg.runs import load_run_data
-    from genseg.training import build_context
 
     config = tiny_config(tiny_phantom, "separate")
     context = build_context(config, load_run_data(config, RunPaths(tmp_path / "run")), torch.device("cpu"), False)
-    assert any(isinstance(m, nn.BatchNorm2d) for m in context.segmenter.modules())
-    images, masks = context.real_batch()
+    stepper = context.stepper
+    assert any(isinstance(m, nn.BatchNorm2d) for m in stepper.segmenter.modules())
+    images, masks = context.batches.real()
     synthetic = (torch.rand_like(images), masks.flip(-1))
     arch = nn.Parameter(torch.zeros(1))  # a stand-in upper level: only the lower gradient is compared
     problem = UnrolledProblem(
-        segmenter=context.segmenter,
+        segmenter=stepper.segmenter,
         real_loss=lambda forward: segmentation_loss(forward(images), masks),
         synthetic_loss=lambda forward: (1 + 0 * arch.sum()) * segmentation_loss(forward(synthetic[0]), synthetic[1]),
         validation_loss=lambda forward: segmentation_loss(forward(images), masks),
         upper=[arch], lr=1e-3)
     reused = hypergradient(problem, "exact", 1).train_grads
-    context.optimizer = torch.optim.SGD(context.segmenter.parameters(), lr=1.0)
-    before = [p.detach().clone() for p in context.segmenter.parameters()]
-    context.segmenter_step(images, masks, synthetic=synthetic)
-    taken = [b - p.detach() for b, p in zip(before, context.segmenter.parameters())]
+    stepper.optimizer = torch.optim.SGD(stepper.segmenter.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in stepper.segmenter.parameters()]
+    stepper.step(images, masks, synthetic=synthetic)
+    taken = [b - p.detach() for b, p in zip(before, stepper.segmenter.parameters())]
     assert all(torch.allclose(t, r, atol=1e-5) for t, r in zip(taken, reused))

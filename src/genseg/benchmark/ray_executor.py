@@ -10,11 +10,14 @@ benchmark resumes like a local one (finished runs are skipped, half-finished one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from genseg.benchmark.runner import RunTask, execute_run, failed_row
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class RayExecutor:
         remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_calls=1)(execute_run)
         threads = max(1, int(self.cpus_per_run))
         futures = {remote.remote(RunTask(t.run, t.run_dir, t.pending, t.threads or threads)): t for t in tasks}
+        log.info("submitted %d runs to Ray (%g CPUs, %g GPUs each); Ray has %s", len(tasks), self.cpus_per_run,
+                 self.gpus_per_run, ray.cluster_resources())
         while futures:
             (done,), _ = ray.wait(list(futures), num_returns=1)
             task = futures.pop(done)

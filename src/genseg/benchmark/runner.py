@@ -90,6 +90,7 @@ def run_benchmark(spec: BenchmarkSpec, executor: Executor | None = None) -> Benc
                 tasks.append(RunTask(run, out / "runs" / run.name, pending, spec.threads))
             else:
                 outcome.skipped.append(run.name)
+        log.info("%d runs to do, %d already in %s", len(tasks), len(outcome.skipped), out / "runs.csv")
         for position, (task, rows) in enumerate(executor.execute(tasks), start=1):
             append_rows(out / "runs.csv", rows)
             (outcome.ok if rows[0]["status"] == "ok" else outcome.failed).append(task.run.name)
@@ -135,6 +136,7 @@ class LocalExecutor:
                 process = context.Process(target=self.target, args=(task, sender), name=task.run.name)
                 process.start()
                 sender.close()
+                log.info("started %s (%d threads; log: %s)", task.run.name, task.threads, task.run_dir / "train.log")
                 running[process.sentinel] = (process, receiver, task)
             for sentinel in wait(list(running)):
                 process, receiver, task = running.pop(sentinel)

@@ -36,7 +36,7 @@ DEFAULT_SPLITS_ROOT = Path("../shared/benchmark/splits")
 
 
 PROTOCOL_METHODS = ("supervised", "augment", "separate", "semisup", "genseg")
-PER_DATASET_TABLES = ("budgets", "methods_at", "sizes", "axes", "ood")
+PER_DATASET_TABLES = ("budgets", "methods_at", "sizes", "iterations_at", "axes", "ood")
 """BenchmarkSpec fields keyed by data set."""
 
 
@@ -93,6 +93,8 @@ class BenchmarkSpec:
         threads: torch threads per run; default: the machine's cores shared among the runs at once.
         methods_at: data set -> budget -> variants run at that budget instead of ``methods``.
         sizes: data set -> image size (or ``"auto"``) instead of ``size``.
+        iterations_at: data set -> segmenter steps instead of ``iterations`` (each data set's
+            converged count).
         axes: data set -> slicing axis of 3D volumes (default 0).
         splits: the run's own splits to evaluate: ``test`` and/or ``dev`` (pool cases outside the
             budget, where recipes are chosen; see :func:`genseg.data.dev_ids`).
@@ -120,6 +122,7 @@ class BenchmarkSpec:
     threads: int | None = None
     methods_at: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     sizes: dict[str, int | str] = field(default_factory=dict)
+    iterations_at: dict[str, int] = field(default_factory=dict)
     axes: dict[str, int] = field(default_factory=dict)
     splits: list[str] = field(default_factory=lambda: ["test"])
     ood: dict[str, list[str]] = field(default_factory=dict)
@@ -329,7 +332,6 @@ def _existing(path: Path) -> Path:
     return path.resolve()
 
 
-
 def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path, budget: int,
                 variant_name: str, seed: int) -> RunConfig:
     variant = spec.variants[variant_name]
@@ -341,8 +343,8 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **variant.generator}),
             mlo=MLOConfig(**variant.mlo),
-            train=TrainConfig(**{"iterations": spec.iterations, "device": spec.device, **variant.train,
-                                 "method": variant.method, "seed": seed}),
+            train=TrainConfig(**{"iterations": spec.iterations_at.get(dataset, spec.iterations),
+                                 "device": spec.device, **variant.train, "method": variant.method, "seed": seed}),
         )
     except (TypeError, ValueError) as error:  # TypeError: an override names no config field
         raise ValueError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None

@@ -21,15 +21,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genseg.augment import augment_pairs, sample_geometric
+from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import RunConfig
-from genseg.data import PairTensors
 from genseg.generators import create_generator
 from genseg.generators.base import MaskToImage
 from genseg.methods import generator_methods, method_class
-from genseg.runs import RunPaths, pretraining_key, start_run
+from genseg.runs import RunPaths, pretraining_key, start_run, weights_checkpoint
 from genseg.runtime import resolve_device, seed_everything
-from genseg.sampling import BatchSampler
 
 log = logging.getLogger(__name__)
 ANNOUNCE_AFTER = 5  # pre-training steps timed before the expected duration is announced
@@ -118,15 +117,9 @@ class GeneratorLevel:
         self.pretrained_steps = state["pretrained_steps"]
 
 
-def sampled_pairs(train: PairTensors, num_classes: int, sampler: BatchSampler, rng: torch.Generator) -> BatchSource:
-    """Batches of ``train``'s pairs as the sampler picks them, as the generator learns from them."""
-    assert train.masks is not None
-
-    def batch() -> tuple[Tensor, Tensor]:
-        picks = sampler(train.images.shape[0]).to(train.images.device)
-        return generator_pairs(train.images[picks], train.masks[picks], num_classes, rng)
-
-    return batch
+def sampled_pairs(batches: Batches) -> BatchSource:
+    """The real training pairs of ``batches``, as the generator learns from them (:func:`generator_pairs`)."""
+    return lambda: generator_pairs(*batches.real(), batches.num_classes, batches.rng)
 
 
 def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -> Path:
@@ -155,14 +148,12 @@ def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -
     seed_everything(config.train.seed)
     config, data = start_run(config, paths)
     device = resolve_device(config.train.device)
-    rng = torch.Generator().manual_seed(config.train.seed)
-    batches = sampled_pairs(data.train.to(device), data.num_classes,
-                            BatchSampler(rng, config.train.batch_size, config.train.sampling), rng)
-    level = GeneratorLevel.build(config, data.num_classes, data.in_channels, batches, rng, device, progress)
+    batches = Batches.seeded(data.train.to(device), data.num_classes, seed=config.train.seed,
+                             batch_size=config.train.batch_size, sampling=config.train.sampling)
+    level = GeneratorLevel.build(config, data.num_classes, data.in_channels, sampled_pairs(batches), batches.rng,
+                                 device, progress)
     level.pretrain(paths.pretrain)
-    save_atomic({"config": config.to_dict(), "num_classes": data.num_classes, "in_channels": data.in_channels,
-                 "train_ids": data.train_ids, "val_ids": data.val_ids,
-                 "generator": level.generator.network.state_dict(), "iteration": 0},
+    save_atomic(weights_checkpoint(config, data, {"generator": level.generator.network.state_dict()}, iteration=0),
                 paths.weights("final"))
     log.info("pre-trained the generator for %d steps; saved %s", config.generator.pretrain_iterations,
              paths.weights("final"))

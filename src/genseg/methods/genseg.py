@@ -45,25 +45,26 @@ class GenSeg(Separate):
         self.upper = upper_variables(self.synthesis.generator, context.config.mlo)
 
     def step(self, iteration: int) -> dict[str, float]:
-        images, masks = self.context.augmented_real_batch()
-        synthetic_masks = self.context.augmented_masks()
+        images, masks = self.context.batches.augmented()
+        synthetic_masks = self.context.batches.augmented_masks()
         if iteration % self.context.config.mlo.every != 0:
             return self._segmenter_step(images, masks, synthetic_masks)
         if not self.upper:  # the ablation: the same schedule without feedback
             scalars = self._segmenter_step(images, masks, synthetic_masks)
             return {**scalars, **self.synthesis.train_step()}
-        seed = int(torch.randint(2**31 - 1, (1,), generator=self.context.rng))  # the synthetic pairs' noise (dropout)
+        # the synthetic pairs' noise (dropout), drawn from the run's stream
+        seed = int(torch.randint(2**31 - 1, (1,), generator=self.context.batches.rng))
         result = self.upper_step(images, masks, synthetic_masks, seed)
         weights = self._step_weights()
         if weights is None:  # the unroll's gradient is this step's
-            self.context.segmenter_step_with(result.train_grads)
+            self.context.stepper.step_with(result.train_grads)
             scalars = {"loss": float(result.real_loss + result.synthetic_loss), "loss_real": float(result.real_loss)}
-            if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as segmenter_step does
+            if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as a plain step does
                 scalars["loss_synthetic"] = float(result.synthetic_loss) / self.context.config.mlo.gamma
         else:  # the same pairs, weighed: a step of its own
             with torch.no_grad():
                 synthetic = (self._synthesize(synthetic_masks, seed), synthetic_masks)
-            scalars = self.context.segmenter_step(images, masks, synthetic=synthetic, synthetic_weights=weights)
+            scalars = self.context.stepper.step(images, masks, synthetic=synthetic, synthetic_weights=weights)
             scalars["synthetic_weight"] = float(weights.mean())
             if weights.numel() > 1:  # a weight per pair
                 scalars["pairs_kept"] = float((weights > 0).float().mean())
@@ -75,8 +76,8 @@ class GenSeg(Separate):
     def _segmenter_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> dict[str, float]:
         with torch.no_grad():
             synthetic_images = self.synthesis.generator.generate(synthetic_masks)
-        return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks),
-                                           synthetic_weights=self._step_weights())
+        return self.context.stepper.step(images, masks, synthetic=(synthetic_images, synthetic_masks),
+                                         synthetic_weights=self._step_weights())
 
     def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor, seed: int) -> Hypergradient:
         """Hand each upper-level variable its part of the hypergradient.
@@ -95,14 +96,14 @@ class GenSeg(Separate):
             return settings.gamma * losses.mean()
 
         problem = UnrolledProblem(
-            segmenter=context.segmenter,
+            segmenter=context.stepper.segmenter,
             real_loss=lambda forward: segmentation_loss(forward(images), masks),
             synthetic_loss=synthetic_loss,
             validation_loss=lambda forward: context.validation.loss(forward(context.validation.images)),
             upper=[tensor for group in tensors for tensor in group],
-            lr=context.optimizer.param_groups[0]["lr"],  # the schedule's current rate
+            lr=context.stepper.optimizer.param_groups[0]["lr"],  # the schedule's current rate
         )
-        context.segmenter.train()
+        context.stepper.segmenter.train()
         result = hypergradient(problem, settings.hypergradient, settings.unroll_steps)
         start = 0
         for variable, group in zip(self.upper, tensors, strict=True):

@@ -33,10 +33,12 @@ class MeanTeacher(Method):
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
-        if context.unlabeled is None or context.unlabeled.images.shape[0] == 0:
+        unlabeled = context.batches.unlabeled
+        if unlabeled is None or unlabeled.images.shape[0] == 0:
             raise ValueError("semisup needs unlabeled images: the pool of the split file must hold "
                              "more cases than the budget")
-        self.teacher = copy.deepcopy(context.segmenter).requires_grad_(False)
+        self.student = context.stepper.segmenter
+        self.teacher = copy.deepcopy(self.student).requires_grad_(False)
 
     def consistency_weight(self, iteration: int) -> float:
         ramp = self.context.config.train.iterations * RAMP_UP_FRACTION
@@ -44,12 +46,12 @@ class MeanTeacher(Method):
         return CONSISTENCY_WEIGHT * math.exp(-5.0 * (1.0 - progress) ** 2)
 
     def step(self, iteration: int) -> dict[str, float]:
-        context = self.context
-        images, masks = context.augmented_real_batch()
+        optimizer = self.context.stepper.optimizer
+        images, masks = self.context.batches.augmented()
         unlabeled = self._unlabeled_views()
-        context.segmenter.train()
-        context.optimizer.zero_grad(set_to_none=True)
-        logits = context.segmenter(torch.cat([images, unlabeled[0]]))
+        self.student.train()
+        optimizer.zero_grad(set_to_none=True)
+        logits = self.student(torch.cat([images, unlabeled[0]]))
         labeled_logits, student_logits = logits.split([images.shape[0], unlabeled[0].shape[0]])
         with torch.no_grad():
             self.teacher.train()
@@ -58,25 +60,24 @@ class MeanTeacher(Method):
         consistency = F.mse_loss(torch.softmax(student_logits, dim=1), teacher_probabilities)
         loss = supervised + self.consistency_weight(iteration) * consistency
         loss.backward()
-        context.optimizer.step()
+        optimizer.step()
         self._update_teacher(iteration)
         return {"loss": loss.item(), "loss_supervised": supervised.item(), "consistency": consistency.item()}
 
     def _unlabeled_views(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Two intensity views (student, teacher) of one geometric augmentation of unlabeled images."""
-        context = self.context
-        assert context.unlabeled is not None
-        images = context.unlabeled.images[context.picks(context.unlabeled.images.shape[0])]
+        batches = self.context.batches
+        images = batches.unlabeled_images()
         blank = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.long, device=images.device)
-        geometry = sample_geometric(images.shape[0], context.rng, device=context.device)
-        images, _ = augment_pairs(images, blank, context.num_classes, geometry)
-        return tuple(apply_intensity(images, sample_intensity(images.shape[0], context.rng, device=context.device))
+        geometry = sample_geometric(images.shape[0], batches.rng, device=batches.device)
+        images, _ = augment_pairs(images, blank, batches.num_classes, geometry)
+        return tuple(apply_intensity(images, sample_intensity(images.shape[0], batches.rng, device=batches.device))
                      for _ in range(2))
 
     @torch.no_grad()
     def _update_teacher(self, iteration: int) -> None:
         decay = min(1.0 - 1.0 / (iteration + 1), TEACHER_DECAY)  # a plain average while young
-        for teacher, student in zip(self.teacher.state_dict().values(), self.context.segmenter.state_dict().values()):
+        for teacher, student in zip(self.teacher.state_dict().values(), self.student.state_dict().values()):
             if teacher.is_floating_point():
                 teacher.mul_(decay).add_(student, alpha=1.0 - decay)
             else:

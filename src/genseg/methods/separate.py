@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from genseg.generators.level import GeneratorLevel
+from genseg.generators.level import GeneratorLevel, sampled_pairs
 from genseg.methods.base import Method, TrainingContext
 from genseg.runs import RunPaths
 
@@ -20,18 +20,19 @@ class Separate(Method):
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
-        self.synthesis = GeneratorLevel.build(context.config, context.num_classes, context.train.images.shape[1],
-                                              context.generator_batch, context.rng, context.device, context.progress)
+        batches = context.batches
+        self.synthesis = GeneratorLevel.build(context.config, batches.num_classes, batches.channels,
+                                              sampled_pairs(batches), batches.rng, context.device, context.progress)
 
     def prepare(self, run_dir: Path) -> None:
         self.synthesis.pretrain(RunPaths(run_dir).pretrain)
 
     def step(self, iteration: int) -> dict[str, float]:
-        images, masks = self.context.augmented_real_batch()
-        synthetic_masks = self.context.augmented_masks()
+        images, masks = self.context.batches.augmented()
+        synthetic_masks = self.context.batches.augmented_masks()
         with torch.no_grad():
             synthetic_images = self.synthesis.generator.generate(synthetic_masks)
-        return self.context.segmenter_step(images, masks, synthetic=(synthetic_images, synthetic_masks))
+        return self.context.stepper.step(images, masks, synthetic=(synthetic_images, synthetic_masks))
 
     def state_dict(self) -> dict[str, Any]:
         return {"synthesis": self.synthesis.state_dict()}

@@ -11,7 +11,7 @@ class Supervised(Method):
     name = "supervised"
 
     def step(self, iteration: int) -> dict[str, float]:
-        return self.context.segmenter_step(*self.context.real_batch())
+        return self.context.stepper.step(*self.context.batches.real())
 
 
 class Augment(Method):
@@ -20,4 +20,4 @@ class Augment(Method):
     name = "augment"
 
     def step(self, iteration: int) -> dict[str, float]:
-        return self.context.segmenter_step(*self.context.augmented_real_batch())
+        return self.context.stepper.step(*self.context.batches.augmented())

@@ -1,0 +1,112 @@
+"""A run's training batches: the budget's pairs as the sampler picks them, plain or augmented.
+
+Every draw (rows, augmentation parameters) comes from one seeded generator whose state is saved
+with the run, so a resumed run draws the batches an uninterrupted one would.
+
+Example:
+    >>> batches = Batches.seeded(pairs, num_classes=2, seed=0, batch_size=4)  # doctest: +SKIP
+    >>> images, masks = batches.augmented()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genseg.augment import (
+    GeometricRanges,
+    IntensityRanges,
+    apply_intensity,
+    augment_labels,
+    augment_pairs,
+    augmentation_ranges,
+    sample_geometric,
+    sample_intensity,
+)
+from genseg.data import PairTensors
+from genseg.sampling import BatchSampler
+
+
+@dataclass
+class Batches:
+    """Batches of the budget's training pairs, and of the pool's unlabeled images.
+
+    Args:
+        train: the training pairs, on the device batches are wanted on.
+        num_classes: label values incl. background.
+        sampler: which rows make each batch (it draws from ``rng``).
+        rng: the generator every draw comes from; the generator level and GenSeg's noise seeds
+            draw from it too, so it is the run's one stream.
+        geometric: the ranges of :meth:`augmented`'s geometric augmentation.
+        intensity: the ranges of its intensity augmentation.
+        unlabeled: images of the pool outside the budget (the semi-supervised method only).
+    """
+
+    train: PairTensors
+    num_classes: int
+    sampler: BatchSampler
+    rng: torch.Generator
+    geometric: GeometricRanges
+    intensity: IntensityRanges
+    unlabeled: PairTensors | None = None
+
+    @classmethod
+    def seeded(cls, train: PairTensors, num_classes: int, *, seed: int, batch_size: int,
+               sampling: str = "replacement", augmentation: str = "standard",
+               unlabeled: PairTensors | None = None) -> Batches:
+        """Batches drawn from a generator seeded with ``seed``.
+
+        Args:
+            sampling: ``replacement`` or ``epochs`` (:class:`~genseg.sampling.BatchSampler`).
+            augmentation: a preset of :data:`genseg.augment.AUGMENTATIONS`.
+        """
+        rng = torch.Generator().manual_seed(seed)
+        geometric, intensity = augmentation_ranges(augmentation)
+        return cls(train, num_classes, BatchSampler(rng, batch_size, sampling), rng, geometric, intensity, unlabeled)
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.images.device
+
+    @property
+    def channels(self) -> int:
+        """Image channels of the pairs."""
+        return self.train.images.shape[1]
+
+    def picks(self, count: int) -> Tensor:
+        """A batch of row indices into ``count`` rows."""
+        return self.sampler(count).to(self.device)
+
+    def real(self) -> tuple[Tensor, Tensor]:
+        """A batch of training pairs as they are."""
+        assert self.train.masks is not None
+        picks = self.picks(self.train.images.shape[0])
+        return self.train.images[picks], self.train.masks[picks]
+
+    def augmented(self) -> tuple[Tensor, Tensor]:
+        """A batch of training pairs under the geometric + intensity augmentation."""
+        images, masks = self.real()
+        geometry = sample_geometric(images.shape[0], self.rng, self.geometric, device=self.device)
+        images, masks = augment_pairs(images, masks, self.num_classes, geometry)
+        return apply_intensity(images, sample_intensity(images.shape[0], self.rng, self.intensity, self.device)), masks
+
+    def augmented_masks(self) -> Tensor:
+        """A batch of training masks under T (SPEC.md's standard ranges), the input of the generator (y~)."""
+        _, masks = self.real()
+        return augment_labels(masks, self.num_classes, sample_geometric(masks.shape[0], self.rng, device=self.device))
+
+    def unlabeled_images(self) -> Tensor:
+        """A batch of the pool's unlabeled images."""
+        assert self.unlabeled is not None, "a run of a method that needs unlabeled images"
+        return self.unlabeled.images[self.picks(self.unlabeled.images.shape[0])]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's and the stream's state (``last.pt``'s ``sampler`` and ``rng`` entries)."""
+        return {"sampler": self.sampler.state_dict(), "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.rng.set_state(state["rng"])

@@ -1,0 +1,72 @@
+"""The segmenter's step: the network, its optimizer, and one step on L_real (+ gamma * L_syn).
+
+Real and synthetic pairs go through the segmenter in two passes, as GenSeg's unroll evaluates
+them (:mod:`genseg.mlo`): with batch norm, every step of every method then sees the same batch
+statistics, per half, and GenSeg's reused gradient is this step's gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from genseg.losses import segmentation_loss
+
+
+@dataclass
+class SegmenterStepper:
+    """The segmenter being trained and the optimizer step every method takes on it.
+
+    Args:
+        segmenter: the model being trained.
+        optimizer: its optimizer.
+        gamma: the weight of the synthetic pairs' loss (``mlo.gamma``).
+    """
+
+    segmenter: nn.Module
+    optimizer: torch.optim.Optimizer
+    gamma: float = 1.0
+
+    def step(self, images: Tensor, masks: Tensor, synthetic: tuple[Tensor, Tensor] | None = None,
+             synthetic_weights: Tensor | None = None) -> dict[str, float]:
+        """One optimizer step on L_real, plus gamma * L_syn if ``synthetic`` pairs are given.
+
+        Args:
+            synthetic_weights: a weight per synthetic pair (GenSeg's ``pairs`` upper level);
+                default 1 each.
+
+        Returns:
+            ``loss``, and with synthetic pairs ``loss_real`` and ``loss_synthetic`` (unweighted by gamma).
+        """
+        self.segmenter.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        if synthetic is None:
+            loss = segmentation_loss(self.segmenter(images), masks)
+            loss.backward()
+            self.optimizer.step()
+            return {"loss": loss.item()}
+        real_loss = segmentation_loss(self.segmenter(images), masks)
+        per_pair = segmentation_loss(self.segmenter(synthetic[0]), synthetic[1], reduction="none")
+        synthetic_loss = (per_pair if synthetic_weights is None else per_pair * synthetic_weights.to(per_pair)).mean()
+        loss = real_loss + self.gamma * synthetic_loss
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.item(), "loss_real": real_loss.item(), "loss_synthetic": synthetic_loss.item()}
+
+    def step_with(self, grads: list[Tensor]) -> None:
+        """One optimizer step with detached gradients computed elsewhere (one per trainable parameter, in order)."""
+        params = [p for p in self.segmenter.parameters() if p.requires_grad]
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad  # the caller's fresh tensors: no copy on the training step
+        self.optimizer.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The segmenter's and the optimizer's state (``last.pt``'s ``segmenter`` and ``optimizer`` entries)."""
+        return {"segmenter": self.segmenter.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.segmenter.load_state_dict(state["segmenter"])
+        self.optimizer.load_state_dict(state["optimizer"])
