@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import importlib.util
 import json
 import os
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -423,18 +421,10 @@ def _same_tensors(a: object, b: object) -> bool:
     return True  # other values (steps, optimizer settings) do not decide the weights
 
 
-def _benchmark_script(name: str) -> ModuleType:
-    """A script of the repository's benchmarks/ folder, imported as a module."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_shift_script_writes_shifted_test_cases_with_their_masks(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
-    shift = _benchmark_script("shift")
+def test_shift_script_writes_shifted_test_cases_with_their_masks(
+    tmp_path: Path, phantom: tuple[Path, Path], benchmark_script: Callable[[str], ModuleType]
+) -> None:
+    shift = benchmark_script("shift")
     data_root, splits_root = phantom
     source = index_cases(data_root / "phantom")
     out = tmp_path / "phantom-xray"
@@ -475,9 +465,9 @@ def test_plan_resolves_auto_sizes_dev_splits_and_segmenter_overrides(phantom: tu
 
 
 def test_nnunet_script_converts_the_budget_and_scores_with_genseg_metrics(
-    tmp_path: Path, phantom: tuple[Path, Path]
+    tmp_path: Path, phantom: tuple[Path, Path], benchmark_script: Callable[[str], ModuleType]
 ) -> None:
-    nnunet = _benchmark_script("nnunet")
+    nnunet = benchmark_script("nnunet")
     data_root, splits_root = phantom
     job = nnunet.Job("phantom", budget=4, seed=0, n_val=1, data_root=data_root, splits_root=splits_root,
                      work=tmp_path, trainer="nnUNetTrainer_5epochs")

@@ -104,7 +104,8 @@ class GeneratorConfig:
     """The mask-to-image generator and its own training on real pairs (level 1 of SPEC.md).
 
     The fields every kind of generator has come first; the kind's own settings (pix2pix:
-    ``ngf``, ``ndf``, ``searchable``, ``lambda_l1``, see
+    ``ngf``, ``ndf``, ``searchable``, ``lambda_l1`` and the data-efficient ``diffaugment``,
+    ``spade``, ``noise``, ``lambda_ms``, see
     :class:`~genseg.generators.pix2pix.Pix2PixOptions`) are keywords beside them, flat as in
     config.json and in a benchmark variant, and live in ``options``, checked and completed with
     the kind's defaults. ``GeneratorConfig(ngf=16)`` is pix2pix with a base width of 16.

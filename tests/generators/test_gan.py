@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from genseg.generators.gan import discriminator_loss, generator_loss
+from genseg.generators.gan import discriminator_loss, generator_loss, mode_seeking_loss
 from genseg.generators.pix2pix import PatchDiscriminator
 
 REAL, FAKE = 1.0, -1.0  # image values the toy critics tell apart
@@ -80,3 +80,17 @@ def test_only_the_generator_loss_reaches_the_generated_images() -> None:
     loss, _ = generator_loss(critic, masks, real, fake)
     loss.backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_mode_seeking_loss_is_the_inverse_of_the_image_to_latent_distance_ratio() -> None:
+    latents_a, latents_b = torch.zeros(2, 3), torch.full((2, 3), 2.0)
+    fake_a, fake_b = torch.zeros(2, 1, 4, 4), torch.full((2, 1, 4, 4), 0.5)
+    assert mode_seeking_loss(fake_a, fake_b, latents_a, latents_b).item() == pytest.approx(1 / (0.5 / 2 + 1e-5))
+
+
+def test_mode_seeking_loss_pushes_draws_apart() -> None:
+    """Its gradient step makes a generator's images depend more on the latent, not less."""
+    weight = torch.tensor(0.1, requires_grad=True)  # image = weight * latent
+    latents_a, latents_b = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    mode_seeking_loss(weight * latents_a, weight * latents_b, latents_a, latents_b).backward()
+    assert weight.grad < 0

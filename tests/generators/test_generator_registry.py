@@ -2,7 +2,8 @@
 
 Every registered kind, the second one of ``conftest.py`` included, goes through the same checks of
 :class:`~genseg.generators.base.MaskToImage`: the images it draws, its parameters, its own
-training step, and the state that checkpoints and export keep.
+training step, and the state that checkpoints and export keep. pix2pix goes through them with
+each of its data-efficient options too, since each changes its networks or its step.
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ from torch import Tensor
 from genseg.config import GeneratorConfig
 from genseg.generators import MaskToImage, available_generators, create_generator
 
-# Small settings per registered kind, so the shared checks stay fast on a CPU.
-SMALL_OPTIONS: dict[str, dict[str, Any]] = {"pix2pix": {"ngf": 8}, "l1conv": {"width": 4}}
+# Small settings per case (a registered kind, or pix2pix with an option), so the checks stay fast on a CPU.
+SMALL_SETTINGS: dict[str, dict[str, Any]] = {
+    "pix2pix": {"name": "pix2pix", "ngf": 8},
+    "pix2pix-diffaugment": {"name": "pix2pix", "ngf": 8, "diffaugment": True},
+    "pix2pix-spade": {"name": "pix2pix", "ngf": 8, "spade": True},
+    "pix2pix-noise": {"name": "pix2pix", "ngf": 8, "noise": 2, "lambda_ms": 1.0},
+    "pix2pix-all": {"name": "pix2pix", "ngf": 8, "diffaugment": True, "spade": True, "noise": 2, "lambda_ms": 1.0},
+    "l1conv": {"name": "l1conv", "width": 4},
+}
+CASES = sorted(SMALL_SETTINGS)
 SIZE = 64
 
 
-def _generator(name: str, num_classes: int = 2, image_channels: int = 1, seed: int = 0) -> MaskToImage:
+def _generator(case: str, num_classes: int = 2, image_channels: int = 1, seed: int = 0) -> MaskToImage:
     torch.manual_seed(seed)
-    settings = GeneratorConfig(name=name, **SMALL_OPTIONS[name])
-    return create_generator(settings, num_classes, image_channels)
+    return create_generator(GeneratorConfig(**SMALL_SETTINGS[case]), num_classes, image_channels)
 
 
 def _labels(num_classes: int = 2, batch: int = 2, seed: int = 0) -> Tensor:
@@ -58,7 +66,7 @@ def _same_state(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def test_every_generator_has_test_options() -> None:
-    assert set(available_generators()) == set(SMALL_OPTIONS)
+    assert {settings["name"] for settings in SMALL_SETTINGS.values()} == set(available_generators())
 
 
 def test_unknown_name_lists_names_and_suggests() -> None:
@@ -73,37 +81,37 @@ def test_unknown_setting_is_named_with_the_accepted_ones() -> None:
         GeneratorConfig(name="l1conv", ngf=8)  # pix2pix's settings are not every kind's
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
+@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize(("num_classes", "image_channels"), [(2, 1), (2, 3), (3, 1), (3, 3)])
-def test_generated_images_have_the_shape_and_range_of_real_ones(name: str, num_classes: int,
+def test_generated_images_have_the_shape_and_range_of_real_ones(case: str, num_classes: int,
                                                                  image_channels: int) -> None:
-    images = _generator(name, num_classes, image_channels).generate(_labels(num_classes))
+    images = _generator(case, num_classes, image_channels).generate(_labels(num_classes))
     assert images.shape == (2, image_channels, SIZE, SIZE)
     assert images.min() >= 0 and images.max() <= 1
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
-def test_arch_and_weight_parameters_partition_the_network(name: str) -> None:
+@pytest.mark.parametrize("case", CASES)
+def test_arch_and_weight_parameters_partition_the_network(case: str) -> None:
     """Both are the network's own parameters: its state dict saves them and ``.to`` moves them."""
-    generator = _generator(name)
+    generator = _generator(case)
     arch = {id(p) for p in generator.arch_parameters()}
     weights = {id(p) for p in generator.weight_parameters()}
     assert not arch & weights
     assert arch | weights == {id(p) for p in generator.network.parameters()}
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
-def test_gradients_reach_every_weight_and_alpha_through_the_images(name: str) -> None:
-    generator = _generator(name)
+@pytest.mark.parametrize("case", CASES)
+def test_gradients_reach_every_weight_and_alpha_through_the_images(case: str) -> None:
+    generator = _generator(case)
     _randomize_arch(generator)
     (generator.generate(_labels()) - _images()).abs().mean().backward()
     for p in generator.weight_parameters() + generator.arch_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
-def test_train_step_hands_its_gradient_to_before_step_then_steps(name: str) -> None:
-    generator = _generator(name)
+@pytest.mark.parametrize("case", CASES)
+def test_train_step_hands_its_gradient_to_before_step_then_steps(case: str) -> None:
+    generator = _generator(case)
     before = [p.detach().clone() for p in generator.weight_parameters()]
     seen: list[bool] = []
 
@@ -117,26 +125,26 @@ def test_train_step_hands_its_gradient_to_before_step_then_steps(name: str) -> N
     assert any(not torch.equal(p, b) for p, b in zip(generator.weight_parameters(), before))
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
-def test_state_dict_resumes_training_bit_for_bit(name: str) -> None:
-    source = _generator(name, seed=0)
+@pytest.mark.parametrize("case", CASES)
+def test_state_dict_resumes_training_bit_for_bit(case: str) -> None:
+    source = _generator(case, seed=0)
     _randomize_arch(source)
     source.train_step(_images(seed=1), _labels(seed=1))
-    restored = _generator(name, seed=1)
+    restored = _generator(case, seed=1)
     restored.load_state_dict(_saved(source.state_dict()))
     for generator in (source, restored):
-        torch.manual_seed(2)  # pix2pix's dropout
+        torch.manual_seed(2)  # pix2pix's dropout, latents and DiffAugment draws
         generator.train_step(_images(seed=3), _labels(seed=3))
     assert _same_state(source.network.state_dict(), restored.network.state_dict())
 
 
-@pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
-def test_network_state_alone_restores_the_images(name: str) -> None:
+@pytest.mark.parametrize("case", CASES)
+def test_network_state_alone_restores_the_images(case: str) -> None:
     """What best.pt and final.pt keep is all that export needs."""
-    source = _generator(name, seed=0)
+    source = _generator(case, seed=0)
     _randomize_arch(source)
     source.train_step(_images(), _labels())
-    exported = _generator(name, seed=1)
+    exported = _generator(case, seed=1)
     exported.network.load_state_dict(_saved(source.network.state_dict()))
     drawn = []
     for generator in (source, exported):

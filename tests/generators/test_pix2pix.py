@@ -1,11 +1,15 @@
-"""The pix2pix U-Net generator and PatchGAN critic: structure, size, search, and that they learn."""
+"""The pix2pix U-Net generator and PatchGAN critic: structure, size, search, noise, and that they learn."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 from torch import nn
 
+from genseg.config import GeneratorConfig
+from genseg.generators import create_generator
 from genseg.generators.cells import DOWN_OPS, UP_OPS, MixedOp
 from genseg.generators.gan import discriminator_loss, generator_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space
@@ -111,3 +115,51 @@ def test_pix2pix_overfits_two_tiny_pairs() -> None:
         optimizer_g.step()
         l1.append(parts["l1"].item())
     assert sum(l1[-3:]) / 3 < 0.3 * l1[0]
+
+
+def _encoded_labels() -> torch.Tensor:
+    return encode_masks(torch.randint(2, (2, 32, 32), generator=torch.Generator().manual_seed(0)), num_classes=2)
+
+
+def test_noise_makes_two_draws_for_one_mask_differ() -> None:
+    generator = UNetGenerator(1, 1, ngf=4, num_downs=4, dropout=0, noise=3).eval()  # the latent is the only noise
+    masks = _encoded_labels()
+    assert generator.down[0].conv.ops["conv4x4"].in_channels == 1 + 3
+    assert (generator(masks) - generator(masks)).abs().mean() > 1e-3
+    latents = generator.sample_latents(2)
+    assert latents.shape == (2, 3) and torch.equal(generator(masks, latents), generator(masks, latents))
+
+
+def test_without_noise_a_forward_draws_no_random_numbers_and_takes_no_latents() -> None:
+    generator = UNetGenerator(1, 1, ngf=4, num_downs=4).eval()
+    masks = _encoded_labels()
+    state = torch.get_rng_state()
+    assert torch.equal(generator(masks), generator(masks))
+    assert torch.equal(torch.get_rng_state(), state)
+    with pytest.raises(ValueError, match="no noise input"):
+        generator(masks, torch.zeros(2, 3))
+
+
+def test_the_default_step_is_the_plain_pix2pix_step() -> None:
+    """The data-efficient options off, a step is the paper's: one critic step, one generator step."""
+    pix2pix = create_generator(GeneratorConfig(ngf=4, ndf=4), num_classes=2, image_channels=1)
+    generator, critic = copy.deepcopy(pix2pix.network), copy.deepcopy(pix2pix.discriminator)
+    optimizer_g = torch.optim.Adam(generator.weight_parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optimizer_d = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    labels = torch.randint(2, (2, 32, 32), generator=torch.Generator().manual_seed(1))
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    for _ in range(2):
+        torch.manual_seed(3)
+        pix2pix.train_step(images, labels)
+        torch.manual_seed(3)
+        masks, real = encode_masks(labels, 2), image_to_generator_space(images)
+        fake = generator(masks)
+        optimizer_d.zero_grad()
+        discriminator_loss(critic, masks, real, fake).backward()
+        optimizer_d.step()
+        optimizer_g.zero_grad()
+        generator_loss(critic, masks, real, fake)[0].backward()
+        optimizer_g.step()
+    for ours, reference in ((pix2pix.network, generator), (pix2pix.discriminator, critic)):
+        assert all(torch.equal(p, q) for p, q in zip(ours.parameters(), reference.parameters()))
+        assert all(torch.equal(p, q) for p, q in zip(ours.buffers(), reference.buffers()))

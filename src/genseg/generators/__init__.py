@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from genseg.generators.base import MaskToImage
+from genseg.generators.base import RECORDED_WHEN_SET, MaskToImage
 from genseg.generators.pix2pix import Pix2Pix
 
 if TYPE_CHECKING:
@@ -49,7 +49,8 @@ def generator_class(name: str) -> type[MaskToImage]:
 
 
 def generator_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The settings of kind ``name``, checked by its ``Options`` and completed with its defaults.
+    """The settings of kind ``name``, checked by its ``Options`` and completed with its defaults
+    (but for those added later and left at their default, see :func:`~genseg.generators.base.added_setting`).
 
     Raises:
         ValueError: an unknown kind, a setting the kind does not have, or a value it refuses.
@@ -60,7 +61,9 @@ def generator_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown generator setting(s) {unknown} for {name!r}; accepted: name, lr, "
                          f"pretrain_iterations{''.join(', ' + option for option in accepted)}")
-    return asdict(kind.Options(**options))
+    checked = asdict(kind.Options(**options))
+    return {f.name: checked[f.name] for f in fields(kind.Options)
+            if not (f.metadata.get(RECORDED_WHEN_SET) and checked[f.name] == f.default)}
 
 
 def create_generator(settings: GeneratorConfig, num_classes: int, image_channels: int,

@@ -11,6 +11,7 @@ class implementing this protocol and one line in :data:`genseg.generators.GENERA
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
@@ -18,6 +19,19 @@ from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from genseg.config import GeneratorConfig
+
+#: The ``Options`` field metadata key of a setting written to config.json only when it is set.
+RECORDED_WHEN_SET = "recorded_when_set"
+
+
+def added_setting(default: Any) -> Any:
+    """An ``Options`` field for a setting added after runs were made without it.
+
+    It is recorded in the config's generator section only when it differs from ``default``, so
+    the runs that leave it off keep their config.json and their generator pre-training's key (a
+    hash of the config, :func:`~genseg.runs.pretraining_key`): they resume and share as before.
+    """
+    return field(default=default, metadata={RECORDED_WHEN_SET: True})
 
 
 class MaskToImage(Protocol):

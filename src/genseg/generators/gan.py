@@ -9,6 +9,9 @@ critic that sees a mask and an image concatenated along the channels:
 BCE is taken on logits, averaged over every patch of the PatchGAN; the L1 term is a mean over
 pixels. The generator loss back-propagates into the critic's parameters too: the caller steps
 only the generator's optimizer and zeroes the critic's gradients before the critic's own step.
+The critic is any function of the pairs: the network itself, or the network behind DiffAugment
+(:mod:`genseg.generators.diffaugment`). :func:`mode_seeking_loss` is an optional extra term of
+L_G for generators with a noise input.
 
 Example:
     >>> loss_d = discriminator_loss(critic, masks, real, fake)
@@ -17,12 +20,18 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+Critic = Callable[[Tensor], Tensor]
+"""Patch logits for pairs concat(mask encoding, image), e.g. a
+:class:`~genseg.generators.pix2pix.PatchDiscriminator`."""
 
 
-def _critic_logits(disc: nn.Module, masks_enc: Tensor, images: Tensor) -> Tensor:
+def _critic_logits(disc: Critic, masks_enc: Tensor, images: Tensor) -> Tensor:
     return disc(torch.cat([masks_enc, images], dim=1))
 
 
@@ -30,7 +39,7 @@ def _bce_to(logits: Tensor, target: float) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def discriminator_loss(disc: nn.Module, masks_enc: Tensor, real_images: Tensor, fake_images: Tensor) -> Tensor:
+def discriminator_loss(disc: Critic, masks_enc: Tensor, real_images: Tensor, fake_images: Tensor) -> Tensor:
     """The critic's loss: real pairs should score 1, generated pairs 0.
 
     Args:
@@ -49,7 +58,7 @@ def discriminator_loss(disc: nn.Module, masks_enc: Tensor, real_images: Tensor, 
 
 
 def generator_loss(
-    disc: nn.Module,
+    disc: Critic,
     masks_enc: Tensor,
     real_images: Tensor,
     fake_images: Tensor,
@@ -71,3 +80,28 @@ def generator_loss(
     l1 = F.l1_loss(fake_images, real_images)
     total = gan + lambda_l1 * l1
     return total, {"gan": gan.detach(), "l1": l1.detach(), "total": total.detach()}
+
+
+def mode_seeking_loss(fake_a: Tensor, fake_b: Tensor, latents_a: Tensor, latents_b: Tensor,
+                      eps: float = 1e-5) -> Tensor:
+    """The mode-seeking term of Mao et al., "Mode seeking generative adversarial networks for
+    diverse image synthesis" (CVPR 2019): small when two latents give images as far apart as the
+    latents are, large when the generator ignores its noise (the pix2pix failure: its L1 term pulls
+    every draw to the one real image).
+
+        L_ms = 1 / (mean|G(y, z_a) - G(y, z_b)| / mean|z_a - z_b| + eps)
+
+    (their code's form of maximizing the ratio).
+
+    Args:
+        fake_a: images drawn for masks y with ``latents_a``.
+        fake_b: images drawn for the same masks with ``latents_b``.
+        latents_a: the latents of ``fake_a``.
+        latents_b: the latents of ``fake_b``.
+        eps: keeps the term finite when the images coincide.
+
+    Returns:
+        The scalar loss.
+    """
+    ratio = (fake_a - fake_b).abs().mean() / (latents_a - latents_b).abs().mean()
+    return 1 / (ratio + eps)

@@ -16,7 +16,10 @@ bottleneck. With ``ngf=32`` the searchable generator has 4.3 M parameters and th
 
 :class:`Pix2Pix` holds the generator G, the critic D and their Adam optimizers, and takes the
 pix2pix GAN step (:mod:`genseg.generators.gan`) on real pairs; its settings are
-:class:`Pix2PixOptions`.
+:class:`Pix2PixOptions`. Its data-efficient options, all off by default, are for 2-8 training
+pairs: the critic's inputs under DiffAugment (:mod:`genseg.generators.diffaugment`), SPADE
+normalization in the decoder (:mod:`genseg.generators.spade`), and a latent noise input, with a
+mode-seeking term that keeps the generator from ignoring it.
 
 Example:
     >>> generator = UNetGenerator(mask_channels=1, image_channels=1, ngf=8)
@@ -35,8 +38,11 @@ import torch
 from torch import Tensor, nn
 
 from genseg.generators import cells
-from genseg.generators.gan import discriminator_loss, generator_loss
+from genseg.generators.base import added_setting
+from genseg.generators.diffaugment import augment_critic_input, sample_critic_augmentation
+from genseg.generators.gan import Critic, discriminator_loss, generator_loss, mode_seeking_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
+from genseg.generators.spade import SPADE
 
 if TYPE_CHECKING:
     from genseg.config import GeneratorConfig
@@ -58,6 +64,11 @@ class UNetGenerator(nn.Module):
         dropout: dropout probability in the three deepest decoder blocks, the innermost
             included as in the pix2pix paper (its reference code starts one level higher);
             0 switches it off.
+        spade: normalize the decoder by :class:`~genseg.generators.spade.SPADE` (scale and shift
+            from the mask) instead of BatchNorm.
+        noise: channels of a latent z ~ N(0, I) per image, drawn at each forward unless given,
+            broadcast over the image and concatenated to the mask: at the input and, with
+            ``spade``, in every decoder normalization. 0: none.
     """
 
     def __init__(
@@ -68,6 +79,8 @@ class UNetGenerator(nn.Module):
         num_downs: int = 5,
         searchable: bool = True,
         dropout: float = 0.5,
+        spade: bool = False,
+        noise: int = 0,
     ) -> None:
         super().__init__()
         if num_downs < 2:
@@ -79,7 +92,11 @@ class UNetGenerator(nn.Module):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
         self.num_downs = num_downs
+        self.noise_channels = noise
+        condition_channels = mask_channels + noise  # what the mask and the latent bring in
         widths = [ngf * min(2**i, MAX_WIDTH_FACTOR) for i in range(num_downs)]
         innermost = num_downs - 1
 
@@ -89,7 +106,7 @@ class UNetGenerator(nn.Module):
             if i > 0:  # the outermost block sees the mask itself, not an activation
                 layers["act"] = nn.LeakyReLU(0.2)
             layers["conv"] = cells.down_cell(
-                mask_channels if i == 0 else widths[i - 1], widths[i], searchable
+                condition_channels if i == 0 else widths[i - 1], widths[i], searchable
             )
             if 0 < i < innermost:  # pix2pix has no norm on the outermost or innermost down block
                 layers["norm"] = nn.BatchNorm2d(widths[i])
@@ -106,16 +123,17 @@ class UNetGenerator(nn.Module):
                 layers["out"] = nn.Tanh()
             else:
                 layers["conv"] = cells.up_cell(in_channels, widths[i - 1], searchable)
-                layers["norm"] = nn.BatchNorm2d(widths[i - 1])
+                layers["norm"] = SPADE(widths[i - 1], condition_channels) if spade else nn.BatchNorm2d(widths[i - 1])
                 if dropout > 0 and i >= num_downs - 3:
                     layers["dropout"] = nn.Dropout(dropout)
             self.up.append(nn.Sequential(layers))
 
-    def forward(self, masks: Tensor) -> Tensor:
+    def forward(self, masks: Tensor, latents: Tensor | None = None) -> Tensor:
         """Generate images from encoded masks.
 
         Args:
             masks: (B, mask_channels, H, W) in [-1, 1], H and W divisible by ``2**num_downs``.
+            latents: (B, noise) for a generator with noise; default fresh ones (:meth:`sample_latents`).
 
         Returns:
             (B, image_channels, H, W) in [-1, 1].
@@ -127,15 +145,31 @@ class UNetGenerator(nn.Module):
                 f"generator input of size {height}x{width} is not divisible by 2**num_downs = "
                 f"{factor}; resize the data to a multiple of {factor} or lower num_downs"
             )
+        condition = self._condition(masks, latents)
         skips = []
-        hidden = masks
+        hidden = condition
         for block in self.down:
             hidden = block(hidden)
             skips.append(hidden)
-        hidden = self.up[-1](skips[-1])
+        hidden = _decode(self.up[-1], skips[-1], condition)
         for i in range(self.num_downs - 2, -1, -1):
-            hidden = self.up[i](torch.cat([skips[i], hidden], dim=1))
+            hidden = _decode(self.up[i], torch.cat([skips[i], hidden], dim=1), condition)
         return hidden
+
+    def sample_latents(self, batch: int, device: torch.device | str = "cpu") -> Tensor:
+        """Latents z ~ N(0, I), (batch, noise), from torch's global CPU generator (saved for resume
+        by the training loop and the pre-training, on any device)."""
+        return torch.randn(batch, self.noise_channels).to(device)
+
+    def _condition(self, masks: Tensor, latents: Tensor | None) -> Tensor:
+        """The mask encoding, with the latents broadcast over the image beside it if there is noise."""
+        if self.noise_channels == 0:
+            if latents is not None:
+                raise ValueError("this generator has no noise input (noise=0); pass no latents")
+            return masks
+        if latents is None:
+            latents = self.sample_latents(masks.shape[0], masks.device)
+        return torch.cat([masks, latents[:, :, None, None].expand(-1, -1, *masks.shape[-2:])], dim=1)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The ``alpha`` of every cell still searching: the architecture variables A.
@@ -162,6 +196,13 @@ class UNetGenerator(nn.Module):
     def architecture(self) -> dict[str, str]:
         """Cell name (e.g. ``"down.2.conv"``) -> chosen (or currently strongest) operation name."""
         return {name: op.chosen().name for name, op in cells.mixed_ops(self)}
+
+
+def _decode(block: nn.Sequential, hidden: Tensor, condition: Tensor) -> Tensor:
+    """One decoder block; a SPADE normalization in it also reads the condition."""
+    for layer in block:
+        hidden = layer(hidden, condition) if isinstance(layer, SPADE) else layer(hidden)
+    return hidden
 
 
 class PatchDiscriminator(nn.Module):
@@ -208,18 +249,34 @@ class Pix2PixOptions:
         searchable: whether the generator's cells are softmax(A)-weighted mixtures of candidate
             operations (A: GenSeg's ``arch`` upper level).
         lambda_l1: weight of the L1 reconstruction term of the generator's loss.
+        diffaugment: show the critic every pair, real and generated, under one random colour,
+            translation and cutout per step (:mod:`genseg.generators.diffaugment`).
+        spade: mask-conditioned normalization in the decoder (:mod:`genseg.generators.spade`).
+        noise: channels of the generator's latent input (0: none; dropout is then its only noise).
+        lambda_ms: weight of the mode-seeking term (:func:`~genseg.generators.gan.mode_seeking_loss`),
+            which needs ``noise``; each step then draws every mask twice.
+
+    The last four are off by default and recorded in config.json only when set
+    (:func:`~genseg.generators.base.added_setting`).
     """
 
     ngf: int = 32
     ndf: int = 32
     searchable: bool = True
     lambda_l1: float = 100.0
+    diffaugment: bool = added_setting(False)
+    spade: bool = added_setting(False)
+    noise: int = added_setting(0)
+    lambda_ms: float = added_setting(0.0)
 
     def __post_init__(self) -> None:
         if self.ngf < 4 or self.ndf < 4:
             raise ValueError(f"ngf and ndf must be at least 4, got {self.ngf} and {self.ndf}")
-        if self.lambda_l1 < 0:
-            raise ValueError(f"lambda_l1 must be >= 0, got {self.lambda_l1}")
+        if self.lambda_l1 < 0 or self.lambda_ms < 0 or self.noise < 0:
+            raise ValueError(f"lambda_l1, lambda_ms and noise must be >= 0, got {self.lambda_l1}, "
+                             f"{self.lambda_ms} and {self.noise}")
+        if self.lambda_ms > 0 and self.noise == 0:
+            raise ValueError("lambda_ms rewards draws that differ with the noise: set noise > 0 too")
 
 
 class Pix2Pix:
@@ -236,19 +293,18 @@ class Pix2Pix:
 
     def __init__(self, settings: GeneratorConfig, num_classes: int, image_channels: int,
                  device: torch.device | str = "cpu") -> None:
-        options = Pix2PixOptions(**settings.options)
+        self.options = Pix2PixOptions(**settings.options)
         channels = mask_channels(num_classes)
         self.num_classes = num_classes
-        self.lambda_l1 = options.lambda_l1
-        self.network = UNetGenerator(channels, image_channels, ngf=options.ngf,
-                                     searchable=options.searchable).to(device)
-        self.discriminator = PatchDiscriminator(channels + image_channels, ndf=options.ndf).to(device)
+        self.network = UNetGenerator(channels, image_channels, ngf=self.options.ngf, searchable=self.options.searchable,
+                                     spade=self.options.spade, noise=self.options.noise).to(device)
+        self.discriminator = PatchDiscriminator(channels + image_channels, ndf=self.options.ndf).to(device)
         betas = (0.5, 0.999)  # pix2pix's Adam settings
         self.generator_optimizer = torch.optim.Adam(self.network.weight_parameters(), lr=settings.lr, betas=betas)
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr, betas=betas)
 
     def generate(self, masks: Tensor) -> Tensor:
-        """Images in [0, 1] for label maps, in train mode: dropout is pix2pix's source of variety."""
+        """Images in [0, 1] for label maps, in train mode: dropout (and the latent, with noise) vary them."""
         self.network.train()
         return synthesize(self.network, masks, self.num_classes)
 
@@ -265,18 +321,40 @@ class Pix2Pix:
         self.network.train()
         encoded = encode_masks(masks, self.num_classes)
         target = image_to_generator_space(images)
-        fake = self.network(encoded)
+        fake, diversity = self._draw(encoded)
+        critic = self._critic(target)
         self.discriminator_optimizer.zero_grad(set_to_none=True)
-        critic_loss = discriminator_loss(self.discriminator, encoded, target, fake)
+        critic_loss = discriminator_loss(critic, encoded, target, fake)
         critic_loss.backward()
         self.discriminator_optimizer.step()
         self.generator_optimizer.zero_grad(set_to_none=True)
-        loss, parts = generator_loss(self.discriminator, encoded, target, fake, lambda_l1=self.lambda_l1)
+        loss, parts = generator_loss(critic, encoded, target, fake, lambda_l1=self.options.lambda_l1)
+        if diversity is not None:
+            loss = loss + self.options.lambda_ms * diversity
         loss.backward()
         if before_step is not None:
             before_step()
         self.generator_optimizer.step()
-        return {"d_loss": critic_loss.item(), "g_gan": parts["gan"].item(), "g_l1": parts["l1"].item()}
+        scalars = {"d_loss": critic_loss.item(), "g_gan": parts["gan"].item(), "g_l1": parts["l1"].item()}
+        return scalars if diversity is None else {**scalars, "g_ms": diversity.item()}
+
+    def _draw(self, encoded: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The step's generated images, and with ``lambda_ms`` its mode-seeking term: every mask
+        drawn with two latents in one forward, the first draw serving the GAN and L1 terms."""
+        if self.options.lambda_ms == 0:
+            return self.network(encoded), None
+        batch = encoded.shape[0]
+        latents = self.network.sample_latents(2 * batch, encoded.device)
+        fakes = self.network(encoded.repeat(2, 1, 1, 1), latents)
+        return fakes[:batch], mode_seeking_loss(fakes[:batch], fakes[batch:], latents[:batch], latents[batch:])
+
+    def _critic(self, images: Tensor) -> Critic:
+        """The critic of this step: the network, or with ``diffaugment`` the network behind one
+        DiffAugment draw that every pair of the step, real or generated, goes through."""
+        if not self.options.diffaugment:
+            return self.discriminator
+        params = sample_critic_augmentation(images.shape[0], *images.shape[-2:], device=images.device)
+        return lambda pairs: self.discriminator(augment_critic_input(pairs, params, images.shape[1]))
 
     def state_dict(self) -> dict[str, Any]:
         return {

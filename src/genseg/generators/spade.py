@@ -1,0 +1,54 @@
+"""SPADE: normalization whose scale and shift are drawn from the mask, at every decoder scale.
+
+Park, Liu, Wang and Zhu, "Semantic image synthesis with spatially-adaptive normalization" (CVPR
+2019): a plain normalization washes the layout out of the activations, and a generator that
+sees the mask only at its input must carry it through every layer. SPADE normalizes the
+features without a learned affine and modulates them with a scale gamma and a shift beta that
+two small convolutions predict, pixel by pixel, from the mask resized to the features' size:
+
+    SPADE(h, m) = BN(h) * (1 + gamma(m)) + beta(m)
+
+so the layout is re-injected at every scale. In the pix2pix U-Net it replaces the decoder's
+BatchNorm (:class:`~genseg.generators.pix2pix.UNetGenerator` with ``spade=True``); the
+conditioning is the mask encoding, with the noise channels beside it when the generator has
+noise (the latent then modulates every scale too).
+
+Example:
+    >>> norm = SPADE(channels=8, condition_channels=1)
+    >>> norm(torch.randn(2, 8, 16, 16), torch.randn(2, 1, 64, 64)).shape
+    torch.Size([2, 8, 16, 16])
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive normalization of ``channels`` feature maps by a condition of ``condition_channels``.
+
+    Args:
+        channels: channels of the normalized features.
+        condition_channels: channels of the condition (the mask encoding, and noise if any).
+        hidden: width of the shared layer before gamma and beta (Park et al.: 128); default
+            ``channels``, so it scales with the generator's width.
+    """
+
+    def __init__(self, channels: int, condition_channels: int, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or channels
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.shared = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, features: Tensor, condition: Tensor) -> Tensor:
+        """Normalize ``features`` (B, channels, h, w) and modulate them by ``condition`` (B, condition_channels, H, W).
+
+        The condition is area-averaged down to h x w (Park et al. take the nearest pixel): a
+        structure smaller than a cell still shows as a fraction instead of vanishing.
+        """
+        condition = F.adaptive_avg_pool2d(condition, features.shape[-2:])
+        shared = self.shared(condition)
+        return self.norm(features) * (1 + self.gamma(shared)) + self.beta(shared)
