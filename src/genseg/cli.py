@@ -7,6 +7,7 @@ User errors (bad data, bad options) print one clear line and exit with status 2.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import logging
 import sys
@@ -457,12 +458,18 @@ def benchmark(
         console.print(f"wrote {target / 'table.md'} and the plots")
         return
     spec = load_spec(config, given) if config else spec_from_dict(given)
+    if address is not None and not ray:
+        raise ValueError("--address names a Ray cluster: add --ray")
+    if ray and importlib.util.find_spec("ray") is None:
+        if address is not None:
+            raise ValueError("--ray --address needs Ray on this machine: pip install 'genseg[ray]'")
+        console.print("Ray is not installed (pip install 'genseg[ray]'): running the benchmark on the local "
+                      f"runner with {workers} worker(s)")
+        ray = False
     if ray:
         from genseg.benchmark.ray_executor import RayExecutor
 
         executor = RayExecutor(address, cpus_per_run, gpus_per_run)
-    elif address is not None:
-        raise ValueError("--address names a Ray cluster: add --ray")
     else:
         executor = LocalExecutor(workers)
     outcome = run_benchmark(spec, executor)
