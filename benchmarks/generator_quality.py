@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from genseg.benchmark import append_rows
-from genseg.config import GeneratorConfig, RunConfig
+from genseg.config import GeneratorConfig, RunConfig, parse_settings
 from genseg.data import CaseIndex, DataError, index_cases, load_samples, read_split
 from genseg.evaluation import TrainedSegmenter, case_reference, load_segmenter, predict_case
 from genseg.generation import (
@@ -61,20 +61,6 @@ from genseg.runs import RunPaths, load_run_data
 from genseg.runtime import seed_everything, set_threads
 from genseg.sampling import BatchSampler
 from genseg.segmenters import segmenter_from_config
-
-
-def parse_settings(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` generator settings; values read as JSON (``true``, ``8``, ``0.5``), else kept as text."""
-    settings: dict[str, Any] = {}
-    for pair in pairs:
-        key, separator, text = pair.partition("=")
-        if not separator:
-            raise ValueError(f"--generator takes key=value, got {pair!r}")
-        try:
-            settings[key] = json.loads(text)
-        except json.JSONDecodeError:
-            settings[key] = text
-    return settings
 
 
 def settings_label(settings: dict[str, Any]) -> str:

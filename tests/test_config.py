@@ -16,6 +16,7 @@ from genseg.config import (
     SegmenterConfig,
     TrainConfig,
     default_n_val,
+    parse_settings,
 )
 
 
@@ -146,3 +147,11 @@ def test_upper_level_names_join_variables_with_plus() -> None:
     for bad in ("arch+arch", "beta", "arch+", ""):
         with pytest.raises(ValueError, match="upper must be"):
             MLOConfig(upper=bad)
+
+
+def test_key_value_settings_are_read_as_json_values() -> None:
+    assert parse_settings(["spade=true", "noise=8", "lambda_ms=0.5", "name=pix2pix"]) == {
+        "spade": True, "noise": 8, "lambda_ms": 0.5, "name": "pix2pix"}
+    for bad in ("spade", "=true"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            parse_settings([bad])

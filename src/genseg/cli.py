@@ -127,7 +127,10 @@ _TRAIN_FIELDS = {
     **{name: ("train", name) for name in ("method", "iterations", "batch_size", "lr", "optimizer", "schedule",
                                            "warmup", "sampling", "augmentation", "val_every", "select", "seed", "device")},
     "ema": ("train", "ema_decay"),
+    "generator_option": ("generator", None),  # KEY=VALUE settings of the generator's kind (config.parse_settings)
 }
+
+
 def _defaults(section: type) -> SimpleNamespace:
     """A config section's constructor defaults, for --help (without running its checks)."""
     parameters = inspect.signature(section).parameters.values()
@@ -171,6 +174,7 @@ def train(
     unroll_steps: Optional[int] = typer.Option(None, help=f"genseg: segmenter steps unrolled for the hypergradient [{_M.unroll_steps}]."),
     arch_lr: Optional[float] = typer.Option(None, help=f"genseg: Adam learning rate of A [{_M.arch_lr}]."),
     gamma: Optional[float] = typer.Option(None, help=f"Weight of the synthetic-pair loss (separate, genseg) [{_M.gamma}]."),
+    generator_option: Optional[list[str]] = typer.Option(None, "--generator-option", help="A setting of the generator's kind, KEY=VALUE, repeatable; pix2pix: ngf, ndf, searchable, lambda_l1, diffaugment, spade, noise, lambda_ms (e.g. --generator-option spade=true)."),
     ngf: Optional[int] = typer.Option(None, help="Generator base width: pix2pix's ngf (separate, genseg)."),
     pretrain_iterations: Optional[int] = typer.Option(None, help=f"Generator pre-training steps on the training pairs, before the first segmenter step of separate and genseg [{_G.pretrain_iterations}]."),
     device: Optional[str] = typer.Option(None, help=f"auto (cuda when present) | cpu | cuda | cuda:N [{_T.device}]"),
@@ -211,7 +215,7 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
     """The run's config: a file's, or the resumed run's, or the defaults; then the given options."""
     import json
 
-    from genseg.config import RunConfig
+    from genseg.config import RunConfig, parse_settings
 
     if config_file is not None:
         try:
@@ -223,6 +227,9 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
     else:
         values = RunConfig().to_dict()
     for option, value in given.items():
+        if option == "generator_option":
+            values.setdefault("generator", {}).update(parse_settings(value))
+            continue
         section, name = _TRAIN_FIELDS[option]
         values.setdefault(section, {})[name] = _size(value) if option == "size" else value
     try:

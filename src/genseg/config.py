@@ -6,6 +6,7 @@ through ``config.json`` in the run folder (:func:`RunConfig.to_dict` / :func:`Ru
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -296,3 +297,22 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` settings (of a generator's kind, say); values read as JSON (``true``, ``8``,
+    ``0.5``), else kept as text.
+
+    Raises:
+        ValueError: an item without ``=`` or without a key.
+    """
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"expected KEY=VALUE, got {pair!r} (e.g. spade=true)")
+        try:
+            settings[key] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key] = text
+    return settings
