@@ -37,6 +37,7 @@ from genseg.benchmark.results import append_rows, evaluated_sets, result_rows
 from genseg.benchmark.spec import BenchmarkSpec, PlannedRun, plan_runs
 from genseg.data.io import atomic_write
 from genseg.runs import RunPaths, load_config, pretraining_key, save_config, write_plan
+from genseg.runtime import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _execute_and_send(task: RunTask, sender: Connection) -> None:
 class LocalExecutor:
     """Up to ``workers`` runs at once on this machine, each in a fresh (spawned) process.
 
-    A run without its own ``threads`` gets an equal share of this machine's cores.
+    A run without its own ``threads`` gets an equal share of the cores this process may use.
 
     Args:
         workers: runs at once.
@@ -124,7 +125,7 @@ class LocalExecutor:
 
     def execute(self, tasks: list[RunTask]) -> Iterator[tuple[RunTask, list[dict[str, Any]]]]:
         context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
-        share = max(1, (os.cpu_count() or 1) // self.workers)
+        share = max(1, available_cores() // self.workers)
         waiting = list(tasks)
         running: dict[Any, tuple[multiprocessing.process.BaseProcess, Connection, RunTask]] = {}
         while waiting or running:
@@ -145,6 +146,7 @@ class LocalExecutor:
                     rows = receiver.recv()
                 except EOFError:  # the process ended without sending its rows
                     rows = None
+                receiver.close()
                 if rows is None:
                     how = f"killed by signal {-process.exitcode}" if (process.exitcode or 0) < 0 else \
                         f"ended with status {process.exitcode}"
