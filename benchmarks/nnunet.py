@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--splits-root", type=Path, default=Path("../shared/benchmark/splits"))
     parser.add_argument("--ood", nargs="*", default=[], help="data set folders scored whole (e.g. medetec)")
+    parser.add_argument("--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=list(CHECKPOINTS),
+                        help="checkpoints to predict with (on a CPU each costs about 14 s per 200-px image)")
     args = parser.parse_args()
     from genseg.config import default_n_val
 
@@ -229,12 +231,16 @@ def main() -> None:
         sets[f"ood-{other}"] = (converted, folder)
     rows = []
     for eval_set, (images, folder) in sets.items():
-        for checkpoint, filename in CHECKPOINTS.items():
+        for checkpoint in args.checkpoints:
+            filename = CHECKPOINTS[checkpoint]
             predictions = job.results / f"predictions-{eval_set}-{checkpoint}"
-            if not predictions.is_dir() or not any(predictions.iterdir()):
-                _run([str(binary / "nnUNetv2_predict"), "-i", str(images), "-o", str(predictions), "-d",
+            if not predictions.is_dir():  # predicted into a partial folder, renamed once complete
+                partial = predictions.with_name(predictions.name + ".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                _run([str(binary / "nnUNetv2_predict"), "-i", str(images), "-o", str(partial), "-d",
                       str(job.dataset_id), "-c", "2d", "-f", "0", "-tr", job.trainer, "-chk", filename,
                       "-device", args.device], job, log)
+                partial.rename(predictions)
             cases, summary = score(job, predictions, folder)
             write_csv(cases, job.results / f"cases-{eval_set}-{checkpoint}.csv")
             rows.append({"dataset": job.dataset, "n_labels": job.budget, "n_train": job.budget - job.n_val,
