@@ -33,7 +33,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +174,14 @@ def score(job: Job, predictions: Path, data: Path | None = None) -> tuple[list[d
     return rows, summarize(rows)
 
 
+def training_seconds(job: Job) -> float:
+    """nnU-Net's training time: the sum of the epoch times its training logs record (a resumed or
+    restarted job adds up its logs, and the time spent predicting is left out)."""
+    return sum(float(line.split("Epoch time:")[1].split()[0])
+               for log in sorted(job.results.glob("training_log_*.txt"))
+               for line in log.read_text().splitlines() if "Epoch time:" in line)
+
+
 def _run(command: list[str], job: Job, log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as handle:
@@ -209,7 +216,6 @@ def main() -> None:
               args.data_root.resolve(), args.splits_root.resolve(), args.work.resolve(), args.trainer)
     log = job.work / "logs" / f"{job.name}-{job.trainer}.log"
     binary = args.nnunet_bin.resolve()
-    started = time.perf_counter()
     convert(job)
     if not (job.preprocessed / "splits_final.json").is_file():
         _run([str(binary / "nnUNetv2_plan_and_preprocess"), "-d", str(job.dataset_id), "-c", "2d", "-np", "2",
@@ -219,7 +225,6 @@ def main() -> None:
         resume = ["--c"] if (job.results / "checkpoint_latest.pth").is_file() else []
         _run([str(binary / "nnUNetv2_train"), str(job.dataset_id), "2d", "0", "-tr", job.trainer,
               "-device", args.device, *resume], job, log)
-    seconds = time.perf_counter() - started
     sets = {"test": (job.raw / "imagesTs", None)}
     for other in args.ood:
         folder = (args.data_root / other).resolve()
@@ -246,8 +251,8 @@ def main() -> None:
             rows.append({"dataset": job.dataset, "n_labels": job.budget, "n_train": job.budget - job.n_val,
                          "n_val": job.n_val, "method": "nnunet", "seed": job.seed, "segmenter": job.trainer,
                          "size": "native", "iterations": "", "checkpoint": checkpoint, "eval_set": eval_set,
-                         **summary_columns(summary), "seconds": round(seconds, 1), "peak_mb": "", "status": "ok",
-                         "error": ""})
+                         **summary_columns(summary), "seconds": round(training_seconds(job), 1), "peak_mb": "",
+                         "status": "ok", "error": ""})
             print(f"{job.name} {job.trainer} {eval_set} {checkpoint}: Dice {summary['dice_mean']:.4f} "
                   f"over {summary['n_cases']} cases")
     append_rows(args.out / "runs.csv", rows)

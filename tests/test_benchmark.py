@@ -484,6 +484,10 @@ def test_nnunet_script_converts_the_budget_and_scores_with_genseg_metrics(
 
     job.preprocessed.mkdir(parents=True)
     assert json.loads(nnunet.write_splits(job).read_text()) == [{"train": train_ids, "val": val_ids}]
+    job.results.mkdir(parents=True)  # a run restarted once: two logs, their epoch times summed
+    (job.results / "training_log_1.txt").write_text("2026-12-01 04:04:05.998535: Epoch time: 1052.15 s \nx\n")
+    (job.results / "training_log_2.txt").write_text("2026-12-01 04:20:41.991601: Epoch time: 992.91 s \n")
+    assert nnunet.training_seconds(job) == pytest.approx(2045.06)
 
     # Predictions equal to the references score Dice 1; one emptied prediction scores 0 there.
     predictions = tmp_path / "predictions"
