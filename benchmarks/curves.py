@@ -6,9 +6,9 @@ Usage:
 
 Reads each run's history.csv (written by genseg train at every validation); the legend is the
 run folder's name. It also prints, per run, whether the validation loss is flat over the last
-third of the run (BENCHMARK.md's convergence rule, see :func:`last_third_change`), and the same
-for every shorter length the run passed (its first 400, 800, ... iterations): the shortest flat
-length is the iteration count a benchmark needs (:func:`shortest_flat_length`).
+third of the run (BENCHMARK.md's convergence rule, see :func:`last_third_change`), and the shortest of the
+lengths the run passed (its first 400, 800, ... iterations) after which the loss no longer falls
+(:func:`shortest_settled_length`): the iteration count a benchmark needs.
 """
 
 from __future__ import annotations
@@ -45,15 +45,17 @@ def last_third_change(iterations: list[int], losses: list[float]) -> float:
     return float(slope * (xs[-1] - xs[0]) / median(ys))
 
 
-def shortest_flat_length(iterations: list[int], losses: list[float], step: int = 400) -> int | None:
-    """The shortest run length (a multiple of ``step``) whose last third is flat, and which stays
-    flat at every longer length the run reached; None when the run never got there."""
+def shortest_settled_length(iterations: list[int], losses: list[float], step: int = 400) -> int | None:
+    """The shortest run length (a multiple of ``step``) after which the validation loss no longer
+    falls: its last third changes by more than -FLAT, at that length and at every longer length
+    the run reached. A loss that rises again (over-fitting) counts as settled: a longer run would
+    not help. None when the run never got there."""
     lengths = [n for n in range(step, iterations[-1] + 1, step) if n in iterations]
-    flat = [abs(last_third_change(iterations[:iterations.index(n) + 1], losses[:iterations.index(n) + 1])) < FLAT
-            for n in lengths]
+    settled = [last_third_change(iterations[:iterations.index(n) + 1], losses[:iterations.index(n) + 1]) > -FLAT
+               for n in lengths]
     shortest = None
-    for n, is_flat in zip(reversed(lengths), reversed(flat)):
-        if not is_flat:
+    for n, is_settled in zip(reversed(lengths), reversed(settled)):
+        if not is_settled:
             break
         shortest = n
     return shortest
@@ -69,8 +71,8 @@ def plot_curves(out: Path, run_dirs: list[Path]) -> None:
             losses = [float(row["val_loss"]) for row in rows]
             change = last_third_change(iterations, losses)
             print(f"{run_dir.name}: validation loss changes {change:+.0%} over the last third "
-                  f"({'flat' if abs(change) < FLAT else 'NOT flat'}); flat from a length of "
-                  f"{shortest_flat_length(iterations, losses) or 'none yet'}")
+                  f"({'flat' if abs(change) < FLAT else 'NOT flat'}); no longer falling from a length of "
+                  f"{shortest_settled_length(iterations, losses) or 'none yet'}")
         for axis, (column, _) in zip(axes, PANELS):
             values = [float(row[column]) if row.get(column) else float("nan") for row in rows]
             axis.plot(iterations, values, marker=".", label=run_dir.name)
