@@ -16,6 +16,9 @@ from genseg.data.phantom import make_phantom
 from genseg.evaluation import evaluate
 from genseg.training import train
 
+DEMO_ITERATIONS = 100
+"""Segmenter steps per method and generator pre-training steps: the demo's 2-minute budget on 2 cores."""
+
 DEMO_METHODS = ("augment", "genseg")
 
 
@@ -39,8 +42,8 @@ class DemoResult:
                 f"(Wilcoxon p = {paired.p_value:.2g}): {outcome}.")
 
 
-def demo(out: Path = Path("runs/demo"), *, methods: tuple[str, ...] = DEMO_METHODS, iterations: int = 200,
-         pretrain_iterations: int = 200, progress: bool = True) -> DemoResult:
+def demo(out: Path = Path("runs/demo"), *, methods: tuple[str, ...] = DEMO_METHODS, iterations: int = DEMO_ITERATIONS,
+         pretrain_iterations: int = DEMO_ITERATIONS, progress: bool = True) -> DemoResult:
     """Make the phantom, train each method on 9 of its labels, evaluate on its held-out cases.
 
     Args:
