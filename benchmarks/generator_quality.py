@@ -30,6 +30,7 @@ From the repository root, the old generator and the data-efficient options::
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from dataclasses import replace
@@ -39,7 +40,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genseg.benchmark import append_rows
 from genseg.config import GeneratorConfig, RunConfig, parse_settings
 from genseg.data import CaseIndex, DataError, index_cases, load_samples, read_split
 from genseg.evaluation import TrainedSegmenter, case_reference, load_segmenter, predict_case
@@ -57,7 +57,7 @@ from genseg.generators.level import pretrain_generator
 from genseg.losses import segmentation_loss
 from genseg.metrics import case_metrics, summarize
 from genseg.optim import build_optimizer, build_schedule
-from genseg.runs import RunPaths, load_run_data
+from genseg.runs import RunPaths, load_run_data, write_csv
 from genseg.runtime import seed_everything, set_threads
 from genseg.sampling import BatchSampler
 from genseg.segmenters import segmenter_from_config
@@ -141,6 +141,12 @@ def write_draws_sheet(path: Path, generator: TrainedGenerator, images: Tensor, m
     write_image_grid(path, ["mask", "real", *(f"draw {d + 1}" for d in range(draws))], rows)
 
 
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Add one row to the table, which keeps its own columns (widened if the row brings new ones)."""
+    rows = list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
+    write_csv([*rows, row], path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
            "consistency_dice_sd": round(consistency["dice_sd"], 4), "n_pairs": consistency["n_cases"],
            "real_run": str(args.real_run), "real_checkpoint": args.checkpoint, "pretrain_seconds": pretrain_seconds,
            "sheet": str(sheet)}
-    append_rows(args.out / "generator_quality.csv", [row])
+    append_row(args.out / "generator_quality.csv", row)
     pretraining = "reused" if pretrain_seconds is None else f"{pretrain_seconds / 60:.1f} min"
     print(f"{name}: TSTR Dice {row['tstr_dice']:.4f} ({row['n_test']} test cases), mask consistency Dice "
           f"{row['consistency_dice']:.4f} ({row['n_pairs']} pairs), pre-training {pretraining}, sheet {sheet}")

@@ -23,6 +23,10 @@ Steps, each skipped when its output exists (a killed run goes on from the last f
 5. scoring with genseg's own metrics against the original masks (inside ``fov/`` where present),
    rows appended to ``<out>/runs.csv`` in the benchmark's columns (method ``nnunet``, segmenter
    the trainer).
+
+``--size N`` gives nnU-Net the 2D images at genseg's working resolution (N x N, as genseg resizes
+them) instead of the native one, for a comparison on equal pixels and a CPU-sized run; the label maps
+it predicts are brought back to each image's own size (one-hot, bilinear, argmax) before scoring.
 """
 
 from __future__ import annotations
@@ -38,11 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from genseg.benchmark import append_rows, summary_columns
 from genseg.data import CaseIndex, budget_ids, index_cases, load_samples, num_classes, read_split
 from genseg.data.io import read_label_volume, read_mask
+from genseg.data.tensors import resize_labels, resize_probabilities
 from genseg.evaluation import case_reference
 from genseg.metrics import case_metrics, summarize
 from genseg.runs import write_csv
@@ -62,15 +69,18 @@ class Job:
     splits_root: Path
     work: Path
     trainer: str
+    size: int | None = None
 
     @property
     def dataset_id(self) -> int:
         """A stable nnU-Net dataset id (500-899) for this data set, budget and seed."""
-        return 500 + zlib.crc32(f"{self.dataset}-{self.budget}-{self.seed}".encode()) % 400
+        at = f"-{self.size}" if self.size else ""
+        return 500 + zlib.crc32(f"{self.dataset}-{self.budget}-{self.seed}{at}".encode()) % 400
 
     @property
     def name(self) -> str:
-        return f"Dataset{self.dataset_id:03d}_{self.dataset}n{self.budget}s{self.seed}"
+        at = f"px{self.size}" if self.size else ""
+        return f"Dataset{self.dataset_id:03d}_{self.dataset}n{self.budget}s{self.seed}{at}"
 
     @property
     def raw(self) -> Path:
@@ -106,9 +116,9 @@ def convert(job: Job) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     labeled = train_ids + val_ids
     for case_id in labeled:
-        _write_case(index, case_id, partial / "imagesTr", partial / "labelsTr")
+        _write_case(index, case_id, partial / "imagesTr", partial / "labelsTr", job.size)
     for case_id in test_ids:
-        _write_case(index, case_id, partial / "imagesTs", None)
+        _write_case(index, case_id, partial / "imagesTs", None, job.size)
     samples = load_samples(index, labeled[:1])
     classes = max(num_classes(load_samples(index, labeled)), max(index.labels.values(), default=0) + 1)
     channels = samples[0].image.shape[0]
@@ -126,16 +136,22 @@ def convert(job: Job) -> None:
     partial.rename(job.raw)
 
 
-def _write_case(index: CaseIndex, case_id: str, images: Path, labels: Path | None) -> None:
-    """Copy a case's image as ``<id>_0000`` and write its labels as 0..K-1 (nnU-Net's naming)."""
+def _write_case(index: CaseIndex, case_id: str, images: Path, labels: Path | None, size: int | None = None) -> None:
+    """Copy a case's image as ``<id>_0000`` and write its labels as 0..K-1 (nnU-Net's naming),
+    resized to ``size`` x ``size`` when given (2D only)."""
     case = index.cases[case_id]
     images.mkdir(parents=True, exist_ok=True)
     ending = ".nii.gz" if index.is_volume else ".png"
+    if size and index.is_volume:
+        raise SystemExit("error: --size applies to 2D data sets; volumes go to nnU-Net at their own spacing")
     if index.is_volume:
         shutil.copyfile(case.image_path, images / f"{case_id}_0000{ending}")
     else:  # through PIL: nnU-Net reads PNG only, and keeps an RGB file as three channels
         with Image.open(case.image_path) as image:
-            image.convert("RGB" if image.mode in ("RGB", "RGBA", "P") else "L").save(images / f"{case_id}_0000.png")
+            image = image.convert("RGB" if image.mode in ("RGB", "RGBA", "P") else "L")
+            if size:
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+            image.save(images / f"{case_id}_0000.png")
     if labels is None:
         return
     labels.mkdir(parents=True, exist_ok=True)
@@ -143,7 +159,11 @@ def _write_case(index: CaseIndex, case_id: str, images: Path, labels: Path | Non
     if index.is_volume:
         shutil.copyfile(case.mask_path, labels / f"{case_id}{ending}")
     else:
-        Image.fromarray(read_mask(case.mask_path).astype(np.uint8)).save(labels / f"{case_id}.png")
+        label_map = read_mask(case.mask_path)
+        if size:  # as genseg resizes its training masks
+            classes = max(int(label_map.max()) + 1, 2)
+            label_map = resize_labels(torch.from_numpy(label_map), (size, size), classes).numpy()
+        Image.fromarray(label_map.astype(np.uint8)).save(labels / f"{case_id}.png")
 
 
 def write_splits(job: Job) -> Path:
@@ -169,9 +189,17 @@ def score(job: Job, predictions: Path, data: Path | None = None) -> tuple[list[d
         if index.is_volume:
             prediction = read_label_volume(predictions / f"{case_id}.nii.gz")
         else:
-            prediction = read_mask(predictions / f"{case_id}.png")
+            prediction = to_size(read_mask(predictions / f"{case_id}.png"), target.shape[-2:], classes)
         rows.append({"case": case_id, **case_metrics(prediction, target, classes, roi=roi)})
     return rows, summarize(rows)
+
+
+def to_size(label_map: np.ndarray, size_hw: tuple[int, ...], classes: int) -> np.ndarray:
+    """A predicted label map at ``size_hw``: one-hot, bilinear, argmax (genseg's own way back)."""
+    if tuple(label_map.shape) == tuple(size_hw):
+        return label_map
+    one_hot = F.one_hot(torch.from_numpy(label_map).long(), classes).permute(2, 0, 1)[None].float()
+    return resize_probabilities(one_hot, (int(size_hw[0]), int(size_hw[1])))[0].argmax(0).numpy()
 
 
 def training_seconds(job: Job) -> float:
@@ -182,15 +210,22 @@ def training_seconds(job: Job) -> float:
                for line in log.read_text().splitlines() if "Epoch time:" in line)
 
 
-def _run(command: list[str], job: Job, log: Path) -> None:
+def _run(command: list[str], job: Job, log: Path, env: dict[str, str] | None = None) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
-        code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=job.env(), check=False).returncode
+        code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env={**job.env(), **(env or {})},
+                              check=False).returncode
     if code != 0:
         tail = log.read_text().strip().splitlines()[-1:] or [""]
         sys.exit(f"error: {command[0]} exited with status {code}: {tail[0]} (log: {log})")
+
+
+def _planner_threads() -> dict[str, str]:
+    """nnU-Net's planner passes nnUNet_n_proc_DA to torch.set_num_threads, which refuses the 0 that
+    asks training for augmentation in its own process (the setting for a CPU run)."""
+    return {"nnUNet_n_proc_DA": "1"} if os.environ.get("nnUNet_n_proc_DA") == "0" else {}
 
 
 def main() -> None:
@@ -206,6 +241,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/nnunet"), help="runs.csv goes here")
     parser.add_argument("--data-root", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--splits-root", type=Path, default=Path("../shared/benchmark/splits"))
+    parser.add_argument("--size", type=int, default=None,
+                        help="give nnU-Net 2D images at N x N (genseg's working resolution); default native")
     parser.add_argument("--ood", nargs="*", default=[], help="data set folders scored whole (e.g. medetec)")
     parser.add_argument("--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=list(CHECKPOINTS),
                         help="checkpoints to predict with (on a CPU each costs about 14 s per 200-px image)")
@@ -213,13 +250,13 @@ def main() -> None:
     from genseg.config import default_n_val
 
     job = Job(args.dataset, args.budget, args.seed, args.n_val or default_n_val(args.budget),
-              args.data_root.resolve(), args.splits_root.resolve(), args.work.resolve(), args.trainer)
+              args.data_root.resolve(), args.splits_root.resolve(), args.work.resolve(), args.trainer, args.size)
     log = job.work / "logs" / f"{job.name}-{job.trainer}.log"
     binary = args.nnunet_bin.resolve()
     convert(job)
     if not (job.preprocessed / "splits_final.json").is_file():
         _run([str(binary / "nnUNetv2_plan_and_preprocess"), "-d", str(job.dataset_id), "-c", "2d", "-np", "2",
-              "--verify_dataset_integrity"], job, log)
+              "--verify_dataset_integrity"], job, log, env=_planner_threads())
         write_splits(job)
     if not (job.results / CHECKPOINTS["final"]).is_file():
         resume = ["--c"] if (job.results / "checkpoint_latest.pth").is_file() else []
@@ -228,11 +265,11 @@ def main() -> None:
     sets = {"test": (job.raw / "imagesTs", None)}
     for other in args.ood:
         folder = (args.data_root / other).resolve()
-        converted = job.work / "ood" / other / "imagesTs"
+        converted = job.work / "ood" / f"{other}{f'-{job.size}' if job.size else ''}" / "imagesTs"
         if not converted.is_dir():
             index = index_cases(folder)
             for case_id in index.ids:
-                _write_case(index, case_id, converted, None)
+                _write_case(index, case_id, converted, None, job.size)
         sets[f"ood-{other}"] = (converted, folder)
     rows = []
     for eval_set, (images, folder) in sets.items():
@@ -250,7 +287,7 @@ def main() -> None:
             write_csv(cases, job.results / f"cases-{eval_set}-{checkpoint}.csv")
             rows.append({"dataset": job.dataset, "n_labels": job.budget, "n_train": job.budget - job.n_val,
                          "n_val": job.n_val, "method": "nnunet", "seed": job.seed, "segmenter": job.trainer,
-                         "size": "native", "iterations": "", "checkpoint": checkpoint, "eval_set": eval_set,
+                         "size": job.size or "native", "iterations": "", "checkpoint": checkpoint, "eval_set": eval_set,
                          **summary_columns(summary), "seconds": round(training_seconds(job), 1), "peak_mb": "",
                          "status": "ok", "error": ""})
             print(f"{job.name} {job.trainer} {eval_set} {checkpoint}: Dice {summary['dice_mean']:.4f} "

@@ -500,3 +500,30 @@ def test_nnunet_script_converts_the_budget_and_scores_with_genseg_metrics(
     assert [row["case"] for row in rows] == test_ids
     assert [row["dice"] for row in rows] == [0.0] + [1.0] * (len(test_ids) - 1)
     assert summary["dice_mean"] == pytest.approx((len(test_ids) - 1) / len(test_ids))
+
+
+def test_nnunet_script_at_a_working_size_resizes_inputs_and_scores_at_the_native_size(
+    tmp_path: Path, phantom: tuple[Path, Path], benchmark_script: Callable[[str], ModuleType]
+) -> None:
+    nnunet = benchmark_script("nnunet")
+    data_root, splits_root = phantom
+    job = nnunet.Job("phantom", budget=4, seed=0, n_val=1, data_root=data_root, splits_root=splits_root,
+                     work=tmp_path, trainer="nnUNetTrainer_5epochs", size=16)
+    nnunet.convert(job)
+    index, train_ids, _, test_ids = nnunet.budget_of(job)
+    native = np.asarray(Image.open(index.cases[train_ids[0]].mask_path)) > 0
+    assert native.shape == (32, 32)
+    label = np.asarray(Image.open(job.raw / "labelsTr" / f"{train_ids[0]}.png"))
+    image = Image.open(job.raw / "imagesTs" / f"{test_ids[0]}_0000.png")
+    assert label.shape == (16, 16) and image.size == (16, 16)
+    assert abs(label.mean() - native.mean()) < 0.05  # the label's area survives the resize
+
+    # Each reference, shrunk as the labels were, scores close to 1 once brought back to 32 px.
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    for case_id in test_ids:
+        mask = (np.asarray(Image.open(index.cases[case_id].mask_path)) > 0).astype(np.uint8)
+        small = mask.reshape(16, 2, 16, 2).mean(axis=(1, 3)) >= 0.5
+        Image.fromarray(small.astype(np.uint8)).save(predictions / f"{case_id}.png")
+    rows, summary = nnunet.score(job, predictions)
+    assert len(rows) == len(test_ids) and 0.85 < summary["dice_mean"] < 1.0

@@ -334,17 +334,17 @@ def split(
 @_user_errors
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Folder for the phantom data and the runs."),
-    iterations: int = typer.Option(100, help="Segmenter steps per method."),
+    iterations: Optional[int] = typer.Option(None, help="Segmenter steps per method [default: genseg.demo.DEMO_ITERATIONS]."),
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the idle cores]."),
 ) -> None:
     """GenSeg vs. standard augmentation on a built-in synthetic phantom (no data needed)."""
     _setup_logging(False)
-    from genseg.demo import DEMO_PRETRAIN_ITERATIONS
+    from genseg.demo import DEMO_ITERATIONS, DEMO_PRETRAIN_ITERATIONS
     from genseg.demo import demo as run_demo
     from genseg.runtime import set_threads
 
     set_threads(threads)
-
+    iterations = iterations or DEMO_ITERATIONS
     console.print("genseg demo: a procedural phantom (synthetic shapes, NOT medical data), 9 labels (7 + 2), 64 px.\n"
                   f"Phases: augment ({iterations} iterations); generator pre-training ({DEMO_PRETRAIN_ITERATIONS} steps); genseg "
                   f"({iterations} iterations of the multi-level optimization); evaluation of both on 12 test cases.\n"

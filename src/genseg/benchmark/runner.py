@@ -175,7 +175,7 @@ def execute_run(task: RunTask) -> list[dict[str, Any]]:
     stage = "train"
     try:
         set_threads(task.threads)
-        if not _is_trained(run, paths):
+        if not _prepare_run_folder(run, paths):
             if shared is not None and shared.is_file() and not paths.pretrain.exists():
                 _copy_atomic(shared, paths.pretrain)
             train(run.config, paths.root, resume=True, progress=False)
@@ -218,8 +218,8 @@ def _owned(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _is_trained(run: PlannedRun, paths: RunPaths) -> bool:
-    """Whether the run folder holds this run, trained to the end.
+def _prepare_run_folder(run: PlannedRun, paths: RunPaths) -> bool:
+    """Whether the run folder holds this run, trained to the end; a new folder gets its config and plan.
 
     A folder trained for fewer iterations with otherwise the same config is not: training it
     again extends it (a benchmark's iteration count raised after the fact continues its runs).
