@@ -278,6 +278,15 @@ def test_results_table_leaves_out_failed_runs_that_later_succeeded() -> None:
     assert "| 5 | 4+1 | genseg | 0.600 | 0.600 |" in table
 
 
+def test_results_table_gives_a_reference_without_iterations_its_own_section() -> None:
+    rows = list(csv.DictReader(FAKE_RUNS.splitlines()))
+    reference = [{**rows[0], "method": "nnunet", "segmenter": "nnUNetTrainer_5epochs", "size": "native",
+                  "iterations": "", "checkpoint": c, "dice": "0.95"} for c in ("best", "final")]
+    table = results_table(rows + reference)
+    assert "## hippo (nnUNetTrainer_5epochs, native size)" in table
+    assert "| 5 | 4+1 | nnunet | 0.950 | 0.950 |" in table
+
+
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """12 phantom cases of 32 px: 3 test cases and a pool of 9 for seed 0."""

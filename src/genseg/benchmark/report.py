@@ -37,7 +37,9 @@ def results_table(rows: list[dict[str, str]]) -> str:
     ok = ok_rows(rows)
     for setting, section in _groups(ok, ("dataset", "segmenter", "size", "iterations")).items():
         dataset, segmenter, size, iterations = setting
-        lines += [f"## {dataset} ({segmenter}, {size} px, {iterations} iterations)", ""]
+        pixels = f"{size} px" if size.isdigit() else f"{size} size"
+        schedule = f", {iterations} iterations" if iterations else ""  # a reference (nnU-Net) has its own
+        lines += [f"## {dataset} ({segmenter}, {pixels}{schedule})", ""]
         for (eval_set,), evaluated in _groups(section, ("eval_set",)).items():
             title = {"test": "test set", "dev": "development cases (pool outside the budget)"}.get(
                 eval_set, f"{eval_set}: whole folder, model selected in-domain")
