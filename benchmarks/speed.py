@@ -2,14 +2,16 @@
 
 Usage (from the repository root; the data sets beside it):
 
-    python benchmarks/speed.py --iterations 20 [--size 128] [--data ../shared/datasets/jsrt_lung]
+    python benchmarks/speed.py --iterations 24 [--size 128] [--data ../shared/datasets/jsrt_lung]
 
 It builds each method exactly as ``genseg train`` does (JSRT, budget 9 = 7 + 2, split file seed 0),
 skips the generator's pre-training (it does not change the cost of a step), runs a few warm-up
-steps and then times ``--iterations`` steps. GenSeg's generator side (upper-level and GAN step)
+steps and then times ``--iterations`` steps of every variant. The variants take their steps in
+turn (round-robin), so a change in the machine's load during the measurement falls on all of them
+alike and the ratios hold even on shared cores. GenSeg's generator side (upper-level and GAN step)
 runs every ``--every`` iterations, so time a multiple of it: the average then holds both kinds of
-iteration in their true proportion. Prints one line per variant and the
-ratio to ``augment``.
+iteration in their true proportion. Prints one line per variant with its ratio to ``augment`` and
+to ``separate``.
 """
 
 from __future__ import annotations
@@ -24,27 +26,33 @@ from pathlib import Path
 import torch
 
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, TrainConfig
-from genseg.methods import create_method
+from genseg.methods import Method, create_method
 from genseg.runs import RunPaths, load_run_data
 from genseg.training import build_context, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def iteration_seconds(config: RunConfig, iterations: int, warmup: int = 3) -> dict[int, float]:
-    """Seconds of each timed iteration, by iteration number."""
+def build_method(config: RunConfig) -> Method:
+    """The method of ``config`` on its data, as ``genseg train`` builds it (without pre-training)."""
     seed_everything(0)
     with tempfile.TemporaryDirectory() as folder:
         data = load_run_data(config, RunPaths(Path(folder)))
     context = build_context(config, data, torch.device("cpu"), progress=False)
-    method = create_method(config.train.method, context)
+    return create_method(config.train.method, context)
+
+
+def interleaved_seconds(methods: dict[str, Method], iterations: int, warmup: int = 4) -> dict[str, dict[int, float]]:
+    """Seconds of each timed iteration, by variant and iteration number, the variants stepped in turn."""
     for iteration in range(warmup):
-        method.step(iteration)
-    seconds = {}
+        for method in methods.values():
+            method.step(iteration)
+    seconds: dict[str, dict[int, float]] = {name: {} for name in methods}
     for iteration in range(warmup, warmup + iterations):
-        start = time.perf_counter()
-        method.step(iteration)
-        seconds[iteration] = time.perf_counter() - start
+        for name, method in methods.items():
+            start = time.perf_counter()
+            method.step(iteration)
+            seconds[name][iteration] = time.perf_counter() - start
     return seconds
 
 
@@ -59,44 +67,47 @@ def split_line(config: RunConfig, seconds: dict[int, float]) -> str:
             f"others {statistics.mean(other):.3f} s)" if upper and other else "")
 
 
-def main() -> None:
+def variants(base: RunConfig, every: list[int], upper: list[str], estimators: list[str]) -> dict[str, RunConfig]:
+    """``augment``, ``separate`` and each GenSeg setting to time, by name."""
+    configs = {"augment": base, "separate": replace(base, train=replace(base.train, method="separate"))}
+    for steps in every:
+        for variable in upper:
+            for estimator in estimators:
+                if variable == "none" and estimator != estimators[0]:  # no hypergradient to vary
+                    continue
+                configs[f"genseg upper={variable} {estimator} every={steps}"] = replace(
+                    base, train=replace(base.train, method="genseg"),
+                    mlo=MLOConfig(upper=variable, hypergradient=estimator, every=steps))
+    return configs
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "jsrt_lung")
     parser.add_argument("--split", type=Path,
                         default=REPO.parent / "shared" / "benchmark" / "splits" / "jsrt_lung.json")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=9)
+    parser.add_argument("--iterations", type=int, default=24)
     parser.add_argument("--every", type=int, nargs="+", default=[MLOConfig.every],
                         help="GenSeg's mlo.every values to time (default: the config default)")
-    parser.add_argument("--upper", nargs="+", default=["none", "arch", "generator"])
-    parser.add_argument("--hypergradient", nargs="+", default=["exact", "darts"])
-    args = parser.parse_args()
+    parser.add_argument("--upper", nargs="+", default=["none", "arch", "pairs", "gamma"])
+    parser.add_argument("--hypergradient", nargs="+", default=["exact"])
+    args = parser.parse_args(argv)
     base = RunConfig(
-        data=DataConfig(root=args.data, split_file=args.split, budget=9, size=args.size),
+        data=DataConfig(root=args.data, split_file=args.split, budget=args.budget, size=args.size),
         generator=GeneratorConfig(pretrain_iterations=0),
         train=TrainConfig(method="augment"),
     )
-    variants = {
-        "augment": base,
-        "separate": replace(base, train=replace(base.train, method="separate")),
-    }
-    for every in args.every:
-        for upper in args.upper:
-            for estimator in args.hypergradient:
-                if upper == "none" and estimator != args.hypergradient[0]:  # no hypergradient to vary
-                    continue
-                variants[f"genseg upper={upper} {estimator} every={every}"] = replace(
-                    base, train=replace(base.train, method="genseg"),
-                    mlo=MLOConfig(upper=upper, hypergradient=estimator, every=every))
+    configs = variants(base, args.every, args.upper, args.hypergradient)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, size {args.size}, "
-          f"batch {base.train.batch_size} (+{base.train.batch_size} synthetic)")
-    reference = None
-    for name, config in variants.items():
-        seconds = iteration_seconds(config, args.iterations)
-        mean = statistics.mean(seconds.values())
-        reference = reference or mean
-        print(f"{name:40s} {mean:7.3f} s/iteration   {mean / reference:5.2f}x augment"
-              f"{split_line(config, seconds)}", flush=True)
+          f"batch {base.train.batch_size} (+{base.train.batch_size} synthetic), {args.iterations} iterations "
+          "of each variant, in turn", flush=True)
+    seconds = interleaved_seconds({name: build_method(config) for name, config in configs.items()}, args.iterations)
+    means = {name: statistics.mean(values.values()) for name, values in seconds.items()}
+    for name, config in configs.items():
+        print(f"{name:40s} {means[name]:7.3f} s/iteration   {means[name] / means['augment']:5.2f}x augment  "
+              f"{means[name] / means['separate']:5.2f}x separate{split_line(config, seconds[name])}")
 
 
 if __name__ == "__main__":
