@@ -10,8 +10,11 @@ steps and then times ``--iterations`` steps of every variant. The variants take 
 turn (round-robin), so a change in the machine's load during the measurement falls on all of them
 alike and the ratios hold even on shared cores. GenSeg's generator side (upper-level and GAN step)
 runs every ``--every`` iterations, so time a multiple of it: the average then holds both kinds of
-iteration in their true proportion. Prints one line per variant with its ratio to ``augment`` and
-to ``separate``.
+iteration in their true proportion. ``--synthetic 4 2`` times ``separate`` and GenSeg with 4 and
+with 2 synthetic pairs per step. Prints one line per variant with its ratio to ``augment`` and to
+``separate`` with as many synthetic pairs, and the share of a whole run (the default generator
+pre-training, then ``--run-iterations`` iterations) that the pre-training takes; a last line times
+one pre-training step, also in turn with the others.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from pathlib import Path
 import torch
 
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, TrainConfig
+from genseg.generators.level import GeneratorLevel
 from genseg.methods import Method, create_method
 from genseg.runs import RunPaths, load_run_data
 from genseg.training import build_context, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
+PRETRAINING = "generator pre-training"
 
 
 def build_method(config: RunConfig) -> Method:
@@ -42,7 +47,18 @@ def build_method(config: RunConfig) -> Method:
     return create_method(config.train.method, context)
 
 
-def interleaved_seconds(methods: dict[str, Method], iterations: int, warmup: int = 4) -> dict[str, dict[int, float]]:
+class PretrainingStep:
+    """A step of the generator's pre-training (as ``separate`` and ``genseg`` take it), timed like an iteration."""
+
+    def __init__(self, level: GeneratorLevel) -> None:
+        self.level = level
+
+    def step(self, iteration: int) -> dict[str, float]:
+        return self.level.train_step()
+
+
+def interleaved_seconds(methods: dict[str, Method | PretrainingStep], iterations: int,
+                        warmup: int = 4) -> dict[str, dict[int, float]]:
     """Seconds of each timed iteration, by variant and iteration number, the variants stepped in turn."""
     for iteration in range(warmup):
         for method in methods.values():
@@ -67,18 +83,29 @@ def split_line(config: RunConfig, seconds: dict[int, float]) -> str:
             f"others {statistics.mean(other):.3f} s)" if upper and other else "")
 
 
-def variants(base: RunConfig, every: list[int], upper: list[str], estimators: list[str]) -> dict[str, RunConfig]:
-    """``augment``, ``separate`` and each GenSeg setting to time, by name."""
-    configs = {"augment": base, "separate": replace(base, train=replace(base.train, method="separate"))}
-    for steps in every:
-        for variable in upper:
-            for estimator in estimators:
-                if variable == "none" and estimator != estimators[0]:  # no hypergradient to vary
-                    continue
-                configs[f"genseg upper={variable} {estimator} every={steps}"] = replace(
-                    base, train=replace(base.train, method="genseg"),
-                    mlo=MLOConfig(upper=variable, hypergradient=estimator, every=steps))
+def variants(base: RunConfig, every: list[int], upper: list[str], estimators: list[str],
+             synthetic: list[int | None]) -> dict[str, RunConfig]:
+    """``augment``, then ``separate`` and each GenSeg setting per synthetic batch size, by name."""
+    configs = {"augment": base}
+    for pairs in synthetic:
+        recipe = replace(base.train, synthetic_batch_size=pairs)
+        suffix = "" if pairs is None else f" synthetic={pairs}"
+        configs[f"separate{suffix}"] = replace(base, train=replace(recipe, method="separate"))
+        for steps in every:
+            for variable in upper:
+                for estimator in estimators:
+                    if variable == "none" and estimator != estimators[0]:  # no hypergradient to vary
+                        continue
+                    configs[f"genseg upper={variable} {estimator} every={steps}{suffix}"] = replace(
+                        base, train=replace(recipe, method="genseg"),
+                        mlo=MLOConfig(upper=variable, hypergradient=estimator, every=steps))
     return configs
+
+
+def separate_of(configs: dict[str, RunConfig], config: RunConfig) -> str:
+    """The name of the ``separate`` variant with ``config``'s synthetic batch size: its reference."""
+    return next(name for name, other in configs.items() if other.train.method == "separate"
+                and other.train.synthetic_batch_size == config.train.synthetic_batch_size)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,21 +120,35 @@ def main(argv: list[str] | None = None) -> None:
                         help="GenSeg's mlo.every values to time (default: the config default)")
     parser.add_argument("--upper", nargs="+", default=["none", "arch", "pairs", "gamma"])
     parser.add_argument("--hypergradient", nargs="+", default=["exact"])
+    parser.add_argument("--run-iterations", type=int, default=2000,
+                        help="segmenter steps of the run the pre-training's share is given for (the benchmark's)")
+    parser.add_argument("--synthetic", type=int, nargs="+", default=[TrainConfig.synthetic_batch_size],
+                        help="synthetic pairs per step of separate and genseg (default: the config default)")
     args = parser.parse_args(argv)
     base = RunConfig(
         data=DataConfig(root=args.data, split_file=args.split, budget=args.budget, size=args.size),
         generator=GeneratorConfig(pretrain_iterations=0),
         train=TrainConfig(method="augment"),
     )
-    configs = variants(base, args.every, args.upper, args.hypergradient)
+    configs = variants(base, args.every, args.upper, args.hypergradient, args.synthetic)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, size {args.size}, "
-          f"batch {base.train.batch_size} (+{base.train.batch_size} synthetic), {args.iterations} iterations "
+          f"batch {base.train.batch_size}, {args.iterations} iterations "
           "of each variant, in turn", flush=True)
-    seconds = interleaved_seconds({name: build_method(config) for name, config in configs.items()}, args.iterations)
+    methods: dict[str, Method | PretrainingStep] = {name: build_method(config) for name, config in configs.items()}
+    first_separate = next(name for name, config in configs.items() if config.train.method == "separate")
+    methods[PRETRAINING] = PretrainingStep(methods[first_separate].synthesis)  # the same generator in every variant
+    seconds = interleaved_seconds(methods, args.iterations)
     means = {name: statistics.mean(values.values()) for name, values in seconds.items()}
+    pretraining = GeneratorConfig().pretrain_iterations * means[PRETRAINING]
     for name, config in configs.items():
-        print(f"{name:40s} {means[name]:7.3f} s/iteration   {means[name] / means['augment']:5.2f}x augment  "
-              f"{means[name] / means['separate']:5.2f}x separate{split_line(config, seconds[name])}")
+        line = f"{name:52s} {means[name]:7.3f} s/iteration   {means[name] / means['augment']:5.2f}x augment"
+        if name != "augment":
+            run = pretraining + args.run_iterations * means[name]
+            line += (f"  {means[name] / means[separate_of(configs, config)]:5.2f}x separate"
+                     f"  pre-training {pretraining / run:4.0%} of a run")
+        print(line + split_line(config, seconds[name]))
+    print(f"{PRETRAINING:52s} {means[PRETRAINING]:7.3f} s/step   {means[PRETRAINING] / means['augment']:5.2f}x augment"
+          f"   (a run: {GeneratorConfig().pretrain_iterations} steps, then {args.run_iterations} iterations)")
 
 
 if __name__ == "__main__":

@@ -135,16 +135,18 @@ def test_train_evaluate_predict(tiny_phantom: Path, tmp_path: Path) -> None:
         p.name for p in (tiny_phantom / "images").iterdir())
 
 
-def test_generator_options_reach_the_generator_section(tiny_phantom: Path, tmp_path: Path) -> None:
+def test_generator_and_synthetic_options_reach_the_config(tiny_phantom: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ["--size", "32", "--iterations", "1", "--budget", "4", "--batch-size", "2", "--method", "separate",
             "--pretrain-iterations", "1", "--ngf", "4", "--generator-option", "spade=true",
-            "--generator-option", "noise=2"]
+            "--generator-option", "noise=2", "--synthetic-batch-size", "1"]
     result = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), *args])
     assert result.exit_code == 0, result.output
-    generator = json.loads((run / "config.json").read_text())["generator"]
+    saved = json.loads((run / "config.json").read_text())
+    generator = saved["generator"]
     assert (generator["ngf"], generator["spade"], generator["noise"]) == (4, True, 2)
+    assert saved["train"]["synthetic_batch_size"] == 1
     unknown = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "other"),
-                                  *args[:-1], "sparkle=1"])
+                                  *args[:-3], "sparkle=1"])
     line = _single_error_line(unknown.output)
     assert "sparkle" in line and "accepted" in line

@@ -64,6 +64,8 @@ def test_default_n_val_matches_the_benchmark_budgets(budget: int, n_val: int) ->
         (TrainConfig, "method", "mixup"),
         (TrainConfig, "iterations", 0),
         (TrainConfig, "batch_size", 0),
+        (TrainConfig, "synthetic_batch_size", 0),
+        (TrainConfig, "synthetic_batch_size", 5),  # more than the batch of 4
         (TrainConfig, "lr", -1e-3),
         (TrainConfig, "val_every", 0),
         (TrainConfig, "checkpoint_every", 0),

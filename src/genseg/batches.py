@@ -43,6 +43,7 @@ class Batches:
         geometric: the ranges of :meth:`augmented`'s geometric augmentation.
         intensity: the ranges of its intensity augmentation.
         unlabeled: images of the pool outside the budget (the semi-supervised method only).
+        synthetic: masks per :meth:`augmented_masks` batch; None: a whole batch.
     """
 
     train: PairTensors
@@ -52,11 +53,12 @@ class Batches:
     geometric: GeometricRanges
     intensity: IntensityRanges
     unlabeled: PairTensors | None = None
+    synthetic: int | None = None
 
     @classmethod
     def seeded(cls, train: PairTensors, num_classes: int, *, seed: int, batch_size: int,
                sampling: str = "replacement", augmentation: str = "standard",
-               unlabeled: PairTensors | None = None) -> Batches:
+               unlabeled: PairTensors | None = None, synthetic: int | None = None) -> Batches:
         """Batches drawn from a generator seeded with ``seed``.
 
         Args:
@@ -65,7 +67,8 @@ class Batches:
         """
         rng = torch.Generator().manual_seed(seed)
         geometric, intensity = augmentation_ranges(augmentation)
-        return cls(train, num_classes, BatchSampler(rng, batch_size, sampling), rng, geometric, intensity, unlabeled)
+        return cls(train, num_classes, BatchSampler(rng, batch_size, sampling), rng, geometric, intensity, unlabeled,
+                   synthetic)
 
     @property
     def device(self) -> torch.device:
@@ -96,6 +99,7 @@ class Batches:
     def augmented_masks(self) -> Tensor:
         """A batch of training masks under T (SPEC.md's standard ranges), the input of the generator (y~)."""
         _, masks = self.real()
+        masks = masks[:self.synthetic]  # the first of the real batch
         return augment_labels(masks, self.num_classes, sample_geometric(masks.shape[0], self.rng, device=self.device))
 
     def unlabeled_images(self) -> Tensor:

@@ -124,7 +124,7 @@ _TRAIN_FIELDS = {
     "upper": ("mlo", "upper"), "hypergradient": ("mlo", "hypergradient"), "upper_every": ("mlo", "every"),
     "unroll_steps": ("mlo", "unroll_steps"), "arch_lr": ("mlo", "arch_lr"), "gamma": ("mlo", "gamma"),
     "val_views": ("mlo", "val_views"),
-    **{name: ("train", name) for name in ("method", "iterations", "batch_size", "lr", "optimizer", "schedule",
+    **{name: ("train", name) for name in ("method", "iterations", "batch_size", "synthetic_batch_size", "lr", "optimizer", "schedule",
                                            "warmup", "sampling", "augmentation", "val_every", "select", "seed", "device")},
     "ema": ("train", "ema_decay"),
     "generator_option": ("generator", None),  # KEY=VALUE settings of the generator's kind (config.parse_settings)
@@ -158,6 +158,7 @@ def train(
     axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes [{_D.axis}]."),
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
     batch_size: Optional[int] = typer.Option(None, help=f"Real pairs per step [{_T.batch_size}]."),
+    synthetic_batch_size: Optional[int] = typer.Option(None, help="separate, genseg: synthetic pairs per step [batch size]."),
     lr: Optional[float] = typer.Option(None, help=f"Segmenter peak learning rate [{_T.lr}]."),
     optimizer: Optional[str] = typer.Option(None, help=f"adam | adamw | sgd (Nesterov 0.99, as nnU-Net; use --lr 0.01) [{_T.optimizer}]."),
     schedule: Optional[str] = typer.Option(None, help=f"Learning rate schedule: constant | poly | cosine [{_T.schedule}]."),

@@ -202,7 +202,9 @@ class TrainConfig:
     Args:
         method: one of ``supervised``, ``augment``, ``separate``, ``genseg``, ``semisup``.
         iterations: segmenter optimization steps.
-        batch_size: real pairs per step (synthetic pairs come in the same number).
+        batch_size: real pairs per step.
+        synthetic_batch_size: synthetic pairs per step of ``separate`` and ``genseg``; None: as
+            many as ``batch_size``. Fewer make their steps cheaper (benchmarks/speed.py).
         lr: peak learning rate of the segmenter.
         optimizer: ``adam``, ``adamw`` (weight decay 1e-4) or ``sgd`` (Nesterov, momentum 0.99,
             as nnU-Net; use lr 1e-2).
@@ -229,6 +231,7 @@ class TrainConfig:
     method: str = "augment"
     iterations: int = 1000
     batch_size: int = 4
+    synthetic_batch_size: int | None = None
     lr: float = 1e-3
     optimizer: str = "adam"
     schedule: str = "constant"
@@ -245,6 +248,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.method in METHOD_NAMES, f"method must be one of {METHOD_NAMES}, got {self.method!r}")
         _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
+        _check(self.synthetic_batch_size is None or 1 <= self.synthetic_batch_size <= self.batch_size,
+               f"synthetic_batch_size must be in 1..batch_size ({self.batch_size}), got {self.synthetic_batch_size}")
         _check(self.lr > 0, "lr must be > 0")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),
                               ("augmentation", AUGMENTATIONS), ("select", SELECTIONS)):

@@ -266,6 +266,20 @@ def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
     assert all(call == "step" for i, call in enumerate(stepper.calls) if i % 3)
 
 
+@pytest.mark.parametrize("method_name", ["separate", "genseg"])
+def test_synthetic_batch_size_sets_the_synthetic_pairs_per_step(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, method_name: str
+) -> None:
+    """train.synthetic_batch_size = 1 of a batch of 2: one generated pair per step, two real ones."""
+    config = tiny_config(tiny_phantom, method_name)
+    config = replace(config, train=replace(config.train, synthetic_batch_size=1))
+    context = _context(config, tmp_path / "run")
+    assert context.batches.augmented_masks().shape[0] == 1
+    assert context.batches.real()[0].shape[0] == 2
+    method = create_method(method_name, context)
+    assert all(torch.isfinite(torch.tensor(value)) for value in method.step(0).values())
+
+
 def test_registry_is_the_one_list_of_methods() -> None:
     from genseg.config import TrainConfig
     from genseg.methods import METHOD_NAMES, generator_methods, method_class
