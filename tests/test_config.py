@@ -65,7 +65,6 @@ def test_default_n_val_matches_the_benchmark_budgets(budget: int, n_val: int) ->
         (TrainConfig, "iterations", 0),
         (TrainConfig, "batch_size", 0),
         (TrainConfig, "synthetic_batch_size", 0),
-        (TrainConfig, "synthetic_batch_size", 5),  # more than the batch of 4
         (TrainConfig, "lr", -1e-3),
         (TrainConfig, "val_every", 0),
         (TrainConfig, "checkpoint_every", 0),
@@ -157,3 +156,11 @@ def test_key_value_settings_are_read_as_json_values() -> None:
     for bad in ("spade", "=true"):
         with pytest.raises(ValueError, match="KEY=VALUE"):
             parse_settings([bad])
+
+
+def test_a_run_saved_before_a_setting_existed_keeps_what_it_trained_with() -> None:
+    """Runs saved before train.synthetic_batch_size generated a whole batch; new runs take 2."""
+    saved = RunConfig().to_dict()
+    del saved["train"]["synthetic_batch_size"]
+    assert RunConfig.from_dict(saved).train.synthetic_batch_size is None
+    assert RunConfig.from_dict(RunConfig().to_dict()).train.synthetic_batch_size == 2

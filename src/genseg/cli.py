@@ -158,7 +158,7 @@ def train(
     axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes [{_D.axis}]."),
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
     batch_size: Optional[int] = typer.Option(None, help=f"Real pairs per step [{_T.batch_size}]."),
-    synthetic_batch_size: Optional[int] = typer.Option(None, help="separate, genseg: synthetic pairs per step [batch size]."),
+    synthetic_batch_size: Optional[int] = typer.Option(None, help=f"separate, genseg: synthetic pairs per step, at most the batch size [{_T.synthetic_batch_size}]."),
     lr: Optional[float] = typer.Option(None, help=f"Segmenter peak learning rate [{_T.lr}]."),
     optimizer: Optional[str] = typer.Option(None, help=f"adam | adamw | sgd (Nesterov 0.99, as nnU-Net; use --lr 0.01) [{_T.optimizer}]."),
     schedule: Optional[str] = typer.Option(None, help=f"Learning rate schedule: constant | poly | cosine [{_T.schedule}]."),

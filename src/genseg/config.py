@@ -153,7 +153,8 @@ class MLOConfig:
         hypergradient: ``"exact"`` (second-order autograd) or ``"darts"`` (finite differences).
         unroll_steps: lower-level steps unrolled for the hypergradient.
         every: iterations between the generator side's updates (the upper-level step and the
-            GAN step); the segmenter steps every iteration.
+            GAN step); the segmenter steps every iteration. 8 keeps a GenSeg iteration within
+            1.3x a ``separate`` one (docs/benchmarks.md, issue 10's cost).
         arch_lr: Adam learning rate for A (and for the learned gamma's logarithm).
         generator_feedback: size of the hypergradient added to the generator's GAN gradient, as
             a fraction of that gradient's norm (upper = generator or both).
@@ -164,7 +165,7 @@ class MLOConfig:
     upper: str = "arch"
     hypergradient: str = "exact"
     unroll_steps: int = 1
-    every: int = 4
+    every: int = 8
     arch_lr: float = 3e-3
     generator_feedback: float = 0.5
     gamma: float = 1.0
@@ -203,8 +204,10 @@ class TrainConfig:
         method: one of ``supervised``, ``augment``, ``separate``, ``genseg``, ``semisup``.
         iterations: segmenter optimization steps.
         batch_size: real pairs per step.
-        synthetic_batch_size: synthetic pairs per step of ``separate`` and ``genseg``; None: as
-            many as ``batch_size``. Fewer make their steps cheaper (benchmarks/speed.py).
+        synthetic_batch_size: synthetic pairs per step of ``separate`` and ``genseg``, at most
+            ``batch_size`` (their masks are the first of the real batch, transformed); None: as many
+            as ``batch_size``. 2 of 4 make a GenSeg step 2.1x an ``augment`` one instead of 3.0x
+            (docs/benchmarks.md, issue 10's cost).
         lr: peak learning rate of the segmenter.
         optimizer: ``adam``, ``adamw`` (weight decay 1e-4) or ``sgd`` (Nesterov, momentum 0.99,
             as nnU-Net; use lr 1e-2).
@@ -231,7 +234,7 @@ class TrainConfig:
     method: str = "augment"
     iterations: int = 1000
     batch_size: int = 4
-    synthetic_batch_size: int | None = None
+    synthetic_batch_size: int | None = 2
     lr: float = 1e-3
     optimizer: str = "adam"
     schedule: str = "constant"
@@ -248,8 +251,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.method in METHOD_NAMES, f"method must be one of {METHOD_NAMES}, got {self.method!r}")
         _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
-        _check(self.synthetic_batch_size is None or 1 <= self.synthetic_batch_size <= self.batch_size,
-               f"synthetic_batch_size must be in 1..batch_size ({self.batch_size}), got {self.synthetic_batch_size}")
+        _check(self.synthetic_batch_size is None or self.synthetic_batch_size >= 1,
+               f"synthetic_batch_size must be >= 1 (or None: the whole batch), got {self.synthetic_batch_size}")
         _check(self.lr > 0, "lr must be > 0")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),
                               ("augmentation", AUGMENTATIONS), ("select", SELECTIONS)):
@@ -279,19 +282,26 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error."""
+        """Rebuild a config from :meth:`to_dict` output; unknown keys are an error.
+
+        A setting added after a run was saved takes the value that run trained with
+        (:data:`BEFORE_ADDED`), or else its default."""
         unknown_sections = set(values) - {f.name for f in fields(cls)}
         _check(not unknown_sections, f"unknown sections in config: {sorted(unknown_sections)}")
         parts = {}
         for f in fields(cls):
             sub_cls = {"data": DataConfig, "segmenter": SegmenterConfig, "generator": GeneratorConfig,
                        "mlo": MLOConfig, "train": TrainConfig}[f.name]
-            given = dict(values.get(f.name, {}))
+            given = {**BEFORE_ADDED.get(f.name, {}), **values.get(f.name, {})}
             unknown = set(given) - {sf.name for sf in fields(sub_cls)}
             if sub_cls is not GeneratorConfig:  # the generator's kind checks the keys beside its generic ones
                 _check(not unknown, f"unknown {f.name} settings in config: {sorted(unknown)}")
             parts[f.name] = sub_cls(**given)
         return cls(**parts)
+
+
+BEFORE_ADDED: dict[str, dict[str, Any]] = {"train": {"synthetic_batch_size": None}}
+"""Settings whose default differs from what runs saved before the setting existed trained with, by section."""
 
 
 def _jsonable(value: Any) -> Any:
