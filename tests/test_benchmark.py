@@ -145,6 +145,33 @@ def test_spec_from_options_applies_budgets_to_every_dataset() -> None:
     assert spec_from_dict({"datasets": ["a"], "budgets": [3]}).methods == list(PROTOCOL_METHODS)
 
 
+def test_every_upper_level_variable_has_a_built_in_variant() -> None:
+    """The ablation (benchmarks/ablation.toml) names each variable alone: genseg is A, the rest genseg-<name>."""
+    from genseg.benchmark.spec import VARIANTS
+    from genseg.methods.upper import UPPER_VARIABLES
+
+    for name in [*UPPER_VARIABLES, "none"]:
+        variant = VARIANTS["genseg" if name == "arch" else f"genseg-{name}"]
+        assert variant.method == "genseg" and variant.mlo["upper"] == name
+
+
+def test_the_repository_benchmarks_plan_and_share_their_runs() -> None:
+    """Every benchmarks/*.toml plans; the ablation's runs that the protocol also has are the same runs."""
+    root = Path(__file__).resolve().parents[1]
+    shared = root.parent / "shared"
+    if not (shared / "datasets" / "jsrt_lung").is_dir():
+        pytest.skip("the real data sets are not beside the checkout")
+    planned = {}
+    for path in sorted((root / "benchmarks").glob("*.toml")):
+        spec = load_spec(path, {"data_root": shared / "datasets", "splits_root": shared / "benchmark" / "splits"})
+        spec.ood = {}  # folders written by benchmarks/shift.py are not needed to plan
+        planned[path.stem] = {run.name: run.config for run in plan_runs(spec)}
+    ablation, protocol = planned["ablation"], planned["converged"]
+    common = set(ablation) & set(protocol)
+    assert {"jsrt_lung-n3-separate-s0", "fuseg-n10-genseg-s2"} <= common
+    assert all(ablation[name] == protocol[name] for name in common)
+
+
 def test_unknown_variant_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown method variants \['genseg-fancy'\].*genseg-none"):
         spec_from_dict({"datasets": ["a"], "budgets": [3], "methods": ["augment", "genseg-fancy"]})

@@ -418,7 +418,7 @@ def benchmark(
     config: Optional[Path] = typer.Option(None, help="Benchmark TOML file (e.g. benchmarks/issue4.toml); options below override it."),
     datasets: Optional[str] = typer.Option(None, help="Comma-separated data set folders under --data-root."),
     budgets: Optional[str] = typer.Option(None, help="Comma-separated budgets N, for every data set."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated variants (default: the protocol's five); also genseg-none, -generator, -both, -darts."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated variants (default: the protocol's five); also genseg-none, -generator, -both, -pairs, -gamma, -darts."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated run seeds (default: 0,1,2)."),
     segmenter: Optional[str] = typer.Option(None, help="Segmenter of every run (default: unet)."),
     size: Optional[str] = typer.Option(None, help="Square image size, or auto: each run's plan (default: 128)."),

@@ -65,6 +65,8 @@ VARIANTS: dict[str, Variant] = {
     "genseg-none": Variant("genseg", mlo={"upper": "none"}),  # the ablation: same schedule, no hypergradient
     "genseg-generator": Variant("genseg", mlo={"upper": "generator"}),
     "genseg-both": Variant("genseg", mlo={"upper": "both"}),
+    "genseg-pairs": Variant("genseg", mlo={"upper": "pairs"}),  # learning to reweight the synthetic pairs
+    "genseg-gamma": Variant("genseg", mlo={"upper": "gamma"}),  # the synthetic loss's weight, learned
     "genseg-darts": Variant("genseg", mlo={"upper": "arch", "hypergradient": "darts"}),
 }
 
