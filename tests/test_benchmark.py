@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -262,6 +263,36 @@ def test_a_killed_run_process_is_one_failed_row(tmp_path: Path, folders: tuple[P
 
 def _killed(task: RunTask, sender: object) -> None:
     os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer ends a run
+
+
+def test_a_benchmark_stopped_early_stops_its_run_processes(tmp_path: Path, folders: tuple[Path, Path]) -> None:
+    """An exception in the benchmark's process (Ctrl-C, or SIGTERM turned into SystemExit by the CLI)
+    ends the runs it started, so none goes on writing its folder beside a restarted benchmark."""
+    (run,) = plan_runs(_spec(folders, tmp_path / "out", methods=["augment"]))
+    task = RunTask(run, tmp_path / "run", ("test",), threads=1)
+    pid_file = tmp_path / "worker.pid"
+
+    def interrupt_once_started(signum: int, frame: object) -> None:
+        if pid_file.is_file():  # the worker has started: it writes its pid, then sleeps 60 s
+            raise KeyboardInterrupt
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+
+    previous = signal.signal(signal.SIGALRM, interrupt_once_started)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            list(LocalExecutor(workers=1, target=_sleeps).execute([task, task]))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    worker = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # terminated and reaped
+
+
+def _sleeps(task: RunTask, sender: object) -> None:
+    (task.run_dir.parent / "worker.pid").write_text(str(os.getpid()))
+    time.sleep(60)
 
 
 def test_append_rows_widens_the_header_for_per_class_columns(tmp_path: Path) -> None:

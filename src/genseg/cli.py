@@ -10,6 +10,7 @@ import functools
 import importlib.util
 import inspect
 import logging
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -481,9 +482,14 @@ def benchmark(
         executor = RayExecutor(address, cpus_per_run, gpus_per_run)
     else:
         executor = LocalExecutor(workers)
+        signal.signal(signal.SIGTERM, _exit_on_terminate)  # `kill` stops the worker processes too
     outcome = run_benchmark(spec, executor)
     console.print(f"{len(outcome.ok)} runs ok, {len(outcome.failed)} failed, {len(outcome.skipped)} already done; "
                   f"results in [bold]{spec.out / 'runs.csv'}[/], table in {spec.out / 'table.md'}")
+
+
+def _exit_on_terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -128,31 +128,38 @@ class LocalExecutor:
         share = max(1, available_cores() // self.workers)
         waiting = list(tasks)
         running: dict[Any, tuple[multiprocessing.process.BaseProcess, Connection, RunTask]] = {}
-        while waiting or running:
-            while waiting and len(running) < self.workers:
-                task = waiting.pop(0)
-                if task.threads is None:
-                    task = RunTask(task.run, task.run_dir, task.pending, share)
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=self.target, args=(task, sender), name=task.run.name)
-                process.start()
-                sender.close()
-                log.info("started %s (%d threads; log: %s)", task.run.name, task.threads, task.run_dir / "train.log")
-                running[process.sentinel] = (process, receiver, task)
-            for sentinel in wait(list(running)):
-                process, receiver, task = running.pop(sentinel)
+        try:
+            while waiting or running:
+                while waiting and len(running) < self.workers:
+                    task = waiting.pop(0)
+                    if task.threads is None:
+                        task = RunTask(task.run, task.run_dir, task.pending, share)
+                    receiver, sender = context.Pipe(duplex=False)
+                    process = context.Process(target=self.target, args=(task, sender), name=task.run.name)
+                    process.start()
+                    sender.close()
+                    log.info("started %s (%d threads; log: %s)", task.run.name, task.threads,
+                             task.run_dir / "train.log")
+                    running[process.sentinel] = (process, receiver, task)
+                for sentinel in wait(list(running)):
+                    process, receiver, task = running.pop(sentinel)
+                    process.join()
+                    try:
+                        rows = receiver.recv()
+                    except EOFError:  # the process ended without sending its rows
+                        rows = None
+                    receiver.close()
+                    if rows is None:
+                        how = f"killed by signal {-process.exitcode}" if (process.exitcode or 0) < 0 else \
+                            f"ended with status {process.exitcode}"
+                        rows = [failed_row(task.run, f"the run's process was {how} (out of memory?); "
+                                                     f"its log: {task.run_dir / 'train.log'}")]
+                    yield task, rows
+        finally:  # stopped early (an error, Ctrl-C, SIGTERM via the CLI): no run goes on writing its folder
+            for process, receiver, _ in running.values():
+                process.terminate()
                 process.join()
-                try:
-                    rows = receiver.recv()
-                except EOFError:  # the process ended without sending its rows
-                    rows = None
                 receiver.close()
-                if rows is None:
-                    how = f"killed by signal {-process.exitcode}" if (process.exitcode or 0) < 0 else \
-                        f"ended with status {process.exitcode}"
-                    rows = [failed_row(task.run, f"the run's process was {how} (out of memory?); "
-                                                 f"its log: {task.run_dir / 'train.log'}")]
-                yield task, rows
 
 
 def execute_run(task: RunTask) -> list[dict[str, Any]]:
