@@ -6,6 +6,7 @@ import csv
 import fcntl
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -33,13 +34,14 @@ from genseg.benchmark import (
     results_table,
     run_benchmark,
     spec_from_dict,
+    write_reports,
 )
 from genseg.benchmark.ray_executor import RayExecutor
 from genseg.benchmark.spec import PROTOCOL_METHODS
 from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
-from genseg.runs import RunPaths, pretraining_key
+from genseg.runs import RunPaths, pretraining_key, write_csv
 from genseg.training import train
 
 # A hand-written runs.csv: a two-class data set, augment on two seeds (test and out-of-domain
@@ -325,6 +327,42 @@ def test_reports_from_a_hand_written_runs_csv(tmp_path: Path) -> None:
     with Image.open(out / "efficiency_hippo.png") as image:
         assert image.format == "PNG" and image.width > 100
     assert {"cpu", "cores", "torch", "threads", "gpu"} <= set(json.loads((out / "machine.json").read_text()))
+
+
+def test_reports_pair_genseg_with_each_baseline_case_by_case_and_keep_pairs_whose_folders_are_gone(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    head = ("dataset,n_labels,n_train,n_val,method,seed,segmenter,size,iterations,checkpoint,eval_set,dice,iou,hd95,"
+            "n_hd95_undefined,n_cases,seconds,peak_mb,status,error")
+    lines, scores = [head], {"augment": [0.5, 0.6, 0.7, 0.8], "genseg": [0.6, 0.7, 0.8, 0.8],
+                             "genseg-none": [0.5, 0.5, 0.7, 0.8], "supervised": [0.5, 0.6, 0.7, 0.8]}
+    for method, dice in scores.items():
+        for seed in (0, 1):
+            shifted = [d + 0.1 * seed * (method == "genseg") for d in dice]
+            for checkpoint in ("best", "final"):
+                lines.append(f"j,3,2,1,{method},{seed},unet,64,100,{checkpoint},test,{np.mean(shifted)},0.5,3,0,4,9,1,ok,")
+                if method != "supervised":  # no run folder: this pair cannot be formed
+                    write_csv([{"case": f"c{i}", "dice": d} for i, d in enumerate(shifted)],
+                              out / "runs" / f"j-n3-{method}-s{seed}" / "eval" / "test" / checkpoint / "cases.csv")
+    (out / "runs.csv").write_text("\n".join(lines) + "\n")
+    write_reports(out)
+    paired = {(row["method"], row["baseline"], row["seed"], row["checkpoint"]): row
+              for row in read_rows(out / "paired.csv")}
+    assert set(paired) == {(method, "augment", seed, checkpoint) for method in ("genseg", "genseg-none")
+                           for seed in "01" for checkpoint in ("best", "final")}
+    # seed 0: +0.1 on three of four cases; seed 1: +0.2, +0.2, +0.2, +0.1
+    assert float(paired["genseg", "augment", "0", "final"]["difference"]) == pytest.approx(0.075)
+    assert float(paired["genseg", "augment", "1", "final"]["difference"]) == pytest.approx(0.175)
+    assert float(paired["genseg-none", "augment", "0", "best"]["difference"]) == pytest.approx(-0.025)
+    assert paired["genseg", "augment", "0", "best"]["n_cases"] == "4"
+    table = (out / "table.md").read_text()
+    assert "| 3 | genseg − augment | final | +0.075 (p 0.25) | +0.175 (p 0.12) | +0.125 ± 0.071 |" in table
+    assert table.index("genseg − augment") < table.index("genseg-none − augment")
+    for folder in (out / "runs").iterdir():  # a fresh checkout: runs.csv and paired.csv, no run folders
+        shutil.rmtree(folder)
+    write_reports(out)
+    assert "| 3 | genseg − augment | final | +0.075 (p 0.25) | +0.175 (p 0.12) | +0.125 ± 0.071 |" in (
+        out / "table.md").read_text()
 
 
 def test_results_table_leaves_out_failed_runs_that_later_succeeded() -> None:

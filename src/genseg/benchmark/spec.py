@@ -164,6 +164,16 @@ class BenchmarkSpec:
 
 
 
+def run_name(dataset: str, budget: int | str, variant: str, segmenter: str, seed: int | str) -> str:
+    """A run folder's name, ``<dataset>-n<N>-<variant>[-<segmenter>]-s<seed>``.
+
+    The segmenter is named when it is not the default UNet, so that runs of several segmenters can
+    share one out folder.
+    """
+    tag = "" if segmenter == SegmenterConfig().name else f"-{segmenter}"
+    return f"{dataset}-n{budget}-{variant}{tag}-s{seed}"
+
+
 @dataclass(frozen=True)
 class PlannedRun:
     """One run of a benchmark: its identity, its full config and its out-of-domain folders."""
@@ -179,14 +189,8 @@ class PlannedRun:
 
     @property
     def name(self) -> str:
-        """The run folder's name, ``<dataset>-n<N>-<variant>[-<segmenter>]-s<seed>``.
-
-        The segmenter is named when it is not the default UNet, so that runs of several
-        segmenters can share one out folder.
-        """
-        segmenter = self.config.segmenter.name
-        tag = "" if segmenter == SegmenterConfig().name else f"-{segmenter}"
-        return f"{self.dataset}-n{self.budget}-{self.variant}{tag}-s{self.seed}"
+        """The run folder's name (:func:`run_name`)."""
+        return run_name(self.dataset, self.budget, self.variant, self.config.segmenter.name, self.seed)
 
     @property
     def eval_sets(self) -> dict[str, tuple[str, Path | None]]:
