@@ -329,7 +329,7 @@ def test_reports_from_a_hand_written_runs_csv(tmp_path: Path) -> None:
     assert {"cpu", "cores", "torch", "threads", "gpu"} <= set(json.loads((out / "machine.json").read_text()))
 
 
-def test_reports_pair_genseg_with_each_baseline_case_by_case_and_keep_pairs_whose_folders_are_gone(
+def test_reports_pair_genseg_with_each_baseline_case_by_case_even_after_the_run_folders_are_gone(
         tmp_path: Path) -> None:
     out = tmp_path / "out"
     head = ("dataset,n_labels,n_train,n_val,method,seed,segmenter,size,iterations,checkpoint,eval_set,dice,iou,hd95,"
@@ -358,11 +358,23 @@ def test_reports_pair_genseg_with_each_baseline_case_by_case_and_keep_pairs_whos
     table = (out / "table.md").read_text()
     assert "| 3 | genseg − augment | final | +0.075 (p 0.25) | +0.175 (p 0.12) | +0.125 ± 0.071 |" in table
     assert table.index("genseg − augment") < table.index("genseg-none − augment")
-    for folder in (out / "runs").iterdir():  # a fresh checkout: runs.csv and paired.csv, no run folders
+    for folder in (out / "runs").iterdir():  # a fresh checkout of the results: runs.csv and cases.csv only
         shutil.rmtree(folder)
+    (out / "paired.csv").unlink()
     write_reports(out)
     assert "| 3 | genseg − augment | final | +0.075 (p 0.25) | +0.175 (p 0.12) | +0.125 ± 0.071 |" in (
         out / "table.md").read_text()
+    # a variant run later, in that checkout, is paired with the baselines whose folders are gone
+    gamma = [0.9, 0.6, 0.7, 0.8]
+    write_csv([{"case": f"c{i}", "dice": d} for i, d in enumerate(gamma)],
+              out / "runs" / "j-n3-genseg-gamma-s0" / "eval" / "test" / "final" / "cases.csv")
+    with (out / "runs.csv").open("a") as handle:
+        handle.write(f"j,3,2,1,genseg-gamma,0,unet,64,100,final,test,{np.mean(gamma)},0.5,3,0,4,9,1,ok,\n")
+    write_reports(out)
+    paired = {(row["method"], row["baseline"], row["seed"], row["checkpoint"]): row
+              for row in read_rows(out / "paired.csv")}
+    assert float(paired["genseg-gamma", "augment", "0", "final"]["difference"]) == pytest.approx(0.1)
+    assert float(paired["genseg", "augment", "1", "final"]["difference"]) == pytest.approx(0.175)
 
 
 def test_results_table_leaves_out_failed_runs_that_later_succeeded() -> None:

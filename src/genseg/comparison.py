@@ -10,14 +10,13 @@ Example:
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import wilcoxon
 
-from genseg.runs import RunPaths
+from genseg.runs import RunPaths, read_csv
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,11 @@ def paired_difference(run_a: Path, run_b: Path, eval_set: str = "test", checkpoi
             for run in (run_a, run_b))
     if a.keys() != b.keys():
         raise ValueError(f"{run_a} and {run_b} were scored on different {eval_set} cases")
+    return paired_scores(a, b)
+
+
+def paired_scores(a: dict[str, float], b: dict[str, float]) -> PairedDifference:
+    """Scores b minus scores a, matched by case id (both must score the same cases)."""
     values_a, values_b = np.array([a[case] for case in a]), np.array([b[case] for case in a])
     differences = values_b - values_a
     p_value = float(wilcoxon(values_b, values_a).pvalue) if np.any(differences != 0) else 1.0
@@ -64,5 +68,4 @@ def paired_difference(run_a: Path, run_b: Path, eval_set: str = "test", checkpoi
 def _per_case(path: Path, metric: str) -> dict[str, float]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; evaluate the run first (genseg evaluate)")
-    with path.open() as handle:
-        return {row["case"]: float(row[metric]) for row in csv.DictReader(handle)}
+    return {row["case"]: float(row[metric]) for row in read_csv(path)}

@@ -9,7 +9,6 @@ except the curve plot (and a contact sheet, where a generative run has none yet)
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -22,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from genseg.config import RunConfig  # noqa: E402
 from genseg.methods import method_class  # noqa: E402
-from genseg.runs import RunPaths, load_config  # noqa: E402
+from genseg.runs import RunPaths, load_config, read_csv  # noqa: E402
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -43,7 +42,7 @@ def run_report(run_dir: Path) -> Path:
     config = load_config(run)
     parts = [f"<h1>genseg run {html.escape(run.root.name)}</h1>", _run_facts(run, config)]
     if run.history.is_file():
-        parts += ["<h2>Learning curves</h2>", _image(_curves_png(_read_csv(run.history)), "learning curves")]
+        parts += ["<h2>Learning curves</h2>", _image(_curves_png(read_csv(run.history)), "learning curves")]
     for summary_path in sorted(run.root.glob("eval/*/*/summary.json")):
         parts.append(_evaluation_section(summary_path))
     sheet = _contact_sheet(run, config)
@@ -84,7 +83,7 @@ def _run_facts(run: RunPaths, config: RunConfig) -> str:
 def _evaluation_section(summary_path: Path) -> str:
     summary = json.loads(summary_path.read_text())
     folder = summary_path.parent
-    cases = sorted(_read_csv(folder / "cases.csv"), key=lambda row: float(row["dice"]))
+    cases = sorted(read_csv(folder / "cases.csv"), key=lambda row: float(row["dice"]))
     title = f"Evaluation: {summary['split']}, {summary['checkpoint']} checkpoint (iteration {summary['iteration']})"
     kept = summary.get("largest_component") or []
     shown = f" (the worst {WORST_CASES_SHOWN})" if len(cases) > WORST_CASES_SHOWN else ""
@@ -180,11 +179,6 @@ def _number(value: object) -> str:
         return f"{float(value):.3f}"  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "n/a"
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def _write(path: Path, title: str, parts: list[str]) -> Path:

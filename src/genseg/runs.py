@@ -153,6 +153,12 @@ def adopt_pretrained_generator(source: Path, config: RunConfig, paths: RunPaths)
         atomic_write(paths.pretrain, lambda temp: shutil.copyfile(source, temp))
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts (what :func:`write_csv` wrote)."""
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def write_csv(rows: list[dict], path: Path) -> None:
     """Rows of dicts as CSV; the columns are every key, in first-seen order (blank where absent)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,12 +7,13 @@ sets x budgets x method variants x seeds, run by the protocol of ``../shared/BEN
 - :mod:`~genseg.benchmark.runner`: the runs, each in a process of its own, locally;
 - :mod:`~genseg.benchmark.ray_executor`: the same runs as Ray tasks, locally or on a cluster;
 - :mod:`~genseg.benchmark.results`: ``runs.csv``;
-- :mod:`~genseg.benchmark.paired`: ``paired.csv``, GenSeg's variants minus the baselines, per case;
+- :mod:`~genseg.benchmark.paired`: ``cases.csv`` and ``paired.csv``, GenSeg's variants minus the baselines, per case;
 - :mod:`~genseg.benchmark.report`: ``table.md`` and the efficiency plots.
 
 Layout of the out folder::
 
     runs.csv         one row per finished run, checkpoint and evaluation set (appended as runs end)
+    cases.csv        per-case Dice of every run, checkpoint and evaluation set (outlives the run folders)
     paired.csv       per seed: each GenSeg variant minus each baseline on the same cases, Wilcoxon p
     table.md         mean ± SD over seeds per data set, budget and variant, and the paired differences
     efficiency_<dataset>.png   test Dice vs labeled pairs N, one line per variant

@@ -1,27 +1,32 @@
-"""``paired.csv``: every GenSeg variant minus every baseline, case by case, seed by seed.
+"""``cases.csv`` and ``paired.csv``: every GenSeg variant minus every baseline, case by case, seed by seed.
 
 BENCHMARK.md compares methods on the same cases and seed, because the spread between cases is far
 larger than most differences between methods. The per-case scores live in the run folders
 (``runs/<name>/eval/<set>/<checkpoint>/cases.csv``), which a fresh checkout of the published
-results lacks, so the comparisons are kept in ``paired.csv`` beside ``runs.csv``: rows whose run
-folders are gone stay as they were, rows whose folders are here are recomputed.
+results lacks, so every run's per-case Dice is also kept in ``<out>/cases.csv`` beside ``runs.csv``:
+runs whose folders are here are refreshed from them, the others stay as they were. The pairs are
+formed from that table, so a run added later is paired with baselines whose folders are long gone.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-from genseg.benchmark.results import ok_rows, read_rows
+from genseg.benchmark.results import ok_rows
 from genseg.benchmark.spec import run_name
-from genseg.comparison import paired_difference
+from genseg.comparison import paired_scores
 from genseg.data.io import atomic_write
-from genseg.runs import RunPaths, write_csv
+from genseg.runs import RunPaths, read_csv, write_csv
 
 BASELINES = ("supervised", "augment", "semisup", "separate")
 SETTING_COLUMNS = ("dataset", "n_labels", "segmenter", "size", "iterations", "eval_set", "checkpoint", "seed")
-PAIR_COLUMNS = (*SETTING_COLUMNS, "method", "baseline")
+SCORED_COLUMNS = (*SETTING_COLUMNS, "method")
+CASE_COLUMNS = (*SCORED_COLUMNS, "case", "dice")
+PAIR_COLUMNS = (*SCORED_COLUMNS, "baseline")
 PAIRED_COLUMNS = (*PAIR_COLUMNS, "n_cases", "dice_method", "dice_baseline", "difference", "p_value")
+
+Scored = tuple[str, ...]  # a SCORED_COLUMNS key: one run, one evaluation set, one checkpoint
 
 
 def is_genseg(variant: str) -> bool:
@@ -30,52 +35,67 @@ def is_genseg(variant: str) -> bool:
 
 
 def update_paired(out: Path, rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Recompute the comparisons whose run folders are in ``out/runs``, keep the others; write ``paired.csv``.
+    """Refresh ``cases.csv`` from the run folders in ``out/runs`` and write ``paired.csv`` from it.
+
+    Args:
+        rows: the ``runs.csv`` rows; only ``ok`` ones are scored and paired.
 
     Returns:
         Every row of the new ``paired.csv``.
     """
-    path = out / "paired.csv"
-    merged = {_pair_key(row): row for row in read_rows(path)}
-    merged.update({_pair_key(row): row for row in paired_rows(out / "runs", rows)})
-    if merged:
-        atomic_write(path, lambda temp: write_csv(list(merged.values()), temp))
-    return list(merged.values())
+    scores = update_case_scores(out, rows)
+    paired = paired_rows(scores)
+    if paired:
+        atomic_write(out / "paired.csv", lambda temp: write_csv(paired, temp))
+    return paired
 
 
-def paired_rows(runs: Path, rows: list[dict[str, str]]) -> list[dict[str, str]]:
+def update_case_scores(out: Path, rows: list[dict[str, str]]) -> dict[Scored, dict[str, float]]:
+    """Per-case Dice of every ``ok`` run: from its folder where present, else as ``cases.csv`` had it.
+
+    Returns:
+        ``SCORED_COLUMNS`` key -> case id -> Dice; written to ``out/cases.csv``.
+    """
+    ok = {tuple(row[c] for c in SCORED_COLUMNS): row for row in ok_rows(rows)}
+    scores: dict[Scored, dict[str, float]] = defaultdict(dict)
+    for case in (read_csv(out / "cases.csv") if (out / "cases.csv").is_file() else []):
+        key = tuple(case[c] for c in SCORED_COLUMNS)
+        if key in ok:
+            scores[key][case["case"]] = float(case["dice"])
+    for key, row in ok.items():
+        path = RunPaths(out / "runs" / _folder(row)).eval_dir(row["eval_set"], row["checkpoint"]) / "cases.csv"
+        if path.is_file():
+            scores[key] = {case["case"]: float(case["dice"]) for case in read_csv(path)}
+    table = [{**dict(zip(SCORED_COLUMNS, key)), "case": case, "dice": f"{dice:.5f}"}
+             for key, cases in scores.items() for case, dice in cases.items()]
+    if table:
+        atomic_write(out / "cases.csv", lambda temp: write_csv(table, temp))
+    return dict(scores)
+
+
+def paired_rows(scores: dict[Scored, dict[str, float]]) -> list[dict[str, str]]:
     """Dice of each GenSeg variant minus each baseline with the same setting and seed, per case.
 
     Args:
-        runs: the folder of the run folders.
-        rows: ``runs.csv`` rows; pairs with a run folder or per-case scores missing are left out.
+        scores: ``SCORED_COLUMNS`` key -> case id -> Dice (:func:`update_case_scores`); a pair
+            whose two runs were not scored on the same cases is left out.
     """
-    ok = ok_rows(rows)
-    present = {(*(row[c] for c in SETTING_COLUMNS), row["method"]) for row in ok}
     paired = []
-    for row in ok:
-        if not is_genseg(row["method"]):
+    for key, cases in scores.items():
+        *setting, method = key
+        if not is_genseg(method):
             continue
-        setting = tuple(row[c] for c in SETTING_COLUMNS)
         for baseline in BASELINES:
-            folders = [runs / _folder(row, method) for method in (baseline, row["method"])]
-            if (*setting, baseline) not in present or not all(_scored(f, row) for f in folders):
+            reference = scores.get((*setting, baseline))
+            if reference is None or reference.keys() != cases.keys():
                 continue
-            difference = paired_difference(*folders, eval_set=row["eval_set"], checkpoint=row["checkpoint"])
-            paired.append({**dict(zip(SETTING_COLUMNS, setting)), "method": row["method"], "baseline": baseline,
+            difference = paired_scores(reference, cases)
+            paired.append({**dict(zip(SCORED_COLUMNS, key)), "baseline": baseline,
                            "n_cases": str(difference.cases), "dice_method": f"{difference.mean_b:.4f}",
                            "dice_baseline": f"{difference.mean_a:.4f}", "difference": f"{difference.difference:.4f}",
                            "p_value": f"{difference.p_value:.3g}"})
     return paired
 
 
-def _folder(row: dict[str, Any], method: str) -> str:
-    return run_name(row["dataset"], row["n_labels"], method, row["segmenter"], row["seed"])
-
-
-def _scored(run: Path, row: dict[str, str]) -> bool:
-    return (RunPaths(run).eval_dir(row["eval_set"], row["checkpoint"]) / "cases.csv").is_file()
-
-
-def _pair_key(row: dict[str, str]) -> tuple[str, ...]:
-    return tuple(row[c] for c in PAIR_COLUMNS)
+def _folder(row: dict[str, str]) -> str:
+    return run_name(row["dataset"], row["n_labels"], row["method"], row["segmenter"], row["seed"])
