@@ -8,7 +8,9 @@ Reads each run's history.csv (written by genseg train at every validation); the 
 run folder's name. It also prints, per run, whether the validation loss is flat over the last
 third of the run (BENCHMARK.md's convergence rule, see :func:`last_third_change`), and the shortest of the
 lengths the run passed (its first 400, 800, ... iterations) after which the loss no longer falls
-(:func:`shortest_settled_length`): the iteration count a benchmark needs.
+(:func:`shortest_settled_length`): the iteration count a benchmark needs. Last, the validations
+after the first third whose Dice dips far below the run's median there (:func:`validation_dips`):
+how often a run stopped at a validation would stop in a short loss spike.
 """
 
 from __future__ import annotations
@@ -61,6 +63,19 @@ def shortest_settled_length(iterations: list[int], losses: list[float], step: in
     return shortest
 
 
+DIP = 0.05
+"""How far below its run's median (after the first third) a validation Dice must be to count as a dip."""
+
+
+def validation_dips(iterations: list[int], dice: list[float]) -> tuple[list[int], int]:
+    """The iterations after the first third of the run whose validation Dice is more than DIP
+    below the median over that stretch, and how many validations the stretch has."""
+    start = iterations[-1] / 3
+    points = [(i, d) for i, d in zip(iterations, dice) if i > start]
+    middle = median(d for _, d in points)
+    return [i for i, d in points if d < middle - DIP], len(points)
+
+
 def plot_curves(out: Path, run_dirs: list[Path]) -> None:
     figure, axes = plt.subplots(1, len(PANELS), figsize=(6 * len(PANELS), 4.5))
     for run_dir in run_dirs:
@@ -73,6 +88,10 @@ def plot_curves(out: Path, run_dirs: list[Path]) -> None:
             print(f"{run_dir.name}: validation loss changes {change:+.0%} over the last third "
                   f"({'flat' if abs(change) < FLAT else 'NOT flat'}); no longer falling from a length of "
                   f"{shortest_settled_length(iterations, losses) or 'none yet'}")
+            dips, validations = validation_dips(iterations, [float(row["val_dice"]) for row in rows])
+            where = f" (iterations {', '.join(map(str, dips))})" if dips else ""
+            print(f"{run_dir.name}: {len(dips)} of {validations} validations after the first third dip more than "
+                  f"{DIP:.2f} below their median Dice{where}")
         for axis, (column, _) in zip(axes, PANELS):
             values = [float(row[column]) if row.get(column) else float("nan") for row in rows]
             axis.plot(iterations, values, marker=".", label=run_dir.name)
