@@ -55,7 +55,9 @@ def results_table(rows: list[dict[str, str]], paired: list[dict[str, str]] = ())
             if compared:
                 lines += ["Paired per-case Dice, variant minus baseline on the same cases and seed: the mean "
                           "difference, with the two-sided Wilcoxon signed-rank p-value; the last column is "
-                          "the mean ± SD of the per-seed differences (paired.csv).", "",
+                          "the mean ± SD of the per-seed differences (paired.csv). A p-value compares two "
+                          "trained models on these cases; whether the methods differ is read from the seeds.",
+                          "",
                           *_paired_table(compared), ""]
     done = {row_key(row) for row in ok}
     failed = {row_key(row): row for row in rows if row_key(row) not in done}  # the latest attempt's error
