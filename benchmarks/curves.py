@@ -9,7 +9,7 @@ run folder's name. It also prints, per run, whether the validation loss is flat 
 third of the run (BENCHMARK.md's convergence rule, see :func:`last_third_change`), and the shortest of the
 lengths the run passed (its first 400, 800, ... iterations) after which the loss no longer falls
 (:func:`shortest_settled_length`): the iteration count a benchmark needs. Last, the validations
-after the first third whose Dice dips far below the run's median there (:func:`validation_dips`):
+after the first third whose Dice dips far below the run's median there (:func:`genseg.training.validation_dips`):
 how often a run stopped at a validation would stop in a short loss spike.
 """
 
@@ -25,6 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy.stats import theilslopes  # noqa: E402
+
+from genseg.training import DIP, validation_dips  # noqa: E402
 
 PANELS = (("val_loss", "validation loss (CE + soft Dice)"), ("val_dice", "validation Dice"),
           ("upper_loss", "upper level: L_val(theta') (mean since the last validation)"))
@@ -61,19 +63,6 @@ def shortest_settled_length(iterations: list[int], losses: list[float], step: in
             break
         shortest = n
     return shortest
-
-
-DIP = 0.05
-"""How far below its run's median (after the first third) a validation Dice must be to count as a dip."""
-
-
-def validation_dips(iterations: list[int], dice: list[float]) -> tuple[list[int], int]:
-    """The iterations after the first third of the run whose validation Dice is more than DIP
-    below the median over that stretch, and how many validations the stretch has."""
-    start = iterations[-1] / 3
-    points = [(i, d) for i, d in zip(iterations, dice) if i > start]
-    middle = median(d for _, d in points)
-    return [i for i, d in points if d < middle - DIP], len(points)
 
 
 def plot_curves(out: Path, run_dirs: list[Path]) -> None:

@@ -19,7 +19,7 @@ from genseg.config import RunConfig, SegmenterConfig
 from genseg.data import DataError, read_split
 from genseg.evaluation import evaluate
 from genseg.methods import Method
-from genseg.training import TrainingHooks, improves, train
+from genseg.training import TrainingHooks, improves, train, validation_dips
 
 PNG_HEADER_BYTES = 41  # signature and IHDR: the image's size, none of its pixels
 EASY_CASE_DICE = 0.85  # bright discs, 40 iterations: 0.96 measured (0.90-0.98 over seeds 0-2)
@@ -203,6 +203,29 @@ def test_best_checkpoint_by_dice_never_prefers_an_empty_model_for_its_lower_loss
     assert not improves(empty, found, "dice")
     assert improves(empty, found, "loss") and not improves(found, empty, "loss")
     assert improves({"val_loss": 0.30, "val_dice": 0.40}, found, "dice")  # a tie in Dice goes to the lower loss
+
+
+def test_validation_dips_are_deep_drops_below_the_median_after_the_first_third() -> None:
+    iterations = list(range(50, 2050, 50))  # 40 validations, 27 of them after iteration 666
+    dice = [0.95] * 40
+    dice[3] = 0.5  # in the first third: not counted
+    dice[20] = 0.91  # 4 points below the median: not a dip
+    dice[-1] = 0.77  # the last validation, 18 points below
+    assert validation_dips(iterations, dice) == ([2000], 27)
+    assert validation_dips([], []) == ([], 0)
+
+
+@pytest.mark.parametrize("last_dice, warned", [(0.70, True), (0.93, False)])
+def test_a_final_checkpoint_in_a_loss_spike_is_named_in_a_warning(
+        config: RunConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture, last_dice: float, warned: bool) -> None:
+    validations = iter([0.90, 0.95, last_dice])  # 6 iterations, validated every 2
+
+    def scripted(segmenter: torch.nn.Module, validation: object) -> dict[str, float]:
+        return {"val_loss": 0.1, "val_dice": next(validations)}
+
+    with caplog.at_level("WARNING", logger="genseg.training"):
+        train(config, tmp_path / "run", progress=False, hooks=TrainingHooks(score=scripted))
+    assert ("prefer best.pt" in caplog.text) == warned
 
 
 def _bright_discs(root: Path, n_cases: int = 12, size: int = 32) -> Path:

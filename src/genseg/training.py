@@ -202,6 +202,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             hooks.after_iteration(done, method)
     seconds = time.perf_counter() - started
     save_weights("final", total, state["history"][-1] if state["history"] else {})
+    _warn_if_final_dips(state["history"], paths.root)
     choose_postprocessing(paths.root)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best = state["best"]
@@ -210,6 +211,33 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     result = TrainResult(paths.root, best["iteration"], best["val_loss"], best["val_dice"], seconds, peak_mb)
     paths.result.write_text(json.dumps({**asdict(result), "run_dir": str(paths.root)}, indent=2) + "\n")
     return result
+
+
+DIP = 0.05
+"""How far below its run's median validation Dice (after the first third) a validation must fall to be a dip."""
+
+
+def validation_dips(iterations: list[int], dice: list[float]) -> tuple[list[int], int]:
+    """The validations after the first third of a run whose Dice is more than :data:`DIP` below the
+    median over that stretch, and how many validations the stretch has.
+
+    At a constant learning rate a run has short loss spikes; a run stopped inside one (its final
+    checkpoint) can score far below its best (JSRT 3 ``separate``, docs/benchmarks.md).
+    """
+    points = [(i, d) for i, d in zip(iterations, dice) if i > iterations[-1] / 3] if iterations else []
+    if not points:
+        return [], 0
+    middle = float(np.median([d for _, d in points]))
+    return [i for i, d in points if d < middle - DIP], len(points)
+
+
+def _warn_if_final_dips(history: list[dict[str, float]], run: Path) -> None:
+    iterations, dice = [int(row["iteration"]) for row in history], [row["val_dice"] for row in history]
+    dips, _ = validation_dips(iterations, dice)
+    if dips and dips[-1] == iterations[-1]:
+        log.warning("%s: the final checkpoint's validation Dice (%.3f) is more than %.2f below the run's median "
+                    "since its first third: the last steps hit a loss spike; prefer best.pt (genseg evaluate "
+                    "scores both)", run, dice[-1], DIP)
 
 
 def improves(scores: dict[str, float], best: dict[str, float], select: str) -> bool:

@@ -1,4 +1,4 @@
-"""benchmarks/curves.py: the convergence rule and the count of validation dips."""
+"""benchmarks/curves.py: the convergence rule."""
 
 from __future__ import annotations
 
@@ -17,14 +17,3 @@ def test_last_third_change_is_the_robust_slope_across_the_last_third(
     spiked = [0.5] * 12
     spiked[-2] = 5.0  # one outlying validation does not move a Theil-Sen line
     assert curves.last_third_change(iterations, spiked) == pytest.approx(0.0)
-
-
-def test_validation_dips_counts_only_deep_dips_after_the_first_third(
-        benchmark_script: Callable[[str], ModuleType]) -> None:
-    curves = benchmark_script("curves")
-    iterations = list(range(50, 2050, 50))  # 40 validations, 27 of them after iteration 666
-    dice = [0.95] * 40
-    dice[3] = 0.5  # in the first third: not counted
-    dice[20] = 0.91  # 4 points below the median: not a dip
-    dice[-1] = 0.77  # the last validation, 18 points below
-    assert curves.validation_dips(iterations, dice) == ([2000], 27)
