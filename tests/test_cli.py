@@ -86,6 +86,17 @@ def test_a_budget_of_every_labeled_case_trains_without_a_test_set(tiny_phantom: 
     assert "no test cases" in line and "genseg split" in line
 
 
+def test_plan_without_a_split_plans_the_split_train_would_make(tiny_phantom: Path, tmp_path: Path) -> None:
+    planned = runner.invoke(app, ["plan", "--data", str(tiny_phantom), "--budget", "4"])
+    assert planned.exit_code == 0, planned.output
+    run = tmp_path / "run"
+    trained = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), "--budget", "4",
+                                  "--iterations", "1", "--threads", "1"])
+    assert trained.exit_code == 0, trained.output
+    size = json.loads((run / "plan.json").read_text())["size"]
+    assert planned.output.startswith(f"plan: {size} px")
+
+
 def test_version_and_fast_path_errors(tmp_path: Path) -> None:
     assert runner.invoke(app, ["--version"]).output.startswith("genseg ")
     line = _single_error_line(runner.invoke(app, ["train", "--data", str(tmp_path / "missing")]).output)

@@ -306,12 +306,12 @@ def plan(
 ) -> None:
     """The image size train --size auto would choose, and the fingerprint it comes from."""
     from genseg.config import DataConfig, RunConfig, TrainConfig
-    from genseg.data import index_cases, make_split, read_split
-    from genseg.runs import plan_for
+    from genseg.data import index_cases, read_split
+    from genseg.runs import default_split, plan_for
 
     config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis),
                        train=TrainConfig(seed=seed))
-    made = read_split(split) if split else make_split(index_cases(data).ids, dataset=data.name)
+    made = read_split(split) if split else default_split(config, index_cases(data))
     console.print(plan_for(config, made).describe())
 
 

@@ -180,6 +180,12 @@ def load_config(paths: RunPaths) -> RunConfig:
     return RunConfig.from_dict(json.loads(paths.config.read_text()))
 
 
+def default_split(config: RunConfig, index: CaseIndex) -> Split:
+    """The seeded split a run makes of a data folder when it is given none."""
+    return make_split(index.ids, dataset=index.root.name, test_fraction=config.data.test_fraction,
+                      min_pool=config.data.budget)
+
+
 def resolve_split(config: RunConfig, index: CaseIndex, paths: RunPaths) -> Split:
     """The run's split: the given split file, else the run's own, else a new seeded one.
 
@@ -191,8 +197,7 @@ def resolve_split(config: RunConfig, index: CaseIndex, paths: RunPaths) -> Split
     elif paths.split.is_file():
         split = read_split(paths.split)
     else:
-        split = make_split(index.ids, dataset=index.root.name, test_fraction=config.data.test_fraction,
-                           min_pool=config.data.budget)
+        split = default_split(config, index)
         log.info("made a seeded split of %d cases (%d test) in %s", len(index.ids), len(split.test), paths.split)
         if len(split.test) < round(config.data.test_fraction * len(index.ids)):
             log.warning("the budget of %d takes the test cases: %d of %d cases are held out for testing",
