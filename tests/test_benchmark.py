@@ -377,6 +377,27 @@ def test_reports_pair_genseg_with_each_baseline_case_by_case_even_after_the_run_
     assert float(paired["genseg", "augment", "1", "final"]["difference"]) == pytest.approx(0.175)
 
 
+def test_pairs_are_the_same_from_the_run_folders_and_from_cases_csv(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    head = ("dataset,n_labels,n_train,n_val,method,seed,segmenter,size,iterations,checkpoint,eval_set,dice,iou,hd95,"
+            "n_hd95_undefined,n_cases,seconds,peak_mb,status,error")
+    augment = [0.5, 0.6, 0.7, 0.8, 0.9, 0.4]
+    # differences below the stored precision: ties once rounded, which the Wilcoxon test drops
+    scores = {"augment": augment, "genseg": [d + e for d, e in zip(augment, (3e-6, 2e-6, 0.01, 0.02, -0.01, 0.03))]}
+    lines = [head]
+    for method, dice in scores.items():
+        lines.append(f"j,3,2,1,{method},0,unet,64,100,final,test,{np.mean(dice)},0.5,3,0,6,9,1,ok,")
+        write_csv([{"case": f"c{i}", "dice": repr(d)} for i, d in enumerate(dice)],
+                  out / "runs" / f"j-n3-{method}-s0" / "eval" / "test" / "final" / "cases.csv")
+    (out / "runs.csv").write_text("\n".join(lines) + "\n")
+    write_reports(out)
+    from_folders = (out / "paired.csv").read_text()
+    shutil.rmtree(out / "runs")
+    write_reports(out)
+    assert (out / "paired.csv").read_text() == from_folders
+    assert read_rows(out / "paired.csv")[0]["n_cases"] == "6"
+
+
 def test_results_table_leaves_out_failed_runs_that_later_succeeded() -> None:
     rows = list(csv.DictReader(FAKE_RUNS.splitlines()))
     retried = [{**row, "status": "ok", "error": "", "checkpoint": c, "eval_set": "test", "dice": "0.6",

@@ -27,6 +27,8 @@ PAIR_COLUMNS = (*SCORED_COLUMNS, "baseline")
 PAIRED_COLUMNS = (*PAIR_COLUMNS, "n_cases", "dice_method", "dice_baseline", "difference", "p_value")
 
 Scored = tuple[str, ...]  # a SCORED_COLUMNS key: one run, one evaluation set, one checkpoint
+DIGITS = 5  # of a Dice in cases.csv; scores read from run folders are rounded alike, so that the
+# pairs (and their Wilcoxon ties) come out the same whether or not the folders are still there
 
 
 def is_genseg(variant: str) -> bool:
@@ -61,12 +63,12 @@ def update_case_scores(out: Path, rows: list[dict[str, str]]) -> dict[Scored, di
     for case in (read_csv(out / "cases.csv") if (out / "cases.csv").is_file() else []):
         key = tuple(case[c] for c in SCORED_COLUMNS)
         if key in ok:
-            scores[key][case["case"]] = float(case["dice"])
+            scores[key][case["case"]] = _stored(case["dice"])
     for key, row in ok.items():
         path = RunPaths(out / "runs" / _folder(row)).eval_dir(row["eval_set"], row["checkpoint"]) / "cases.csv"
         if path.is_file():
-            scores[key] = {case["case"]: float(case["dice"]) for case in read_csv(path)}
-    table = [{**dict(zip(SCORED_COLUMNS, key)), "case": case, "dice": f"{dice:.5f}"}
+            scores[key] = {case["case"]: _stored(case["dice"]) for case in read_csv(path)}
+    table = [{**dict(zip(SCORED_COLUMNS, key)), "case": case, "dice": f"{dice:.{DIGITS}f}"}
              for key, cases in scores.items() for case, dice in cases.items()]
     if table:
         atomic_write(out / "cases.csv", lambda temp: write_csv(table, temp))
@@ -95,6 +97,10 @@ def paired_rows(scores: dict[Scored, dict[str, float]]) -> list[dict[str, str]]:
                            "dice_baseline": f"{difference.mean_a:.4f}", "difference": f"{difference.difference:.4f}",
                            "p_value": f"{difference.p_value:.3g}"})
     return paired
+
+
+def _stored(dice: str) -> float:
+    return round(float(dice), DIGITS)
 
 
 def _folder(row: dict[str, str]) -> str:
