@@ -15,8 +15,8 @@ how often a run stopped at a validation would stop in a short loss spike.
 
 from __future__ import annotations
 
+import argparse
 import csv
-import sys
 from pathlib import Path
 from statistics import median
 
@@ -94,4 +94,8 @@ def plot_curves(out: Path, run_dirs: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    plot_curves(Path(sys.argv[1]), [Path(arg) for arg in sys.argv[2:]])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the figure to write (.png)")
+    parser.add_argument("runs", type=Path, nargs="+", help="run folders with a history.csv")
+    arguments = parser.parse_args()
+    plot_curves(arguments.out, arguments.runs)
