@@ -348,12 +348,16 @@ def test_reports_pair_genseg_with_each_baseline_case_by_case_even_after_the_run_
     write_reports(out)
     paired = {(row["method"], row["baseline"], row["seed"], row["checkpoint"]): row
               for row in read_rows(out / "paired.csv")}
-    assert set(paired) == {(method, "augment", seed, checkpoint) for method in ("genseg", "genseg-none")
+    assert set(paired) == {(method, baseline, seed, checkpoint)
+                           for method, baseline in (("genseg", "augment"), ("genseg-none", "augment"),
+                                                    ("genseg", "genseg-none"))
                            for seed in "01" for checkpoint in ("best", "final")}
     # seed 0: +0.1 on three of four cases; seed 1: +0.2, +0.2, +0.2, +0.1
     assert float(paired["genseg", "augment", "0", "final"]["difference"]) == pytest.approx(0.075)
     assert float(paired["genseg", "augment", "1", "final"]["difference"]) == pytest.approx(0.175)
     assert float(paired["genseg-none", "augment", "0", "best"]["difference"]) == pytest.approx(-0.025)
+    # the feedback alone: GenSeg minus its no-hypergradient ablation
+    assert float(paired["genseg", "genseg-none", "1", "final"]["difference"]) == pytest.approx(0.2)
     assert paired["genseg", "augment", "0", "best"]["n_cases"] == "4"
     table = (out / "table.md").read_text()
     assert "| 3 | genseg − augment | final | +0.075 (p 0.25) | +0.175 (p 0.12) | +0.125 ± 0.071 |" in table

@@ -19,7 +19,9 @@ from genseg.comparison import paired_scores
 from genseg.data.io import atomic_write
 from genseg.runs import RunPaths, read_csv, write_csv
 
-BASELINES = ("supervised", "augment", "semisup", "separate")
+# genseg-none is GenSeg with its GAN training and no hypergradient: the difference to it is the
+# validation feedback alone, where `separate` also differs by the generator kept training
+BASELINES = ("supervised", "augment", "semisup", "separate", "genseg-none")
 SETTING_COLUMNS = ("dataset", "n_labels", "segmenter", "size", "iterations", "eval_set", "checkpoint", "seed")
 SCORED_COLUMNS = (*SETTING_COLUMNS, "method")
 CASE_COLUMNS = (*SCORED_COLUMNS, "case", "dice")
@@ -88,6 +90,8 @@ def paired_rows(scores: dict[Scored, dict[str, float]]) -> list[dict[str, str]]:
         if not is_genseg(method):
             continue
         for baseline in BASELINES:
+            if baseline == method:
+                continue
             reference = scores.get((*setting, baseline))
             if reference is None or reference.keys() != cases.keys():
                 continue
