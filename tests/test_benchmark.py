@@ -158,8 +158,9 @@ def test_every_upper_level_variable_has_a_built_in_variant() -> None:
         assert variant.method == "genseg" and variant.mlo["upper"] == name
 
 
-def test_the_repository_benchmarks_plan_and_share_their_runs() -> None:
-    """Every benchmarks/*.toml plans; the ablation's runs that the protocol also has are the same runs."""
+def test_the_repository_benchmarks_plan_and_configure_shared_runs_alike() -> None:
+    """Every benchmarks/*.toml plans; the ablation's runs that the protocol also has are configured alike
+    (the ablation trains them again in its own out folder, so that its comparisons are on one machine)."""
     root = Path(__file__).resolve().parents[1]
     shared = root.parent / "shared"
     if not (shared / "datasets" / "jsrt_lung").is_dir():
