@@ -421,6 +421,16 @@ def test_results_table_gives_a_reference_without_iterations_its_own_section() ->
     assert "| 5 | 4+1 | nnunet | 0.950 | 0.950 |" in table
 
 
+def test_results_table_adds_the_averaged_checkpoint_where_runs_saved_one() -> None:
+    rows = list(csv.DictReader(FAKE_RUNS.splitlines()))[:4]  # test rows of seeds 0 and 1, best and final
+    averaged = [{**row, "checkpoint": "averaged", "dice": dice, "iou": "0.5", "hd95": "3.0", "n_hd95_undefined": "0"}
+                for row, dice in zip(rows[::2], ("0.82", "0.92"))]
+    table = results_table(rows + averaged)
+    assert "| Dice best | Dice final | Dice averaged | IoU best | IoU final | IoU averaged |" in table
+    assert "| 5 | 4+1 | augment | 0.850 ± 0.071 | 0.725 ± 0.035 | 0.870 ± 0.071 | " in table
+    assert "Dice averaged" not in results_table(rows)
+
+
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """12 phantom cases of 32 px: 3 test cases and a pool of 9 for seed 0."""
@@ -476,6 +486,20 @@ def test_end_to_end_on_a_phantom(tmp_path: Path, phantom: tuple[Path, Path]) -> 
         ("supervised", "best", "ood-phantom-dark", "2"), ("supervised", "final", "ood-phantom-dark", "2"),
         ("augment", "best", "ood-phantom-dark", "2"), ("augment", "final", "ood-phantom-dark", "2")]
     assert run_benchmark(with_ood).skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
+
+
+def test_a_run_that_averages_its_weights_is_scored_at_each_of_its_three_checkpoints(
+        tmp_path: Path, phantom: tuple[Path, Path]) -> None:
+    data_root, splits_root = phantom
+    spec = spec_from_dict({
+        "datasets": ["phantom"], "budgets": [4], "methods": ["augment"], "seeds": [0], "size": 32, "iterations": 4,
+        "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+    })
+    spec = replace(spec, variants={**spec.variants, "augment": Variant("augment", train={"average_last": 0.5})})
+    assert run_benchmark(spec).ok == ["phantom-n4-augment-s0"]
+    rows = read_rows(spec.out / "runs.csv")
+    assert [row["checkpoint"] for row in rows] == ["best", "final", "averaged"]
+    assert "Dice averaged" in (spec.out / "table.md").read_text()
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from genseg.config import RunConfig, SegmenterConfig
 from genseg.data import DataError, read_split
 from genseg.evaluation import evaluate
 from genseg.methods import Method
-from genseg.training import TrainingHooks, improves, train, validation_dips
+from genseg.training import BATCH_NORM_BATCHES, TrainingHooks, improves, train, validation_dips
 
 PNG_HEADER_BYTES = 41  # signature and IHDR: the image's size, none of its pixels
 EASY_CASE_DICE = 0.85  # bright discs, 40 iterations: 0.96 measured (0.90-0.98 over seeds 0-2)
@@ -98,6 +98,35 @@ def test_best_checkpoint_holds_the_weights_of_its_iteration(config: RunConfig, t
     _assert_same_weights(load_checkpoint(tmp_path / "run" / "final.pt")["segmenter"], weights_after[6])
 
 
+def test_the_averaged_checkpoint_is_the_mean_of_the_last_weights_with_batch_norm_measured_anew(
+    config: RunConfig, tmp_path: Path
+) -> None:
+    config = replace(config, train=replace(config.train, average_last=0.5))  # iterations 4, 5 and 6 of 6
+    weights_after: dict[int, dict[str, torch.Tensor]] = {}
+
+    def record_weights(done: int, method: Method) -> None:
+        weights_after[done] = {k: v.clone() for k, v in method.context.stepper.segmenter.named_parameters()}
+
+    train(config, tmp_path / "run", progress=False, hooks=TrainingHooks(after_iteration=record_weights))
+
+    averaged, final = (load_checkpoint(tmp_path / "run" / f"{name}.pt") for name in ("averaged", "final"))
+    for name in weights_after[6]:
+        mean = torch.stack([weights_after[done][name] for done in (4, 5, 6)]).mean(0)
+        torch.testing.assert_close(averaged["segmenter"][name], mean, rtol=1e-5, atol=1e-6)
+    tracked = [key for key in averaged["segmenter"] if key.endswith("num_batches_tracked")]
+    assert tracked and all(int(averaged["segmenter"][key]) == BATCH_NORM_BATCHES for key in tracked)
+    statistics = [key for key in averaged["segmenter"] if key.endswith("running_mean")]
+    assert any(not torch.equal(averaged["segmenter"][key], final["segmenter"][key]) for key in statistics)
+    assert averaged["iteration"] == 6 and "val_dice" in averaged
+    assert set(evaluate(tmp_path / "run", split="test", overlays=0)) == {"best", "final", "averaged"}
+
+
+def test_a_run_without_averaging_has_no_averaged_checkpoint_and_says_how_to_get_one(run: Path) -> None:
+    assert not (run / "averaged.pt").exists()
+    with pytest.raises(FileNotFoundError, match="--average-last"):
+        evaluate(run, split="test", checkpoints=("averaged",), overlays=0)
+
+
 def test_only_the_budget_cases_are_read(run: Path, config: RunConfig, tmp_path: Path) -> None:
     """Every file outside the budget keeps its header (sizes are checked) but loses its pixels: training
     still succeeds, so none of them was read."""
@@ -133,6 +162,17 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(
     assert _history(out) == _history(run)
     assert result.best_iteration == load_checkpoint(run / "best.pt")["iteration"]
     assert "resumed" in (out / "train.log").read_text()
+
+
+def test_resume_continues_the_average_of_the_weights_bit_for_bit(
+    config: RunConfig, tmp_path: Path, kill_run: Callable[[RunConfig, Path, int], None]
+) -> None:
+    config = replace(config, train=replace(config.train, average_last=0.5))
+    whole = train(config, tmp_path / "whole", progress=False).run_dir
+    kill_run(config, tmp_path / "killed", 5)  # inside the averaged stretch, after the checkpoint of iteration 4
+    train(config, tmp_path / "killed", resume=True, progress=False)
+    _assert_same_weights(load_checkpoint(tmp_path / "killed" / "averaged.pt")["segmenter"],
+                         load_checkpoint(whole / "averaged.pt")["segmenter"])
 
 
 def test_existing_run_is_not_overwritten_without_resume(run: Path, config: RunConfig) -> None:

@@ -127,7 +127,7 @@ _TRAIN_FIELDS = {
     "val_views": ("mlo", "val_views"),
     **{name: ("train", name) for name in ("method", "iterations", "batch_size", "synthetic_batch_size", "lr", "optimizer", "schedule",
                                            "warmup", "sampling", "augmentation", "val_every", "select", "seed", "device")},
-    "ema": ("train", "ema_decay"),
+    "ema": ("train", "ema_decay"), "average_last": ("train", "average_last"),
     "generator_option": ("generator", None),  # KEY=VALUE settings of the generator's kind (config.parse_settings)
 }
 
@@ -169,6 +169,7 @@ def train(
     val_every: Optional[int] = typer.Option(None, help=f"Iterations between validations [{_T.val_every}]."),
     select: Optional[str] = typer.Option(None, help=f"What picks best.pt: dice (highest validation Dice) | loss (lowest validation loss) [{_T.select}]."),
     ema: Optional[float] = typer.Option(None, help=f"EMA decay of the segmenter's weights, 0 = off [{_T.ema_decay}]."),
+    average_last: Optional[float] = typer.Option(None, help=f"Average the weights of the run's last fraction into averaged.pt (SWA), 0 = off [{_T.average_last}]."),
     val_views: Optional[int] = typer.Option(None, help=f"Augmented views per validation pair in the validation loss [{_M.val_views}]."),
     upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: arch | generator | pairs | gamma, or several joined by + (both = arch+generator) | none [{_M.upper}]"),
     hypergradient: Optional[str] = typer.Option(None, help=f"genseg hypergradient: exact | darts [{_M.hypergradient}]"),
@@ -186,7 +187,7 @@ def train(
     tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
-    """Train a segmenter on the budget's labeled pairs; keep the best and the final checkpoint."""
+    """Train a segmenter on the budget's labeled pairs; keep the best and the final checkpoint (and an averaged one with --average-last)."""
     given = {name: value for name, value in locals().items() if name in _TRAIN_FIELDS and value is not None}
     if data is not None:
         _existing(data, "data folder")
@@ -246,14 +247,14 @@ def evaluate(
     run: Path = typer.Option(..., help="Run folder of genseg train."),
     data: Optional[Path] = typer.Option(None, help="Data folder (default: the run's); another one is evaluated whole (out-of-domain)."),
     split: str = typer.Option("test", help="test | dev (pool cases outside the budget) | val | train | all"),
-    checkpoint: str = typer.Option("both", help="best | final | both"),
+    checkpoint: str = typer.Option("all", help="best | final | averaged | all (every one the run saved)"),
     overlays: int = typer.Option(6, help="Cases that get an overlay PNG."),
 ) -> None:
     """Per-case Dice, IoU and HD95 of a run's checkpoints; CSV, JSON and overlays in run/eval/."""
     _setup_logging(False)
     from genseg.evaluation import evaluate as run_evaluation
 
-    checkpoints = ("best", "final") if checkpoint == "both" else (checkpoint,)
+    checkpoints = None if checkpoint == "all" else (checkpoint,)
     summaries = run_evaluation(run, data=data, split=split, checkpoints=checkpoints, overlays=overlays)
     _print_summaries(summaries)
     for name, summary in summaries.items():
@@ -267,7 +268,7 @@ def predict(
     run: Path = typer.Option(..., help="Run folder of genseg train."),
     input: Path = typer.Option(..., help="A folder of images (2D files or NIfTI volumes), or one such file."),
     out: Path = typer.Option(..., help="Folder for the predicted masks."),
-    checkpoint: str = typer.Option("best", help="best | final"),
+    checkpoint: str = typer.Option("best", help="best | final | averaged"),
 ) -> None:
     """Write a mask for every input image: PNG for 2D images, NIfTI for volumes, same geometry."""
     _setup_logging(False)

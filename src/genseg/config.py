@@ -227,6 +227,10 @@ class TrainConfig:
         checkpoint_every: iterations between resumable checkpoints.
         ema_decay: decay of an exponential moving average of the segmenter's weights used for
             validation and the saved model; 0 switches it off.
+        average_last: the last fraction of the run whose weights are averaged, equally, into a
+            third checkpoint, ``averaged.pt`` (stochastic weight averaging, batch-norm statistics
+            recomputed on training batches); 0 switches it off. One run then gives the best, the
+            final and the averaged checkpoint of one trajectory (the checkpoint-policy ablation).
         seed: run seed; also picks ``pool.seed<s>`` of a benchmark split file.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
@@ -245,6 +249,7 @@ class TrainConfig:
     select: str = "loss"
     checkpoint_every: int = 100
     ema_decay: float = 0.0
+    average_last: float = 0.0
     seed: int = 0
     device: str = "auto"
 
@@ -260,6 +265,7 @@ class TrainConfig:
         _check(0 <= self.warmup < self.iterations, f"warmup must be in [0, iterations), got {self.warmup}")
         _check(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every, checkpoint_every >= 1")
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
+        _check(0.0 <= self.average_last <= 1.0, f"average_last must be in [0, 1], got {self.average_last}")
         _check(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
                f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

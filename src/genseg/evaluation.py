@@ -39,7 +39,7 @@ from genseg.data import (
 from genseg.data.io import atomic_write
 from genseg.metrics import case_metrics, summarize
 from genseg.postprocessing import choose_classes, keep_largest_component
-from genseg.runs import CHECKPOINTS, RunPaths, eval_name, load_config, train_val_ids, write_csv
+from genseg.runs import RunPaths, eval_name, load_config, train_val_ids, write_csv
 from genseg.segmenters import segmenter_from_config
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,12 @@ class TrainedSegmenter:
 
 
 def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
-    """Restore the ``best`` or ``final`` segmenter of a run folder, in eval mode."""
-    state = load_checkpoint(RunPaths(Path(run_dir)).weights(checkpoint))
+    """Restore the ``best``, ``final`` or ``averaged`` segmenter of a run folder, in eval mode."""
+    path = RunPaths(Path(run_dir)).weights(checkpoint)
+    if checkpoint == "averaged" and not path.is_file():
+        raise FileNotFoundError(f"{path}: no averaged weights here; the run is unfinished or was trained without "
+                                "--average-last (e.g. --average-last 0.33)")
+    state = load_checkpoint(path)
     if "segmenter" not in state:
         raise ValueError(f"{run_dir} holds no segmenter (a genseg pretrain-generator run?); "
                          "evaluate and predict need a run of genseg train")
@@ -88,10 +92,11 @@ def predict_case(segmenter: TrainedSegmenter, samples: list[Sample], *, postproc
     return keep_largest_component(labels, segmenter.largest_component) if postprocess else labels
 
 
-def choose_postprocessing(run_dir: Path, checkpoints: tuple[str, ...] = CHECKPOINTS) -> dict[str, dict]:
-    """Decide, per checkpoint, on the run's validation cases, which classes keep only their
-    largest component; written to ``postprocessing.json`` (see :mod:`genseg.postprocessing`)."""
+def choose_postprocessing(run_dir: Path, checkpoints: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """Decide, per checkpoint (default: every saved one), on the run's validation cases, which classes
+    keep only their largest component; written to ``postprocessing.json`` (see :mod:`genseg.postprocessing`)."""
     run = RunPaths(Path(run_dir))
+    checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
     config = load_config(run)
     index = index_cases(config.data.root, layout=config.data.layout)
     ids = case_ids_for("val", run, config, index, same_data=True)
@@ -160,7 +165,7 @@ def evaluate(
     *,
     data: Path | None = None,
     split: str = "test",
-    checkpoints: tuple[str, ...] = CHECKPOINTS,
+    checkpoints: tuple[str, ...] | None = None,
     overlays: int = 6,
 ) -> dict[str, dict]:
     """Score a run's checkpoints case by case and write CSV, JSON and overlay PNGs.
@@ -172,7 +177,7 @@ def evaluate(
         split: ``test`` (held out, never trained or selected on), ``dev`` (pool cases outside the
             budget, for choosing a recipe; see :func:`genseg.data.dev_ids`), ``val``, ``train``
             or ``all``.
-        checkpoints: ``best`` (chosen on the validation pairs) and/or ``final``.
+        checkpoints: some of :data:`~genseg.runs.CHECKPOINTS` (default: every one the run saved).
         overlays: how many cases get an overlay PNG: the worst by Dice.
 
     Returns:
@@ -186,6 +191,7 @@ def evaluate(
     ids = case_ids_for(split, run, config, index, same_data)
     name = eval_name(split, None if same_data else root)
     names = {value: key for key, value in index.labels.items()}
+    checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
     segmenters = {checkpoint: load_segmenter(run.root, checkpoint) for checkpoint in checkpoints}
     rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}
     views: dict[str, dict[str, OverlayView]] = {checkpoint: {} for checkpoint in checkpoints}

@@ -45,7 +45,9 @@ from genseg.planning import Plan, fingerprint, plan_size
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = ("best", "final")
+CHECKPOINTS = ("best", "final", "averaged")
+"""best.pt (chosen on the validation pairs), final.pt (the last iteration) and, where
+``train.average_last`` asked for it, averaged.pt (the weights averaged over the run's end)."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,15 @@ class RunPaths:
         return self.root / "pretrain.pt"
 
     def weights(self, checkpoint: str) -> Path:
-        """``best.pt`` (chosen on the validation pairs, ``train.select``) or ``final.pt`` (last iteration)."""
+        """``best.pt`` (chosen on the validation pairs, ``train.select``), ``final.pt`` (last iteration)
+        or ``averaged.pt`` (the weights averaged over the last ``train.average_last`` of the run)."""
         if checkpoint not in CHECKPOINTS:
             raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
         return self.root / f"{checkpoint}.pt"
+
+    def saved_checkpoints(self) -> tuple[str, ...]:
+        """The checkpoints this run has written, in :data:`CHECKPOINTS` order."""
+        return tuple(name for name in CHECKPOINTS if (self.root / f"{name}.pt").is_file())
 
     def eval_dir(self, split_name: str, checkpoint: str) -> Path:
         return self.root / "eval" / split_name / checkpoint

@@ -1,8 +1,9 @@
 """The one training loop every method shares.
 
 Config at the top, the step in plain sight (``method.step``), validation on the budget's
-validation pairs only, the best checkpoint by validation Dice (or loss), the final one beside
-it, and a resumable ``last.pt`` written atomically every ``checkpoint_every`` iterations.
+validation pairs only, the best checkpoint by validation loss (or Dice), the final one beside
+it (and, on request, the weights averaged over the run's end), and a resumable ``last.pt``
+written atomically every ``checkpoint_every`` iterations.
 :class:`TrainingHooks` let a caller watch or stop the loop, or score validation its own way,
 without changing it.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm.auto import tqdm
 
 from genseg.batches import Batches
@@ -149,23 +150,28 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     segmenter = context.stepper.segmenter
     schedule = build_schedule(context.stepper.optimizer, config.train)
     ema = _ema(segmenter, config.train.ema_decay)
+    total = config.train.iterations
+    averaging_from = total - round(total * config.train.average_last)  # iterations done before averaging
+    averaged = AveragedModel(segmenter) if averaging_from < total else None
     state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": -1.0, "iteration": 0},
                              "history": [], "seconds": 0.0}
     if resume and paths.last.is_file():
-        state = _restore(load_checkpoint(paths.last), context, method, schedule, ema)
+        snapshot = load_checkpoint(paths.last)
+        state = _restore(snapshot, context, method, schedule, ema)
         log.info("resumed %s at iteration %d", paths.root, state["iteration"])
+        if averaged is not None:
+            _restore_average(averaged, snapshot.get("averaged"), averaging_from, state["iteration"])
     log.info("%s: %s on %d train + %d val pairs, %d classes, %s", paths.root, config.train.method,
              len(data.train_ids), len(data.val_ids), data.num_classes, config.segmenter.name)
     started = time.perf_counter() - state["seconds"]
     method.prepare(paths.root)
     evaluated = ema.module if ema is not None else segmenter
 
-    def save_weights(checkpoint: str, iteration: int, scores: dict[str, Any]) -> None:
-        """best.pt or final.pt: the evaluated segmenter beside the method's exported weights."""
-        weights = {**method.exported_weights(), "segmenter": evaluated.state_dict()}
+    def save_weights(checkpoint: str, model: nn.Module, iteration: int, scores: dict[str, Any]) -> None:
+        """best.pt, final.pt or averaged.pt: a segmenter beside the method's exported weights."""
+        weights = {**method.exported_weights(), "segmenter": model.state_dict()}
         save_atomic(weights_checkpoint(config, data, weights, iteration, scores), paths.weights(checkpoint))
 
-    total = config.train.iterations
     bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
                disable=not progress, desc=config.train.method, dynamic_ncols=True)
     running: dict[str, list[float]] = defaultdict(list)  # step scalars since the last validation
@@ -177,6 +183,8 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         if ema is not None:
             ema.update_parameters(segmenter)
         done = iteration + 1
+        if averaged is not None and done > averaging_from:
+            averaged.update_parameters(segmenter)
         if done % config.train.val_every == 0 or done == total:
             scores = hooks.score(evaluated, context.validation)
             means = {name: float(np.mean(values)) for name, values in running.items()}
@@ -185,7 +193,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             state["history"].append(row)
             if improves(scores, state["best"], config.train.select):
                 state["best"] = {**scores, "iteration": done}
-                save_weights("best", done, scores)
+                save_weights("best", evaluated, done, scores)
             write_csv(state["history"], paths.history)
             if board is not None:
                 for name, value in row.items():
@@ -197,11 +205,18 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         if done % config.train.checkpoint_every == 0 or done == total:
             state["iteration"] = done
             state["seconds"] = time.perf_counter() - started
-            save_atomic(_snapshot(state, context, method, schedule, ema), paths.last)
+            snapshot = _snapshot(state, context, method, schedule, ema)
+            if averaged is not None:
+                snapshot["averaged"] = {"from": averaging_from, "state": averaged.state_dict()}
+            save_atomic(snapshot, paths.last)
         if hooks.after_iteration is not None:
             hooks.after_iteration(done, method)
     seconds = time.perf_counter() - started
-    save_weights("final", total, state["history"][-1] if state["history"] else {})
+    save_weights("final", evaluated, total, state["history"][-1] if state["history"] else {})
+    if averaged is not None and int(averaged.n_averaged) > 0:
+        # The averaged weights never ran a batch: their batch-norm statistics are measured anew.
+        update_bn((context.batches.augmented()[0] for _ in range(BATCH_NORM_BATCHES)), averaged.module)
+        save_weights("averaged", averaged.module, total, hooks.score(averaged.module, context.validation))
     _warn_if_final_dips(state["history"], paths.root)
     choose_postprocessing(paths.root)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -211,6 +226,10 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     result = TrainResult(paths.root, best["iteration"], best["val_loss"], best["val_dice"], seconds, peak_mb)
     paths.result.write_text(json.dumps({**asdict(result), "run_dir": str(paths.root)}, indent=2) + "\n")
     return result
+
+
+BATCH_NORM_BATCHES = 32
+"""Augmented training batches over which the averaged weights' batch-norm statistics are measured."""
 
 
 DIP = 0.05
@@ -268,6 +287,16 @@ def _ema(model: nn.Module, decay: float) -> AveragedModel | None:
     if decay == 0.0:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _restore_average(averaged: AveragedModel, saved: dict[str, Any] | None, averaging_from: int, done: int) -> None:
+    """Continue a saved average, unless the run was extended: then its window moved and the average
+    restarts at the iteration the run resumes from."""
+    if saved is not None and saved["from"] == averaging_from:
+        averaged.load_state_dict(saved["state"])
+    elif done > averaging_from:
+        log.warning("averaged.pt averages the weights from iteration %d, where this run resumed, not from %d: "
+                    "the run was extended", done, averaging_from)
 
 
 def _snapshot(state: dict[str, Any], context: TrainingContext, method: Method, schedule: LRScheduler,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genseg.data.io import atomic_write
-from genseg.runs import CHECKPOINTS, RunPaths, eval_name
+from genseg.runs import RunPaths, eval_name
 
 if TYPE_CHECKING:
     from genseg.benchmark.spec import PlannedRun
@@ -64,7 +64,7 @@ def result_rows(run: PlannedRun, paths: RunPaths, eval_sets: list[str] | None = 
     trained = json.loads(paths.result.read_text())
     rows = []
     for eval_set in run.eval_sets if eval_sets is None else eval_sets:
-        for checkpoint in CHECKPOINTS:
+        for checkpoint in paths.saved_checkpoints():
             results = paths.eval_dir(eval_name(*run.eval_sets[eval_set]), checkpoint)
             summary = json.loads((results / "summary.json").read_text())
             rows.append({**run.columns(), "checkpoint": checkpoint, "eval_set": eval_set,

@@ -191,7 +191,7 @@ def execute_run(task: RunTask) -> list[dict[str, Any]]:
         for name in task.pending:
             stage = f"evaluate {name}"
             split, folder = run.eval_sets[name]
-            evaluate(paths.root, data=folder, split=split, checkpoints=("best", "final"))
+            evaluate(paths.root, data=folder, split=split)
         return result_rows(run, paths, list(task.pending))
     except Exception as error:  # one failed row; the traceback goes to the run folder
         paths.root.mkdir(parents=True, exist_ok=True)
