@@ -160,7 +160,8 @@ def test_every_upper_level_variable_has_a_built_in_variant() -> None:
 
 def test_the_repository_benchmarks_plan_and_configure_shared_runs_alike() -> None:
     """Every benchmarks/*.toml plans; the ablation's runs that the protocol also has are configured alike
-    (the ablation trains them again in its own out folder, so that its comparisons are on one machine)."""
+    (the ablation trains them again in its own out folder, so that its comparisons are on one machine),
+    and the checkpoint-policy runs are the protocol's augment runs with weight averaging."""
     root = Path(__file__).resolve().parents[1]
     shared = root.parent / "shared"
     if not (shared / "datasets" / "jsrt_lung").is_dir():
@@ -174,6 +175,10 @@ def test_the_repository_benchmarks_plan_and_configure_shared_runs_alike() -> Non
     common = set(ablation) & set(protocol)
     assert {"jsrt_lung-n3-separate-s0", "fuseg-n10-genseg-s2"} <= common
     assert all(ablation[name] == protocol[name] for name in common)
+    assert planned["policy"]
+    for name, config in planned["policy"].items():  # the protocol's augment runs, averaging added
+        augment = protocol[name.replace("augment-averaged", "augment")]
+        assert config == replace(augment, train=replace(augment.train, average_last=config.train.average_last))
 
 
 def test_unknown_variant_lists_the_known_ones() -> None:
