@@ -332,7 +332,9 @@ def test_reports_from_a_hand_written_runs_csv(tmp_path: Path) -> None:
     assert "- hippo-n5-genseg-s0: genseg train exited with status 1: RuntimeError: out of memory" in table
     with Image.open(out / "efficiency_hippo.png") as image:
         assert image.format == "PNG" and image.width > 100
-    assert {"cpu", "cores", "torch", "threads", "gpu"} <= set(json.loads((out / "machine.json").read_text()))
+    machine = json.loads((out / "machine.json").read_text())
+    assert {"cpu", "cpu_family_model", "cpu_capability", "cores", "torch", "threads", "gpu"} <= set(machine)
+    assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_reports_pair_genseg_with_each_baseline_case_by_case_even_after_the_run_folders_are_gone(

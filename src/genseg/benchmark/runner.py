@@ -260,19 +260,28 @@ def _outcome_line(rows: list[dict[str, Any]]) -> str:
     if rows[0]["status"] != "ok":
         return f"FAILED: {rows[0]['error']}"
     eval_set = rows[0]["eval_set"]
-    dice = {row["checkpoint"]: row["dice"] for row in rows if row["eval_set"] == eval_set}
-    return f"{eval_set} Dice {dice['best']:.4f} (best), {dice['final']:.4f} (final); {rows[0]['seconds']:.0f} s"
+    dice = ", ".join(f"{row['dice']:.4f} ({row['checkpoint']})" for row in rows if row["eval_set"] == eval_set)
+    return f"{eval_set} Dice {dice}; {rows[0]['seconds']:.0f} s"
 
 
 def machine_info(threads: int | None = None) -> dict[str, Any]:
-    """CPU model, cores, torch version and threads, GPU name (``None`` without one)."""
+    """CPU model, cores, torch version and threads, GPU name (``None`` without one).
+
+    The CPU's family and model numbers and the vector instructions torch's kernels use are kept
+    beside its name: two machines named alike ("AMD EPYC") trained the same run to different
+    weights (docs/benchmarks.md, the ablation), and float sums differ between kernel paths.
+    """
     import torch
 
     cpuinfo = Path("/proc/cpuinfo")
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-              if line.startswith("model name")] if cpuinfo.is_file() else []
+    fields: dict[str, str] = {}
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first core's
     return {
-        "cpu": models[0] if models else platform.processor() or platform.machine(),
+        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
+        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "threads": threads or torch.get_num_threads(),
