@@ -389,6 +389,29 @@ def test_reports_pair_genseg_with_each_baseline_case_by_case_even_after_the_run_
     assert float(paired["genseg", "augment", "1", "final"]["difference"]) == pytest.approx(0.175)
 
 
+def test_reports_pair_a_runs_averaged_checkpoint_with_its_final_and_best_ones(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    head = ("dataset,n_labels,n_train,n_val,method,seed,segmenter,size,iterations,checkpoint,eval_set,dice,iou,hd95,"
+            "n_hd95_undefined,n_cases,seconds,peak_mb,status,error")
+    lines = [head]
+    scores = {"best": [0.5, 0.6, 0.7, 0.8], "final": [0.6, 0.6, 0.7, 0.8], "averaged": [0.7, 0.7, 0.8, 0.8]}
+    for seed in (0, 1):
+        for checkpoint, dice in scores.items():
+            shifted = [d + 0.1 * seed * (checkpoint == "averaged") for d in dice]
+            lines.append(f"j,3,2,1,augment,{seed},unet,64,100,{checkpoint},dev,{np.mean(shifted)},0.5,3,0,4,9,1,ok,")
+            write_csv([{"case": f"c{i}", "dice": d} for i, d in enumerate(shifted)],
+                      out / "runs" / f"j-n3-augment-s{seed}" / "eval" / "dev" / checkpoint / "cases.csv")
+    (out / "runs.csv").write_text("\n".join(lines) + "\n")
+    write_reports(out)
+    pairs = {(row["checkpoint"], row["baseline"], row["seed"]): float(row["difference"])
+             for row in read_rows(out / "checkpoints.csv")}
+    assert pairs == pytest.approx({("averaged", "final", "0"): 0.075, ("averaged", "best", "0"): 0.1,
+                                   ("averaged", "final", "1"): 0.175, ("averaged", "best", "1"): 0.2})
+    assert not (out / "paired.csv").exists()  # no GenSeg variant: nothing to pair across methods
+    table = (out / "table.md").read_text()
+    assert "| 3 | augment: averaged − final | averaged | +0.075 (p 0.25) | +0.175 (p 0.12) | +0.125 ± 0.071 |" in table
+
+
 def test_pairs_are_the_same_from_the_run_folders_and_from_cases_csv(tmp_path: Path) -> None:
     out = tmp_path / "out"
     head = ("dataset,n_labels,n_train,n_val,method,seed,segmenter,size,iterations,checkpoint,eval_set,dice,iou,hd95,"

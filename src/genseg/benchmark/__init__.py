@@ -7,7 +7,8 @@ sets x budgets x method variants x seeds, run by the protocol of ``../shared/BEN
 - :mod:`~genseg.benchmark.runner`: the runs, each in a process of its own, locally;
 - :mod:`~genseg.benchmark.ray_executor`: the same runs as Ray tasks, locally or on a cluster;
 - :mod:`~genseg.benchmark.results`: ``runs.csv``;
-- :mod:`~genseg.benchmark.paired`: ``cases.csv`` and ``paired.csv``, GenSeg's variants minus the baselines, per case;
+- :mod:`~genseg.benchmark.paired`: ``cases.csv``, ``paired.csv`` (GenSeg's variants minus the baselines) and
+  ``checkpoints.csv`` (a run's averaged checkpoint minus its final and best ones), per case;
 - :mod:`~genseg.benchmark.report`: ``table.md`` and the efficiency plots.
 
 Layout of the out folder::
@@ -15,9 +16,10 @@ Layout of the out folder::
     runs.csv         one row per finished run, checkpoint and evaluation set (appended as runs end)
     cases.csv        per-case Dice of every run, checkpoint and evaluation set (outlives the run folders)
     paired.csv       per seed: each GenSeg variant minus each baseline on the same cases, Wilcoxon p
+    checkpoints.csv  per seed: a run's averaged checkpoint minus its final and best ones, alike
     table.md         mean ± SD over seeds per data set, budget and variant, and the paired differences
     efficiency_<dataset>.png   test Dice vs labeled pairs N, one line per variant
-    machine.json     CPU, cores, torch version and threads, GPU
+    machine.json     CPU (name, family/model, torch's vector instructions), cores, torch version and threads, GPU
     runs/<dataset>-n<N>-<variant>-s<seed>/   the run folders (``config.json`` written here first)
     pretrained/      generator pre-trainings shared by runs with the same data, budget and seed
 

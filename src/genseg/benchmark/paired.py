@@ -1,4 +1,5 @@
-"""``cases.csv`` and ``paired.csv``: every GenSeg variant minus every baseline, case by case, seed by seed.
+"""``cases.csv``, ``paired.csv`` and ``checkpoints.csv``: every GenSeg variant minus every baseline, and a
+run's averaged checkpoint minus its final and best ones, case by case, seed by seed.
 
 BENCHMARK.md compares methods on the same cases and seed, because the spread between cases is far
 larger than most differences between methods. The per-case scores live in the run folders
@@ -27,6 +28,9 @@ SCORED_COLUMNS = (*SETTING_COLUMNS, "method")
 CASE_COLUMNS = (*SCORED_COLUMNS, "case", "dice")
 PAIR_COLUMNS = (*SCORED_COLUMNS, "baseline")
 PAIRED_COLUMNS = (*PAIR_COLUMNS, "n_cases", "dice_method", "dice_baseline", "difference", "p_value")
+CHECKPOINT_PAIRS = (("averaged", "final"), ("averaged", "best"))
+"""Checkpoints compared within a run (the checkpoint policy): the averaged weights against the two
+checkpoints every run has. In ``checkpoints.csv`` the ``baseline`` column names the second one."""
 
 Scored = tuple[str, ...]  # a SCORED_COLUMNS key: one run, one evaluation set, one checkpoint
 DIGITS = 5  # of a Dice in cases.csv; scores read from run folders are rounded alike, so that the
@@ -38,20 +42,22 @@ def is_genseg(variant: str) -> bool:
     return variant == "genseg" or variant.startswith("genseg-")
 
 
-def update_paired(out: Path, rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Refresh ``cases.csv`` from the run folders in ``out/runs`` and write ``paired.csv`` from it.
+def update_paired(out: Path, rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Refresh ``cases.csv`` from the run folders in ``out/runs``; write ``paired.csv`` and
+    ``checkpoints.csv`` from it.
 
     Args:
         rows: the ``runs.csv`` rows; only ``ok`` ones are scored and paired.
 
     Returns:
-        Every row of the new ``paired.csv``.
+        Every row of the new ``paired.csv``, and of ``checkpoints.csv``.
     """
     scores = update_case_scores(out, rows)
-    paired = paired_rows(scores)
-    if paired:
-        atomic_write(out / "paired.csv", lambda temp: write_csv(paired, temp))
-    return paired
+    paired, checkpoints = paired_rows(scores), checkpoint_rows(scores)
+    for name, table in (("paired.csv", paired), ("checkpoints.csv", checkpoints)):
+        if table:
+            atomic_write(out / name, lambda temp, table=table: write_csv(table, temp))
+    return paired, checkpoints
 
 
 def update_case_scores(out: Path, rows: list[dict[str, str]]) -> dict[Scored, dict[str, float]]:
@@ -93,14 +99,32 @@ def paired_rows(scores: dict[Scored, dict[str, float]]) -> list[dict[str, str]]:
             if baseline == method:
                 continue
             reference = scores.get((*setting, baseline))
-            if reference is None or reference.keys() != cases.keys():
-                continue
-            difference = paired_scores(reference, cases)
-            paired.append({**dict(zip(SCORED_COLUMNS, key)), "baseline": baseline,
-                           "n_cases": str(difference.cases), "dice_method": f"{difference.mean_b:.4f}",
-                           "dice_baseline": f"{difference.mean_a:.4f}", "difference": f"{difference.difference:.4f}",
-                           "p_value": f"{difference.p_value:.3g}"})
+            if reference is not None and reference.keys() == cases.keys():
+                paired.append(_pair_row(key, baseline, reference, cases))
     return paired
+
+
+def checkpoint_rows(scores: dict[Scored, dict[str, float]]) -> list[dict[str, str]]:
+    """Within each run, its averaged checkpoint minus its final and best ones (:data:`CHECKPOINT_PAIRS`), per case.
+
+    Args:
+        scores: as for :func:`paired_rows`.
+    """
+    at = SCORED_COLUMNS.index("checkpoint")
+    paired = []
+    for key, cases in scores.items():
+        for checkpoint, other in CHECKPOINT_PAIRS:
+            reference = scores.get((*key[:at], other, *key[at + 1:])) if key[at] == checkpoint else None
+            if reference is not None and reference.keys() == cases.keys():
+                paired.append(_pair_row(key, other, reference, cases))
+    return paired
+
+
+def _pair_row(key: Scored, baseline: str, reference: dict[str, float], cases: dict[str, float]) -> dict[str, str]:
+    difference = paired_scores(reference, cases)
+    return {**dict(zip(SCORED_COLUMNS, key)), "baseline": baseline, "n_cases": str(difference.cases),
+            "dice_method": f"{difference.mean_b:.4f}", "dice_baseline": f"{difference.mean_a:.4f}",
+            "difference": f"{difference.difference:.4f}", "p_value": f"{difference.p_value:.3g}"}
 
 
 def _stored(dice: str) -> float:

@@ -1,4 +1,5 @@
-"""A benchmark's ``table.md`` and ``efficiency_<dataset>.png``, written from ``runs.csv`` and ``paired.csv``."""
+"""A benchmark's ``table.md`` and ``efficiency_<dataset>.png``, written from ``runs.csv``, ``paired.csv`` and
+``checkpoints.csv``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from genseg.benchmark.paired import BASELINES, update_paired
+from genseg.benchmark.paired import BASELINES, CHECKPOINT_PAIRS, update_paired
 from genseg.benchmark.results import ok_rows, read_rows, row_key
 from genseg.benchmark.spec import VARIANTS
 from genseg.data.io import atomic_write
@@ -14,22 +15,25 @@ from genseg.runs import CHECKPOINTS
 
 
 def write_reports(out: Path) -> None:
-    """Write ``paired.csv``, ``table.md`` and one ``efficiency_<dataset>.png`` per data set from ``runs.csv``."""
+    """Write ``paired.csv``, ``checkpoints.csv``, ``table.md`` and one ``efficiency_<dataset>.png`` per data set
+    from ``runs.csv``."""
     rows = read_rows(out / "runs.csv")
-    text = results_table(rows, update_paired(out, rows))
+    text = results_table(rows, *update_paired(out, rows))
     atomic_write(out / "table.md", lambda temp: temp.write_text(text))
     for dataset in dict.fromkeys(row["dataset"] for row in ok_rows(rows)):
         plot_efficiency([row for row in rows if row["dataset"] == dataset], out / f"efficiency_{dataset}.png")
 
 
 
-def results_table(rows: list[dict[str, str]], paired: list[dict[str, str]] = ()) -> str:
+def results_table(rows: list[dict[str, str]], paired: list[dict[str, str]] = (),
+                  checkpoint_pairs: list[dict[str, str]] = ()) -> str:
     """Markdown tables of ``runs.csv`` rows: mean ± SD over seeds, per data set and evaluation set.
 
     One section per data set and shared setting (segmenter, size, iterations), one table per
     evaluation set (``test``, ``ood-<name>``), a per-class table for multi-class data, the paired
-    per-case differences of GenSeg's variants against the baselines (``paired.csv`` rows), and a
-    list of the runs that failed and have no successful result.
+    per-case differences of GenSeg's variants against the baselines (``paired.csv`` rows) and of
+    a run's averaged checkpoint against its others (``checkpoints.csv`` rows), and a list of the
+    runs that failed and have no successful result.
     """
     lines = ["# Benchmark results", "",
              "Mean ± SD over seeds (sample SD; a single seed shows its value). \"best\": the checkpoint "
@@ -49,16 +53,17 @@ def results_table(rows: list[dict[str, str]], paired: list[dict[str, str]] = ())
             per_class = [c for c in evaluated[0] if c.startswith("dice_") and any(row.get(c) for row in evaluated)]
             if per_class:
                 lines += ["Per-class Dice, best checkpoint:", "", *_per_class_table(evaluated, per_class), ""]
-            compared = [row for row in paired
-                        if tuple(row[c] for c in ("dataset", "segmenter", "size", "iterations", "eval_set"))
-                        == (*setting, eval_set)]
-            if compared:
+            if compared := _of_setting(paired, (*setting, eval_set)):
                 lines += ["Paired per-case Dice, variant minus baseline on the same cases and seed: the mean "
                           "difference, with the two-sided Wilcoxon signed-rank p-value; the last column is "
                           "the mean ± SD of the per-seed differences (paired.csv). A p-value compares two "
                           "trained models on these cases; whether the methods differ is read from the seeds.",
                           "",
-                          *_paired_table(compared), ""]
+                          *_paired_table(compared, BASELINES), ""]
+            if compared := _of_setting(checkpoint_pairs, (*setting, eval_set)):
+                lines += ["Checkpoints of one run, paired per case: the averaged weights minus the final and the "
+                          "best checkpoint, as above (checkpoints.csv).", "",
+                          *_paired_table(compared, [other for _, other in CHECKPOINT_PAIRS], within_run=True), ""]
     done = {row_key(row) for row in ok}
     failed = {row_key(row): row for row in rows if row_key(row) not in done}  # the latest attempt's error
     if failed:
@@ -144,21 +149,31 @@ def _metrics_table(rows: list[dict[str, str]]) -> list[str]:
 
 
 
-def _paired_table(rows: list[dict[str, str]]) -> list[str]:
+def _of_setting(pairs: list[dict[str, str]], setting: tuple[str, ...]) -> list[dict[str, str]]:
+    """The pairs of one section and evaluation set: (dataset, segmenter, size, iterations, eval_set)."""
+    return [row for row in pairs
+            if tuple(row[c] for c in ("dataset", "segmenter", "size", "iterations", "eval_set")) == setting]
+
+
+def _paired_table(rows: list[dict[str, str]], baselines: list[str] | tuple[str, ...],
+                  within_run: bool = False) -> list[str]:
+    """Per-seed paired differences, one line per variant, baseline and checkpoint; the baseline is another
+    method, or (``within_run``) another checkpoint of the same run; lines in the order of ``baselines``."""
     seeds = sorted({row["seed"] for row in rows}, key=int)
     lines = ["| N | variant − baseline | checkpoint | " + " | ".join(f"seed {s}" for s in seeds) + " | over seeds |",
              "|---|---|---|" + "---|" * (len(seeds) + 1)]
     groups = _groups(rows, ("n_labels", "method", "baseline", "checkpoint"))
     order = list(VARIANTS)
     for key in sorted(groups, key=lambda k: (int(k[0]), order.index(k[1]) if k[1] in order else len(order), k[1],
-                                             BASELINES.index(k[2]), CHECKPOINTS.index(k[3]))):
+                                             list(baselines).index(k[2]), CHECKPOINTS.index(k[3]))):
         by_seed = {row["seed"]: row for row in groups[key]}
         cells = [f"{float(by_seed[s]['difference']):+.3f} (p {float(by_seed[s]['p_value']):.2g})"
                  if s in by_seed else "–" for s in seeds]
         differences = [float(row["difference"]) for row in by_seed.values()]
         sd = _sd(differences)
         spread = f"{statistics.mean(differences):+.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
-        lines.append(f"| {key[0]} | {key[1]} − {key[2]} | {key[3]} | " + " | ".join(cells) + f" | {spread} |")
+        compared = f"{key[1]}: {key[3]} − {key[2]}" if within_run else f"{key[1]} − {key[2]}"
+        lines.append(f"| {key[0]} | {compared} | {key[3]} | " + " | ".join(cells) + f" | {spread} |")
     return lines
 
 
