@@ -41,7 +41,7 @@ from genseg.benchmark.spec import PROTOCOL_METHODS
 from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
-from genseg.runs import RunPaths, pretraining_key, write_csv
+from genseg.runs import CHECKPOINTS, RunPaths, pretraining_key, write_csv
 from genseg.training import train
 
 # A hand-written runs.csv: a two-class data set, augment on two seeds (test and out-of-domain
@@ -102,6 +102,10 @@ b = 2
 [ood]
 a = ["other"]
 
+[train]
+average_last = 0.0
+ema_decay = 0.9
+
 [variants.genseg-fast]
 method = "genseg"
 mlo = {{ every = 4 }}
@@ -119,7 +123,9 @@ train = {{ ema_decay = 0.5 }}
         "b-n5-augment-s0", "b-n5-genseg-fast-s0", "b-n5-augment-s1", "b-n5-genseg-fast-s1",
     ])
     custom = runs["b-n5-genseg-fast-s1"].config
-    assert (custom.train.method, custom.mlo.every, custom.train.ema_decay) == ("genseg", 4, 0.5)
+    assert (custom.train.method, custom.mlo.every, custom.train.ema_decay) == ("genseg", 4, 0.5)  # the variant's win
+    assert custom.train.average_last == runs["a-n3-augment-s0"].config.train.average_last == 0.0
+    assert runs["a-n3-augment-s0"].config.train.ema_decay == 0.9
     assert (custom.train.seed, custom.train.iterations, custom.data.size, custom.data.axis) == (1, 20, 32, 2)
     assert (custom.data.budget, custom.data.n_train, custom.data.n_val) == (5, 4, 1)
     assert custom.data.split_file == (splits_root / "b.json").resolve()
@@ -486,8 +492,7 @@ def test_end_to_end_on_a_phantom(tmp_path: Path, phantom: tuple[Path, Path]) -> 
     rows = read_rows(spec.out / "runs.csv")
     ok = [row for row in rows if row["status"] == "ok"]
     assert [(row["method"], row["checkpoint"], row["eval_set"]) for row in ok] == [
-        ("supervised", "best", "test"), ("supervised", "final", "test"),
-        ("augment", "best", "test"), ("augment", "final", "test")]
+        (method, checkpoint, "test") for method in ("supervised", "augment") for checkpoint in CHECKPOINTS]
     for row in ok:
         assert (row["n_train"], row["n_val"], row["n_cases"], row["size"]) == ("3", "1", "3", "32")
         assert 0.0 <= float(row["dice"]) <= 1.0 and float(row["seconds"]) > 0 and float(row["peak_mb"]) > 0
@@ -513,22 +518,23 @@ def test_end_to_end_on_a_phantom(tmp_path: Path, phantom: tuple[Path, Path]) -> 
     assert (spec.out / "runs" / "phantom-n4-augment-s0" / "best.pt").stat().st_mtime_ns == trained
     added = read_rows(spec.out / "runs.csv")[before:]
     assert [(row["method"], row["checkpoint"], row["eval_set"], row["n_cases"]) for row in added] == [
-        ("supervised", "best", "ood-phantom-dark", "2"), ("supervised", "final", "ood-phantom-dark", "2"),
-        ("augment", "best", "ood-phantom-dark", "2"), ("augment", "final", "ood-phantom-dark", "2")]
+        (method, checkpoint, "ood-phantom-dark", "2")
+        for method in ("supervised", "augment") for checkpoint in CHECKPOINTS]
     assert run_benchmark(with_ood).skipped == ["phantom-n4-supervised-s0", "phantom-n4-augment-s0"]
 
 
-def test_a_run_that_averages_its_weights_is_scored_at_each_of_its_three_checkpoints(
+def test_a_run_is_scored_at_each_of_its_checkpoints_and_averaging_can_be_switched_off(
         tmp_path: Path, phantom: tuple[Path, Path]) -> None:
     data_root, splits_root = phantom
     spec = spec_from_dict({
-        "datasets": ["phantom"], "budgets": [4], "methods": ["augment"], "seeds": [0], "size": 32, "iterations": 4,
-        "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+        "datasets": ["phantom"], "budgets": [4], "methods": ["augment", "plain"], "seeds": [0], "size": 32,
+        "iterations": 4, "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+        "variants": {"plain": {"method": "augment", "train": {"average_last": 0.0}}},
     })
-    spec = replace(spec, variants={**spec.variants, "augment": Variant("augment", train={"average_last": 0.5})})
-    assert run_benchmark(spec).ok == ["phantom-n4-augment-s0"]
+    assert run_benchmark(spec).ok == ["phantom-n4-augment-s0", "phantom-n4-plain-s0"]
     rows = read_rows(spec.out / "runs.csv")
-    assert [row["checkpoint"] for row in rows] == ["best", "final", "averaged"]
+    assert [(row["method"], row["checkpoint"]) for row in rows] == [
+        ("augment", "best"), ("augment", "final"), ("augment", "averaged"), ("plain", "best"), ("plain", "final")]
     assert "Dice averaged" in (spec.out / "table.md").read_text()
 
 
@@ -548,7 +554,7 @@ def test_raising_the_iterations_extends_the_trained_runs(tmp_path: Path, phantom
     extended = history.read_text().splitlines()
     assert extended[:len(first)] == first  # continued from the saved run, not trained again
     assert [line.split(",")[0] for line in extended[1:]] == ["2", "4"]  # a validation at each run's end
-    assert [row["iterations"] for row in read_rows(spec.out / "runs.csv")] == ["2", "2", "4", "4"]
+    assert [row["iterations"] for row in read_rows(spec.out / "runs.csv")] == ["2"] * 3 + ["4"] * 3
     faster = Variant("augment", train={"lr": 0.5})
     other = replace(longer, iterations=6, variants={**longer.variants, "augment": faster})
     assert run_benchmark(other).failed == [run.name]
@@ -572,8 +578,8 @@ def test_a_two_run_grid_on_local_ray(tmp_path: Path, phantom: tuple[Path, Path])
         ray.shutdown()
     assert sorted(outcome.ok) == ["phantom-n4-augment-s0", "phantom-n4-supervised-s0"] and not outcome.failed
     rows = read_rows(spec.out / "runs.csv")
-    assert sorted((row["method"], row["checkpoint"]) for row in rows) == [
-        ("augment", "best"), ("augment", "final"), ("supervised", "best"), ("supervised", "final")]
+    assert sorted((row["method"], row["checkpoint"]) for row in rows) == sorted(
+        (method, checkpoint) for method in ("augment", "supervised") for checkpoint in CHECKPOINTS)
     assert all(row["status"] == "ok" and row["n_cases"] == "3" for row in rows)
     for run in plan_runs(spec):  # trained and evaluated by the Ray workers, in the shared out folder
         assert (spec.out / "runs" / run.name / "eval" / "test" / "best" / "summary.json").is_file()

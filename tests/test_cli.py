@@ -35,6 +35,12 @@ def test_help_works_for_every_command(command: list[str]) -> None:
     assert "Usage" in result.output
 
 
+def test_help_shows_the_defaults_of_word_options() -> None:
+    """A default in square brackets such as [augment] is text, not a rich style tag to drop."""
+    output = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert "semisup [augment]" in output and "[unet]" in output and "[replacement]" in output
+
+
 def test_image_without_mask_is_one_line_naming_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(tiny_phantom, data)

@@ -17,7 +17,7 @@ def test_demo_trains_and_evaluates_every_method_on_the_phantom(tmp_path: Path) -
     assert set(result.runs) == set(result.summaries) == set(DEMO_METHODS)
     for method, summaries in result.summaries.items():
         assert result.runs[method] == tmp_path / method
-        assert set(summaries) == {"best", "final"}
+        assert set(summaries) == {"best", "final", "averaged"}
         for checkpoint, summary in summaries.items():
             with (tmp_path / method / "eval" / "test" / checkpoint / "cases.csv").open() as handle:
                 dice = [float(row["dice"]) for row in csv.DictReader(handle)]
@@ -25,7 +25,8 @@ def test_demo_trains_and_evaluates_every_method_on_the_phantom(tmp_path: Path) -
             assert summary["dice_mean"] == pytest.approx(sum(dice) / len(dice))
     assert (tmp_path / "data" / "README.txt").is_file()
     verdict = result.verdict()
-    assert verdict.startswith("genseg vs augment on 12 phantom test cases") and "Wilcoxon p" in verdict
+    assert verdict.startswith("genseg vs augment on 12 phantom test cases (averaged checkpoint)")
+    assert "Wilcoxon p" in verdict
     means = re.search(r"mean Dice (\d\.\d{3}) vs (\d\.\d{3}), paired difference ([+-]\d\.\d{3})", verdict)
-    genseg, augment = (result.summaries[method]["best"]["dice_mean"] for method in ("genseg", "augment"))
+    genseg, augment = (result.summaries[method]["averaged"]["dice_mean"] for method in ("genseg", "augment"))
     assert means is not None and means.groups() == (f"{genseg:.3f}", f"{augment:.3f}", f"{genseg - augment:+.3f}")

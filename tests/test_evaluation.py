@@ -49,7 +49,7 @@ def test_evaluate_writes_one_row_per_test_case(
     picture_run: Path, picture_summaries: dict[str, dict], tiny_phantom: Path, tmp_path: Path
 ) -> None:
     test_ids = read_split(picture_run / "split.json").test
-    assert set(picture_summaries) == {"best", "final"}
+    assert set(picture_summaries) == {"best", "final", "averaged"}
     for checkpoint, summary in picture_summaries.items():
         folder = picture_run / "eval" / "test" / checkpoint
         rows = _rows(folder / "cases.csv")

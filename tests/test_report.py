@@ -43,7 +43,7 @@ def test_run_report_holds_curves_cases_worst_first_and_overlays(report: Path) ->
     first_table = page.split("Cases, worst first")[1].split("</table>")[0]
     dice = [float(value) for value in re.findall(r"<td>case_\d+</td><td>([0-9.]+)</td>", first_table)]
     assert len(dice) == len(test_ids) and dice == sorted(dice)
-    assert page.count("data:image/png;base64,") == 1 + 2 * 3  # the curves, three overlays per checkpoint
+    assert page.count("data:image/png;base64,") == 1 + 3 * 3  # the curves, three overlays per checkpoint
     assert "green</span> = reference" in page
 
 
@@ -68,7 +68,7 @@ def test_run_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -
              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1400"]
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120,
                          check=True).stdout
-    assert "Cases, worst first" in dom and dom.count("<figure>") == 6
+    assert "Cases, worst first" in dom and dom.count("<figure>") == 9
     screenshot = tmp_path / "report.png"
     subprocess.run([*flags, f"--screenshot={screenshot}", report.as_uri()], capture_output=True, timeout=120,
                    check=True)

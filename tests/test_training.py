@@ -17,8 +17,9 @@ from PIL import Image
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig, SegmenterConfig
 from genseg.data import DataError, read_split
-from genseg.evaluation import evaluate
+from genseg.evaluation import evaluate, load_segmenter
 from genseg.methods import Method
+from genseg.runs import RunPaths
 from genseg.training import BATCH_NORM_BATCHES, TrainingHooks, improves, train, validation_dips
 
 PNG_HEADER_BYTES = 41  # signature and IHDR: the image's size, none of its pixels
@@ -82,7 +83,7 @@ def test_best_checkpoint_is_the_lowest_validation_loss(run: Path) -> None:
 
 def test_best_checkpoint_holds_the_weights_of_its_iteration(config: RunConfig, tmp_path: Path) -> None:
     """With a scripted validation curve whose minimum is in the middle, best.pt is that iteration's model."""
-    losses: Iterator[float] = iter([1.0, 0.5, 0.8])
+    losses: Iterator[float] = iter([1.0, 0.5, 0.8, 0.6])  # the last: the averaged weights
     weights_after: dict[int, dict[str, torch.Tensor]] = {}
 
     def record_weights(done: int, method: Method) -> None:
@@ -121,10 +122,22 @@ def test_the_averaged_checkpoint_is_the_mean_of_the_last_weights_with_batch_norm
     assert set(evaluate(tmp_path / "run", split="test", overlays=0)) == {"best", "final", "averaged"}
 
 
-def test_a_run_without_averaging_has_no_averaged_checkpoint_and_says_how_to_get_one(run: Path) -> None:
-    assert not (run / "averaged.pt").exists()
-    with pytest.raises(FileNotFoundError, match="--average-last"):
+def test_a_run_without_averaging_has_no_averaged_checkpoint_and_predicts_with_the_best(
+        config: RunConfig, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(replace(config, train=replace(config.train, average_last=0.0)), run, progress=False)
+    assert RunPaths(run).saved_checkpoints() == ("best", "final")
+    assert RunPaths(run).preferred_checkpoint() == "best"
+    with pytest.raises(FileNotFoundError, match="--average-last 0"):
         evaluate(run, split="test", checkpoints=("averaged",), overlays=0)
+
+
+def test_a_run_predicts_with_its_averaged_weights_by_default(run: Path) -> None:
+    assert RunPaths(run).saved_checkpoints() == ("best", "final", "averaged")
+    default = load_segmenter(run).model.state_dict()
+    _assert_same_weights(default, load_checkpoint(run / "averaged.pt")["segmenter"])
+    assert not all(torch.equal(default[k], v) for k, v in load_checkpoint(run / "final.pt")["segmenter"].items())
+    assert RunPaths(run).preferred_checkpoint() == "averaged"
 
 
 def test_only_the_budget_cases_are_read(run: Path, config: RunConfig, tmp_path: Path) -> None:
@@ -258,7 +271,7 @@ def test_validation_dips_are_deep_drops_below_the_median_after_the_first_third()
 @pytest.mark.parametrize("last_dice, warned", [(0.70, True), (0.93, False)])
 def test_a_final_checkpoint_in_a_loss_spike_is_named_in_a_warning(
         config: RunConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture, last_dice: float, warned: bool) -> None:
-    validations = iter([0.90, 0.95, last_dice])  # 6 iterations, validated every 2
+    validations = iter([0.90, 0.95, last_dice, 0.95])  # 6 iterations, validated every 2; then the averaged weights
 
     def scripted(segmenter: torch.nn.Module, validation: object) -> dict[str, float]:
         return {"val_loss": 0.1, "val_dice": next(validations)}

@@ -25,7 +25,7 @@ from genseg import __version__
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, TrainConfig
 from genseg.methods import METHOD_NAMES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,  # "[default]" is no style tag
                   help="Medical image segmentation from a handful of labels (GenSeg).")
 
 
@@ -169,7 +169,7 @@ def train(
     val_every: Optional[int] = typer.Option(None, help=f"Iterations between validations [{_T.val_every}]."),
     select: Optional[str] = typer.Option(None, help=f"What picks best.pt: dice (highest validation Dice) | loss (lowest validation loss) [{_T.select}]."),
     ema: Optional[float] = typer.Option(None, help=f"EMA decay of the segmenter's weights, 0 = off [{_T.ema_decay}]."),
-    average_last: Optional[float] = typer.Option(None, help=f"Average the weights of the run's last fraction into averaged.pt (SWA), 0 = off [{_T.average_last}]."),
+    average_last: Optional[float] = typer.Option(None, help=f"Average the weights of the run's last fraction into averaged.pt (SWA), 0 = off [{_T.average_last:.3g}]."),
     val_views: Optional[int] = typer.Option(None, help=f"Augmented views per validation pair in the validation loss [{_M.val_views}]."),
     upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: arch | generator | pairs | gamma, or several joined by + (both = arch+generator) | none [{_M.upper}]"),
     hypergradient: Optional[str] = typer.Option(None, help=f"genseg hypergradient: exact | darts [{_M.hypergradient}]"),
@@ -187,7 +187,7 @@ def train(
     tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
-    """Train a segmenter on the budget's labeled pairs; keep the best and the final checkpoint (and an averaged one with --average-last)."""
+    """Train a segmenter on the budget's labeled pairs; keep the best, the final and the averaged checkpoint (the weights of the last third)."""
     given = {name: value for name, value in locals().items() if name in _TRAIN_FIELDS and value is not None}
     if data is not None:
         _existing(data, "data folder")
@@ -268,7 +268,7 @@ def predict(
     run: Path = typer.Option(..., help="Run folder of genseg train."),
     input: Path = typer.Option(..., help="A folder of images (2D files or NIfTI volumes), or one such file."),
     out: Path = typer.Option(..., help="Folder for the predicted masks."),
-    checkpoint: str = typer.Option("best", help="best | final | averaged"),
+    checkpoint: Optional[str] = typer.Option(None, help="best | final | averaged [averaged where the run saved it, else best]"),
 ) -> None:
     """Write a mask for every input image: PNG for 2D images, NIfTI for volumes, same geometry."""
     _setup_logging(False)
@@ -344,6 +344,7 @@ def demo(
     _setup_logging(False)
     from genseg.demo import DEMO_ITERATIONS, DEMO_PRETRAIN_ITERATIONS
     from genseg.demo import demo as run_demo
+    from genseg.runs import CHECKPOINTS
     from genseg.runtime import set_threads
 
     set_threads(threads)
@@ -354,13 +355,13 @@ def demo(
                   "Expected time: about 2 minutes on 2 idle cores.")
     result = run_demo(out, iterations=iterations)
     table = Table(title="test Dice (per-case mean ± SD) by method and checkpoint")
-    for column in ("method", "best", "final", "IoU (best)", "HD95 px (best)"):
+    for column in ("method", *CHECKPOINTS, "IoU (averaged)", "HD95 px (averaged)"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for method, summaries in result.summaries.items():
-        best, final = summaries["best"], summaries["final"]
-        table.add_row(method, f"{best['dice_mean']:.3f} ± {best['dice_sd']:.3f}",
-                      f"{final['dice_mean']:.3f} ± {final['dice_sd']:.3f}",
-                      f"{best['iou_mean']:.3f}", f"{best['hd95_mean']:.1f}")
+        averaged = summaries["averaged"]
+        table.add_row(method, *(f"{summaries[name]['dice_mean']:.3f} ± {summaries[name]['dice_sd']:.3f}"
+                                for name in CHECKPOINTS),
+                      f"{averaged['iou_mean']:.3f}", f"{averaged['hd95_mean']:.1f}")
     console.print(table)
     console.print(f"[bold]verdict:[/] {result.verdict()}")
     for method, run_dir in result.runs.items():

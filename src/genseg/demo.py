@@ -31,7 +31,7 @@ class DemoResult:
     runs: dict[str, Path]
     summaries: dict[str, dict[str, dict]]
 
-    def verdict(self, checkpoint: str = "best") -> str:
+    def verdict(self, checkpoint: str = "averaged") -> str:
         """One line on the last method against the first, from their paired per-case test Dice."""
         (base, base_run), (other, other_run) = list(self.runs.items())[0], list(self.runs.items())[-1]
         paired = paired_difference(base_run, other_run, "test", checkpoint)

@@ -63,12 +63,17 @@ class TrainedSegmenter:
         return self.config.data.size
 
 
-def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
-    """Restore the ``best``, ``final`` or ``averaged`` segmenter of a run folder, in eval mode."""
-    path = RunPaths(Path(run_dir)).weights(checkpoint)
+def load_segmenter(run_dir: Path, checkpoint: str | None = None) -> TrainedSegmenter:
+    """Restore the ``best``, ``final`` or ``averaged`` segmenter of a run folder, in eval mode.
+
+    ``None`` takes :meth:`~genseg.runs.RunPaths.preferred_checkpoint`: the averaged weights where
+    the run saved them, else the best ones."""
+    run = RunPaths(Path(run_dir))
+    checkpoint = checkpoint or run.preferred_checkpoint()
+    path = run.weights(checkpoint)
     if checkpoint == "averaged" and not path.is_file():
-        raise FileNotFoundError(f"{path}: no averaged weights here; the run is unfinished or was trained without "
-                                "--average-last (e.g. --average-last 0.33)")
+        raise FileNotFoundError(f"{path}: no averaged weights here; the run is unfinished or was trained with "
+                                "--average-last 0")
     state = load_checkpoint(path)
     if "segmenter" not in state:
         raise ValueError(f"{run_dir} holds no segmenter (a genseg pretrain-generator run?); "
@@ -77,7 +82,7 @@ def load_segmenter(run_dir: Path, checkpoint: str = "best") -> TrainedSegmenter:
     model = segmenter_from_config(config.segmenter, state["in_channels"], state["num_classes"])
     model.load_state_dict(state["segmenter"])
     model.eval()
-    chosen = _postprocessing(RunPaths(Path(run_dir))).get(checkpoint, {}).get("largest_component", [])
+    chosen = _postprocessing(run).get(checkpoint, {}).get("largest_component", [])
     return TrainedSegmenter(model, config, state["num_classes"], state["iteration"], state["in_channels"],
                             tuple(chosen))
 
@@ -221,9 +226,10 @@ def evaluate(
     return summaries
 
 
-def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str = "best") -> list[Path]:
+def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | None = None) -> list[Path]:
     """Write a label map for every image in ``input_dir`` (a folder, or one file): PNG for 2D
-    images, NIfTI for volumes.
+    images, NIfTI for volumes, with ``checkpoint``'s weights (default: the run's preferred one,
+    see :func:`load_segmenter`).
 
     Output files keep the input's stem (``<stem>.png`` / ``<stem>.nii.gz``) and geometry
     (same height and width; for volumes the same shape and affine). Every input is read and

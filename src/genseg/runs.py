@@ -105,6 +105,11 @@ class RunPaths:
         """The checkpoints this run has written, in :data:`CHECKPOINTS` order."""
         return tuple(name for name in CHECKPOINTS if (self.root / f"{name}.pt").is_file())
 
+    def preferred_checkpoint(self) -> str:
+        """The checkpoint to predict with: ``averaged`` where the run saved it, else ``best``
+        (the checkpoint policy, docs/benchmarks.md)."""
+        return "averaged" if self.weights("averaged").is_file() else "best"
+
     def eval_dir(self, split_name: str, checkpoint: str) -> Path:
         return self.root / "eval" / split_name / checkpoint
 

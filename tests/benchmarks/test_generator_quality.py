@@ -89,7 +89,7 @@ def test_mask_consistency_is_dice_against_the_masks_the_images_were_drawn_for(
 
 def test_real_cases_are_scored_as_genseg_evaluate_scores_them(quality: ModuleType, real_run: Path) -> None:
     config = load_segmenter(real_run).config
-    scores = quality.real_case_scores(load_segmenter(real_run), index_cases(config.data.root),
+    scores = quality.real_case_scores(load_segmenter(real_run, "best"), index_cases(config.data.root),
                                       read_split(RunPaths(real_run).split).test)
     evaluated = evaluate(real_run, checkpoints=("best",), overlays=0)["best"]
     assert scores == pytest.approx({key: evaluated[key] for key in scores}, nan_ok=True)

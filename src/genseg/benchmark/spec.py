@@ -105,6 +105,9 @@ class BenchmarkSpec:
             relative to the current directory. Adding one to a finished benchmark evaluates the
             trained runs on it without training them again.
         variants: the variants that can be named; the built-ins plus any defined in a TOML file.
+        train: :class:`~genseg.config.TrainConfig` settings every run shares; a variant's own win
+            (e.g. ``average_last = 0.0`` where a benchmark's runs were trained before averaging
+            was the default, so that their folders resume).
     """
 
     datasets: list[str]
@@ -129,6 +132,7 @@ class BenchmarkSpec:
     splits: list[str] = field(default_factory=lambda: ["test"])
     ood: dict[str, list[str]] = field(default_factory=dict)
     variants: dict[str, Variant] = field(default_factory=lambda: dict(VARIANTS))
+    train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out, self.data_root, self.splits_root = Path(self.out), Path(self.data_root), Path(self.splits_root)
@@ -349,8 +353,8 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **variant.generator}),
             mlo=MLOConfig(**variant.mlo),
-            train=TrainConfig(**{"iterations": spec.iterations_at.get(dataset, spec.iterations),
-                                 "device": spec.device, **variant.train, "method": variant.method, "seed": seed}),
+            train=TrainConfig(**{"iterations": spec.iterations_at.get(dataset, spec.iterations), "device": spec.device,
+                                 **spec.train, **variant.train, "method": variant.method, "seed": seed}),
         )
     except (TypeError, ValueError) as error:  # TypeError: an override names no config field
         raise ValueError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None
