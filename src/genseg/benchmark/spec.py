@@ -221,7 +221,8 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> BenchmarkS
 
     Top-level keys are the fields of :class:`BenchmarkSpec`; ``budgets`` may be a list (for every
     data set) or a table per data set; ``[variants.NAME]`` tables (``method`` and optional
-    ``mlo``, ``generator``, ``train`` tables) define variants beside the built-ins. Paths are
+    ``mlo``, ``generator``, ``train`` tables) define variants beside the built-ins; a ``[train]``
+    table holds training settings every run shares (see ``benchmarks/converged.toml``). Paths are
     relative to the current directory. See ``benchmarks/issue4.toml``.
 
     Raises:
