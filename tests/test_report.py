@@ -38,8 +38,9 @@ def test_run_report_holds_curves_cases_worst_first_and_overlays(report: Path) ->
     page = report.read_text()
     test_ids = read_split(report.parent / "split.json").test
     assert "Learning curves" in page and "HD95 (px)" in page and '"method": "augment"' in page
-    for checkpoint in ("best", "final"):
+    for checkpoint in ("best", "final", "averaged"):
         assert f"Evaluation: test, {checkpoint} checkpoint" in page
+    assert "<td>genseg predict uses</td><td>averaged.pt</td>" in page
     first_table = page.split("Cases, worst first")[1].split("</table>")[0]
     dice = [float(value) for value in re.findall(r"<td>case_\d+</td><td>([0-9.]+)</td>", first_table)]
     assert len(dice) == len(test_ids) and dice == sorted(dice)

@@ -75,6 +75,7 @@ def _run_facts(run: RunPaths, config: RunConfig) -> str:
     if run.result.is_file():
         result = json.loads(run.result.read_text())
         facts.update({"best iteration (validation loss)": result["best_iteration"],
+                      "genseg predict uses": f"{run.preferred_checkpoint()}.pt",
                       "wall time": f"{result['seconds']:.0f} s", "peak memory": f"{result['peak_mb']:.0f} MB"})
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
     return f"<table>{rows}</table>"
