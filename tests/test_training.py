@@ -278,7 +278,7 @@ def test_a_final_checkpoint_in_a_loss_spike_is_named_in_a_warning(
 
     with caplog.at_level("WARNING", logger="genseg.training"):
         train(config, tmp_path / "run", progress=False, hooks=TrainingHooks(score=scripted))
-    assert ("prefer best.pt" in caplog.text) == warned
+    assert ("do not use final.pt" in caplog.text) == warned
 
 
 def _bright_discs(root: Path, n_cases: int = 12, size: int = 32) -> Path:

@@ -255,8 +255,8 @@ def _warn_if_final_dips(history: list[dict[str, float]], run: Path) -> None:
     dips, _ = validation_dips(iterations, dice)
     if dips and dips[-1] == iterations[-1]:
         log.warning("%s: the final checkpoint's validation Dice (%.3f) is more than %.2f below the run's median "
-                    "since its first third: the last steps hit a loss spike; prefer best.pt (genseg evaluate "
-                    "scores both)", run, dice[-1], DIP)
+                    "since its first third: the last steps hit a loss spike; do not use final.pt (genseg predict "
+                    "takes averaged.pt, else best.pt; genseg evaluate scores each)", run, dice[-1], DIP)
 
 
 def improves(scores: dict[str, float], best: dict[str, float], select: str) -> bool:
