@@ -52,7 +52,7 @@ from genseg.data.io import read_label_volume, read_mask
 from genseg.data.tensors import resize_labels, resize_probabilities
 from genseg.evaluation import case_reference
 from genseg.metrics import case_metrics, summarize
-from genseg.runs import write_csv
+from genseg.runs import eval_name, write_csv
 
 CHECKPOINTS = {"best": "checkpoint_best.pth", "final": "checkpoint_final.pth"}
 
@@ -243,7 +243,8 @@ def main() -> None:
     parser.add_argument("--splits-root", type=Path, default=Path("../shared/benchmark/splits"))
     parser.add_argument("--size", type=int, default=None,
                         help="give nnU-Net 2D images at N x N (genseg's working resolution); default native")
-    parser.add_argument("--ood", nargs="*", default=[], help="data set folders scored whole (e.g. medetec)")
+    parser.add_argument("--ood", nargs="*", default=[],
+                        help="data sets scored whole: folders under --data-root (medetec) or paths")
     parser.add_argument("--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=list(CHECKPOINTS),
                         help="checkpoints to predict with (on a CPU each costs about 14 s per 200-px image)")
     args = parser.parse_args()
@@ -264,13 +265,13 @@ def main() -> None:
               "-device", args.device, *resume], job, log)
     sets = {"test": (job.raw / "imagesTs", None)}
     for other in args.ood:
-        folder = (args.data_root / other).resolve()
-        converted = job.work / "ood" / f"{other}{f'-{job.size}' if job.size else ''}" / "imagesTs"
+        folder = (args.data_root / other).resolve()  # a folder name, or a path (an absolute one wins)
+        converted = job.work / "ood" / f"{folder.name}{f'-{job.size}' if job.size else ''}" / "imagesTs"
         if not converted.is_dir():
             index = index_cases(folder)
             for case_id in index.ids:
                 _write_case(index, case_id, converted, None, job.size)
-        sets[f"ood-{other}"] = (converted, folder)
+        sets[eval_name("test", folder)] = (converted, folder)
     rows = []
     for eval_set, (images, folder) in sets.items():
         for checkpoint in args.checkpoints:
