@@ -705,6 +705,33 @@ def test_nnunet_script_converts_the_budget_and_scores_with_genseg_metrics(
     assert summary["dice_mean"] == pytest.approx((len(test_ids) - 1) / len(test_ids))
 
 
+def test_paired_script_pairs_a_run_folder_with_a_cases_file_found_by_a_wildcard(
+    tmp_path: Path, benchmark_script: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paired = benchmark_script("paired")
+    run = tmp_path / "runs" / "augment-s1"
+    for checkpoint, dice in (("best", [0.9, 0.8, 0.7]), ("final", [0.6, 0.6, 0.6])):
+        cases = RunPaths(run).eval_dir("test", checkpoint) / "cases.csv"
+        cases.parent.mkdir(parents=True)
+        write_csv([{"case": c, "dice": d} for c, d in zip("abc", dice)], cases)
+    reference = tmp_path / "Dataset781_s1" / "fold_0" / "cases-test-final.csv"
+    reference.parent.mkdir(parents=True)
+    write_csv([{"case": c, "dice": d} for c, d in zip("abc", [0.5, 0.5, 0.5])], reference)
+
+    pattern = str(tmp_path / "Dataset*_s{seed}" / "fold_0" / "cases-test-final.csv")
+    monkeypatch.setattr("sys.argv", ["paired.py", "--a", pattern, "--b", str(tmp_path / "runs" / "augment-s{seed}"),
+                                     "--seeds", "1"])
+    paired.main()
+    best, final = capsys.readouterr().out.splitlines()
+    assert best.startswith("seed 1 best  test: b - a = +0.300 over 3 cases (0.800 vs 0.500)")
+    assert final.startswith("seed 1 final test: b - a = +0.100 over 3 cases (0.600 vs 0.500)")
+
+    monkeypatch.setattr("sys.argv", ["paired.py", "--a", pattern, "--b", str(run), "--seeds", "2"])
+    with pytest.raises(SystemExit, match="matches 0 paths"):
+        paired.main()
+
+
 def test_nnunet_script_at_a_working_size_resizes_inputs_and_scores_at_the_native_size(
     tmp_path: Path, phantom: tuple[Path, Path], benchmark_script: Callable[[str], ModuleType]
 ) -> None:

@@ -49,7 +49,7 @@ def paired_difference(run_a: Path, run_b: Path, eval_set: str = "test", checkpoi
     Raises:
         ValueError: the runs were scored on different cases.
     """
-    a, b = (_per_case(RunPaths(Path(run)).eval_dir(eval_set, checkpoint) / "cases.csv", metric)
+    a, b = (per_case_scores(RunPaths(Path(run)).eval_dir(eval_set, checkpoint) / "cases.csv", metric)
             for run in (run_a, run_b))
     if a.keys() != b.keys():
         raise ValueError(f"{run_a} and {run_b} were scored on different {eval_set} cases")
@@ -65,7 +65,8 @@ def paired_scores(a: dict[str, float], b: dict[str, float]) -> PairedDifference:
                             p_value)
 
 
-def _per_case(path: Path, metric: str) -> dict[str, float]:
+def per_case_scores(path: Path, metric: str = "dice") -> dict[str, float]:
+    """A ``cases.csv``'s metric by case id."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; evaluate the run first (genseg evaluate)")
     return {row["case"]: float(row[metric]) for row in read_csv(path)}
