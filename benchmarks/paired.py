@@ -16,8 +16,7 @@ import argparse
 import glob
 from pathlib import Path
 
-from genseg.comparison import paired_scores, per_case_scores
-from genseg.runs import RunPaths
+from genseg.comparison import paired_difference
 
 
 def resolve(pattern: str, seed: int) -> Path:
@@ -31,11 +30,6 @@ def resolve(pattern: str, seed: int) -> Path:
     return Path(matches[0])
 
 
-def scores(path: Path, eval_set: str, checkpoint: str) -> dict[str, float]:
-    """Per-case Dice of a ``cases.csv``, or of a run folder's evaluation of ``checkpoint``."""
-    return per_case_scores(path if path.is_file() else RunPaths(path).eval_dir(eval_set, checkpoint) / "cases.csv")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", required=True, help="run folder or cases.csv pattern with {seed}")
@@ -47,10 +41,11 @@ def main() -> None:
     for seed in args.seeds:
         a, b = resolve(args.a, seed), resolve(args.b, seed)
         for checkpoint in args.checkpoint:
-            scores_a, scores_b = scores(a, args.eval_set, checkpoint), scores(b, args.eval_set, checkpoint)
-            if scores_a.keys() != scores_b.keys():
-                raise SystemExit(f"{a} and {b} were scored on different {args.eval_set} cases")
-            print(f"seed {seed} {checkpoint:5s} {args.eval_set}: {paired_scores(scores_a, scores_b).describe()}")
+            try:
+                paired = paired_difference(a, b, args.eval_set, checkpoint)
+            except (FileNotFoundError, ValueError) as error:
+                raise SystemExit(str(error)) from None
+            print(f"seed {seed} {checkpoint:5s} {args.eval_set}: {paired.describe()}")
 
 
 if __name__ == "__main__":

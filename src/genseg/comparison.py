@@ -46,11 +46,13 @@ def paired_difference(run_a: Path, run_b: Path, eval_set: str = "test", checkpoi
                       metric: str = "dice") -> PairedDifference:
     """Compare two evaluated runs case by case (``eval/<eval_set>/<checkpoint>/cases.csv`` of each).
 
+    Either may instead be a ``cases.csv`` itself (e.g. one another tool's predictions were scored
+    into), taken as it is whatever ``eval_set`` and ``checkpoint`` say.
+
     Raises:
         ValueError: the runs were scored on different cases.
     """
-    a, b = (per_case_scores(RunPaths(Path(run)).eval_dir(eval_set, checkpoint) / "cases.csv", metric)
-            for run in (run_a, run_b))
+    a, b = (_per_case(_cases_csv(Path(run), eval_set, checkpoint), metric) for run in (run_a, run_b))
     if a.keys() != b.keys():
         raise ValueError(f"{run_a} and {run_b} were scored on different {eval_set} cases")
     return paired_scores(a, b)
@@ -65,8 +67,11 @@ def paired_scores(a: dict[str, float], b: dict[str, float]) -> PairedDifference:
                             p_value)
 
 
-def per_case_scores(path: Path, metric: str = "dice") -> dict[str, float]:
-    """A ``cases.csv``'s metric by case id."""
+def _cases_csv(run: Path, eval_set: str, checkpoint: str) -> Path:
+    return run if run.is_file() else RunPaths(run).eval_dir(eval_set, checkpoint) / "cases.csv"
+
+
+def _per_case(path: Path, metric: str) -> dict[str, float]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; evaluate the run first (genseg evaluate)")
     return {row["case"]: float(row[metric]) for row in read_csv(path)}
