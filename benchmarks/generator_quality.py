@@ -83,11 +83,12 @@ def generator_config(real: RunConfig, settings: dict[str, Any], pretrain_iterati
                    train=replace(real.train, method="separate"))
 
 
-def train_on_synthetic(generator: TrainedGenerator, masks: Tensor, iterations: int, seed: int) -> TrainedSegmenter:
+def train_on_synthetic(generator: TrainedGenerator, images: Tensor, masks: Tensor, iterations: int,
+                       seed: int) -> TrainedSegmenter:
     """A segmenter of the run's kind and recipe trained for ``iterations`` steps on synthetic pairs alone.
 
-    Each step draws fresh pairs (G(T(y)), T(y)) from a batch of ``masks``, as ``separate`` draws
-    its synthetic half (:func:`~genseg.generation.synthesize_pairs`).
+    Each step draws fresh pairs from a batch of the training pairs, as ``separate`` draws its
+    synthetic half (:func:`~genseg.generation.synthesize_pairs`; pix2pix: (G(T(y)), T(y))).
     """
     config = generator.config
     recipe = replace(config.train, iterations=iterations, warmup=min(config.train.warmup, iterations - 1))
@@ -100,9 +101,11 @@ def train_on_synthetic(generator: TrainedGenerator, masks: Tensor, iterations: i
     model.train()
     for _ in range(iterations):
         draw_seed = int(torch.randint(2**31 - 1, (1,), generator=rng))
-        images, labels = synthesize_pairs(generator, masks[sampler(masks.shape[0])], recipe.batch_size, draw_seed)
+        picks = sampler(masks.shape[0])
+        synthetic, labels = synthesize_pairs(generator, masks[picks], recipe.batch_size, draw_seed,
+                                             images=images[picks])
         optimizer.zero_grad(set_to_none=True)
-        segmentation_loss(model(images), labels).backward()
+        segmentation_loss(model(synthetic), labels).backward()
         optimizer.step()
         schedule.step()
     return TrainedSegmenter(model.eval(), config, generator.num_classes, iterations, generator.image_channels)
@@ -131,14 +134,18 @@ def mask_consistency(segmenter: TrainedSegmenter, images: Tensor, masks: Tensor)
 @torch.no_grad()
 def write_draws_sheet(path: Path, generator: TrainedGenerator, images: Tensor, masks: Tensor, draws: int,
                       seed: int) -> None:
-    """A contact sheet: per pair, its mask, its real image, then ``draws`` synthetic images for that mask."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        drawn = [generator.model.generate(masks) for _ in range(draws)]
-    tile = tile_side(masks.shape[-1])
-    rows = [[mask_tile(masks[i].numpy(), generator.num_classes, tile), image_tile(to_uint8(images[i]), tile),
-             *(image_tile(to_uint8(draw[i]), tile) for draw in drawn)] for i in range(masks.shape[0])]
-    write_image_grid(path, ["mask", "real", *(f"draw {d + 1}" for d in range(draws))], rows)
+    """A contact sheet: per training pair its mask and real image, then ``draws`` synthetic pairs
+    (mask, image), each drawn from these pairs as training draws them."""
+    drawn = [synthesize_pairs(generator, masks, masks.shape[0], seed + d, images=images) for d in range(draws)]
+    side, classes = tile_side(masks.shape[-1]), generator.num_classes
+    rows = []
+    for i in range(masks.shape[0]):
+        row = [mask_tile(masks[i].numpy(), classes, side), image_tile(to_uint8(images[i]), side)]
+        for synthetic, labels in drawn:
+            row += [mask_tile(labels[i].numpy(), classes, side), image_tile(to_uint8(synthetic[i]), side)]
+        rows.append(row)
+    titles = [f"{part} {d + 1}" for d in range(draws) for part in ("mask", "draw")]
+    write_image_grid(path, ["mask", "real", *titles], rows)
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
@@ -184,10 +191,11 @@ def main(argv: list[str] | None = None) -> None:
     train = load_run_data(generator.config, run).train  # the budget's training pairs the generator learned from
     assert train.masks is not None
 
-    tstr = real_case_scores(train_on_synthetic(generator, train.masks, args.tstr_iterations, args.seed),
+    tstr = real_case_scores(train_on_synthetic(generator, train.images, train.masks, args.tstr_iterations, args.seed),
                             index_cases(generator.config.data.root, layout=generator.config.data.layout),
                             read_split(run.split).test)
-    consistency = mask_consistency(real, *synthesize_pairs(generator, train.masks, args.pairs, args.seed))
+    consistency = mask_consistency(real, *synthesize_pairs(generator, train.masks, args.pairs, args.seed,
+                                                           images=train.images))
     sheet = args.out / "sheets" / f"{name}.png"
     write_draws_sheet(sheet, generator, train.images[:args.sheet_rows], train.masks[:args.sheet_rows], args.draws,
                       args.seed)

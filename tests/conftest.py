@@ -63,7 +63,9 @@ def make_tiny_config(
     return RunConfig(
         data=DataConfig(root=root, budget=budget, size=32, **(data or {})),
         segmenter=SegmenterConfig(options={"base": 4}),
-        generator=GeneratorConfig(ngf=4, ndf=4, pretrain_iterations=3, **(generator or {})),
+        generator=GeneratorConfig(**{"pretrain_iterations": 3, "ndf": 4,
+                                     **({"ngf": 4} if (generator or {}).get("name", "pix2pix") == "pix2pix" else {}),
+                                     **(generator or {})}),
         mlo=MLOConfig(**{"every": 2, **(mlo or {})}),  # 3 generator-side updates in 6 iterations
         train=TrainConfig(method=method, iterations=iterations, val_every=2, checkpoint_every=2, batch_size=2,
                           seed=seed),

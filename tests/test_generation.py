@@ -16,11 +16,12 @@ from genseg.generation import generate_pairs, load_generator
 from genseg.training import train
 
 
-def _tiny_run(data: Path, out: Path, method: str) -> Path:
+def _tiny_run(data: Path, out: Path, method: str, generator: str = "pix2pix") -> Path:
+    kind = {"ngf": 4} if generator == "pix2pix" else {}
     config = RunConfig(
         data=DataConfig(root=data, budget=4, size=32),
         segmenter=SegmenterConfig(options={"base": 4}),
-        generator=GeneratorConfig(ngf=4, ndf=4, pretrain_iterations=2),
+        generator=GeneratorConfig(generator, ndf=4, pretrain_iterations=2, **kind),
         train=TrainConfig(method=method, iterations=2, val_every=1, batch_size=2),
     )
     train(config, out, progress=False)
@@ -118,3 +119,13 @@ def test_cli_pretrain_generator_then_generate(phantom: Path, tmp_path: Path) -> 
     result = runner.invoke(app, ["generate", "--run", str(run), "--masks", str(tmp_path / "missing"),
                                  "--out", str(tmp_path / "other")])
     assert result.exit_code == 2 and "mask folder not found" in result.output
+
+
+def test_a_composite_run_exports_composites_of_its_own_training_pairs(phantom: Path, tmp_path: Path) -> None:
+    run = _tiny_run(phantom, tmp_path / "composite", "separate", generator="composite")
+    written = generate_pairs(run, None, tmp_path / "synthetic", n=4, seed=0)
+    assert len(written) == 4 and (tmp_path / "synthetic" / "contact_sheet.png").is_file()
+    assert any(read_mask(tmp_path / "synthetic" / "masks" / path.name).any() for path in written)
+    with pytest.raises(ValueError, match="pastes the run's own training pairs; leave out --masks"):
+        generate_pairs(run, phantom / "masks", tmp_path / "other", n=2)
+    assert not (tmp_path / "other").exists()  # refused before anything is written

@@ -20,13 +20,13 @@ from genseg.augment import (
     GeometricRanges,
     IntensityRanges,
     apply_intensity,
-    augment_labels,
     augment_pairs,
     augmentation_ranges,
     sample_geometric,
     sample_intensity,
 )
 from genseg.data import PairTensors
+from genseg.generators.base import MaskToImage, SyntheticDraw
 from genseg.sampling import BatchSampler
 
 
@@ -43,7 +43,7 @@ class Batches:
         geometric: the ranges of :meth:`augmented`'s geometric augmentation.
         intensity: the ranges of its intensity augmentation.
         unlabeled: images of the pool outside the budget (the semi-supervised method only).
-        synthetic: masks per :meth:`augmented_masks` batch; None: a whole batch.
+        synthetic: pairs per :meth:`synthetic_draw`; None: one per real pair.
     """
 
     train: PairTensors
@@ -96,11 +96,15 @@ class Batches:
         images, masks = augment_pairs(images, masks, self.num_classes, geometry)
         return apply_intensity(images, sample_intensity(images.shape[0], self.rng, self.intensity, self.device)), masks
 
-    def augmented_masks(self) -> Tensor:
-        """A batch of training masks under T (SPEC.md's standard ranges), the input of the generator (y~)."""
-        _, masks = self.real()
-        masks = masks[:self.synthetic]  # the first of the real batch
-        return augment_labels(masks, self.num_classes, sample_geometric(masks.shape[0], self.rng, device=self.device))
+    def synthetic_draw(self, generator: MaskToImage, count: int | None = None) -> SyntheticDraw:
+        """The random part of a batch of synthetic pairs, drawn by ``generator`` from a fresh batch of
+        training pairs (pix2pix: the first of its masks under SPEC.md's T, y~ = T(y)).
+
+        Args:
+            count: pairs to draw; default :attr:`synthetic` (None there: one per real pair).
+        """
+        images, masks = self.real()
+        return generator.draw(images, masks, self.synthetic if count is None else count, self.rng)
 
     def unlabeled_images(self) -> Tensor:
         """A batch of the pool's unlabeled images."""

@@ -121,6 +121,7 @@ _TRAIN_FIELDS = {
     "data": ("data", "root"), "split": ("data", "split_file"), "budget": ("data", "budget"),
     "n_val": ("data", "n_val"), "size": ("data", "size"), "max_size": ("data", "max_size"), "axis": ("data", "axis"),
     "segmenter": ("segmenter", "name"),
+    "generator": ("generator", "name"),
     "ngf": ("generator", "ngf"), "pretrain_iterations": ("generator", "pretrain_iterations"),
     "upper": ("mlo", "upper"), "hypergradient": ("mlo", "hypergradient"), "upper_every": ("mlo", "every"),
     "unroll_steps": ("mlo", "unroll_steps"), "arch_lr": ("mlo", "arch_lr"), "gamma": ("mlo", "gamma"),
@@ -177,7 +178,8 @@ def train(
     unroll_steps: Optional[int] = typer.Option(None, help=f"genseg: segmenter steps unrolled for the hypergradient [{_M.unroll_steps}]."),
     arch_lr: Optional[float] = typer.Option(None, help=f"genseg: Adam learning rate of A [{_M.arch_lr}]."),
     gamma: Optional[float] = typer.Option(None, help=f"Weight of the synthetic-pair loss (separate, genseg) [{_M.gamma}]."),
-    generator_option: Optional[list[str]] = typer.Option(None, "--generator-option", help="A setting of the generator's kind, KEY=VALUE, repeatable; pix2pix: ngf, ndf, searchable, lambda_l1, diffaugment, spade, noise, lambda_ms (e.g. --generator-option spade=true)."),
+    generator: Optional[str] = typer.Option(None, help=f"Generator kind of separate and genseg: pix2pix (draws images from masks) | composite (pastes the training pairs' real foreground) [{_G.name}]."),
+    generator_option: Optional[list[str]] = typer.Option(None, "--generator-option", help="A setting of the generator's kind, KEY=VALUE, repeatable; pix2pix: ngf, ndf, searchable, lambda_l1, diffaugment, spade, noise, lambda_ms (e.g. --generator-option spade=true); composite: pastes, probability, feather, max_feather, ndf, appearance_lr."),
     ngf: Optional[int] = typer.Option(None, help="Generator base width: pix2pix's ngf (separate, genseg)."),
     pretrain_iterations: Optional[int] = typer.Option(None, help=f"Generator pre-training steps on the training pairs, before the first segmenter step of separate and genseg [{_G.pretrain_iterations}]."),
     device: Optional[str] = typer.Option(None, help=f"auto (cuda when present) | cpu | cuda | cuda:N [{_T.device}]"),
@@ -228,7 +230,12 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
     elif resumed is not None and (resumed / "config.json").is_file():
         values = json.loads((resumed / "config.json").read_text())
     else:
-        values = RunConfig().to_dict()
+        values = {}  # every setting not given takes its default, derived ones (n_val) from what is given
+    if "budget" in given and "n_val" not in given:  # the validation share follows the new budget
+        values.get("data", {}).pop("n_val", None)
+    if "generator" in given and given["generator"] != values.get("generator", {}).get("name"):
+        generic = ("lr", "pretrain_iterations")  # another kind: the former kind's own settings do not apply
+        values["generator"] = {key: value for key, value in values.get("generator", {}).items() if key in generic}
     for option, value in given.items():
         if option == "generator_option":
             values.setdefault("generator", {}).update(parse_settings(value))
@@ -372,14 +379,14 @@ def demo(
 @_user_errors
 def generate(
     run: Path = typer.Option(..., help="Run folder with a generator (method separate or genseg, or pretrain-generator)."),
-    masks: Path = typer.Option(..., help="Folder of label maps to draw the synthetic pairs from."),
+    masks: Optional[Path] = typer.Option(None, help="Folder of label maps to draw the synthetic pairs from (pix2pix) [the run's training pairs]."),
     out: Path = typer.Option(..., help="Output folder: images/ + masks/ (usable as training data) and contact_sheet.png."),
     n: int = typer.Option(100, help="Synthetic pairs to write."),
     seed: int = typer.Option(0, help="Seed of the mask augmentation and the generator's dropout."),
     checkpoint: str = typer.Option("final", help="best | final"),
     real: Optional[Path] = typer.Option(None, help="Real images for the contact sheet (default: the run's data images/)."),
 ) -> None:
-    """Write synthetic image-mask pairs G(T(y)), T(y) from a run's generator, with a contact sheet."""
+    """Write synthetic image-mask pairs from a run's generator (pix2pix: G(T(y)), T(y); composite: pasted real pairs), with a contact sheet."""
     _setup_logging(False)
     from genseg.generation import generate_pairs
 

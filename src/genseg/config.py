@@ -160,6 +160,9 @@ class MLOConfig:
             a fraction of that gradient's norm (upper = generator or both).
         gamma: weight of the synthetic-pair loss in the segmenter's objective.
         val_views: augmented views of each validation pair in the smooth validation objective.
+        candidates: with ``pairs`` in ``upper``, selection: an upper-level iteration draws this
+            many times the synthetic batch, and the segmenter steps on the synthetic batch's
+            worth whose one-step look-ahead lowers the validation loss most; 1: reweighting.
     """
 
     upper: str = "arch"
@@ -170,6 +173,7 @@ class MLOConfig:
     generator_feedback: float = 0.5
     gamma: float = 1.0
     val_views: int = 1
+    candidates: int = 1
 
     def __post_init__(self) -> None:
         names = self.upper_names
@@ -187,6 +191,10 @@ class MLOConfig:
         _check(self.arch_lr > 0, f"arch_lr must be > 0, got {self.arch_lr}")
         _check(self.generator_feedback >= 0, f"generator_feedback must be >= 0, got {self.generator_feedback}")
         _check(self.gamma >= 0 and self.val_views >= 1, "gamma must be >= 0, val_views >= 1")
+        _check(self.candidates >= 1, f"candidates must be >= 1, got {self.candidates}")
+        _check(self.candidates == 1 or self.upper == "pairs",
+               f"candidates = {self.candidates} selects synthetic pairs by their look-ahead: it needs upper = "
+               f"'pairs', got {self.upper!r}")
 
     @property
     def upper_names(self) -> list[str]:

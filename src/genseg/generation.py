@@ -2,12 +2,12 @@
 
 :func:`generate_pairs` turns a folder of label maps into a data folder of the ``folders`` layout
 (``images/`` + ``masks/`` with matching names, usable as training data as it is) and a contact
-sheet (mask | synthetic image | real image) to judge the pairs by eye. Each pair is
-``(x~, y~) = (G(T(y)), T(y))``: a mask y of the folder under a random geometry T, and the image
-the generator draws for it, made exactly as the ``separate`` and ``genseg`` methods make them in
-training (:meth:`~genseg.generators.base.MaskToImage.generate`: pix2pix's dropout is its source
-of variety). The run is one of ``genseg train`` with a generative method, or of
-:func:`~genseg.generators.level.pretrain_generator`.
+sheet (mask | synthetic image | real image) to judge the pairs by eye. Each pair is made exactly as
+the ``separate`` and ``genseg`` methods make them in training (:meth:`~genseg.generators.base.MaskToImage.draw`
+and ``render``): for pix2pix ``(x~, y~) = (G(T(y)), T(y))``, a mask y of the folder under a random
+geometry T and the image the generator draws for it (its dropout is its source of variety); for
+the compositing generator, a composite of the run's own training pairs. The run is one of
+``genseg train`` with a generative method, or of :func:`~genseg.generators.level.pretrain_generator`.
 
 Example:
     >>> generate_pairs(Path("runs/lungs"), Path("lung_masks"), Path("synthetic"), n=200)  # doctest: +SKIP
@@ -25,14 +25,13 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from genseg.augment import augment_labels, sample_geometric
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import DataError, normalize_intensity, read_image, read_mask, resize_labels, write_mask_png
 from genseg.data.io import atomic_write, is_image_file
 from genseg.generators import MaskToImage, create_generator
 from genseg.methods import generator_methods
-from genseg.runs import RunPaths
+from genseg.runs import RunPaths, load_run_data
 
 log = logging.getLogger(__name__)
 
@@ -107,41 +106,49 @@ def read_label_maps(folder: Path, size: int, num_classes: int) -> Tensor:
 
 
 @torch.no_grad()
-def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Draw ``n`` synthetic pairs (G(T(y)), T(y)), cycling through ``masks``.
+def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: int = 0,
+                     images: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Draw ``n`` synthetic pairs as training draws them, cycling through ``masks`` (and ``images``).
 
-    Masks go through the generator in batches of the run's batch size, as in training (pix2pix's
-    BatchNorm works on batch statistics). The global torch RNG (the generator's noise) is seeded
-    inside a fork, so the caller's random state is left alone.
+    Pairs are drawn from batches of the run's batch size, as in training (pix2pix's BatchNorm works
+    on batch statistics; a compositor pastes within the batch): pix2pix's pair is (G(T(y)), T(y)).
+    The global torch RNG (the generator's noise) is seeded inside a fork, so the caller's random
+    state is left alone.
 
     Args:
         generator: from :func:`load_generator`.
         masks: int64 label maps (M, S, S) at the run's size.
         n: pairs to draw; pair i starts from mask ``i % M``.
-        seed: seeds both the geometry T and the dropout.
+        seed: seeds the draws (the geometry T, what is pasted where) and the dropout.
+        images: the masks' images (M, C, S, S), for a kind that draws from them.
 
     Returns:
         Images (n, C, S, S) in [0, 1] and their label maps (n, S, S).
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    geometry_rng = torch.Generator().manual_seed(seed)
+    if images is None:
+        if generator.model.draws_from_images:
+            raise ValueError(f"the {generator.config.generator.name} generator draws from real pairs: "
+                             "pass their images")
+        images = torch.zeros(masks.shape[0], generator.image_channels, *masks.shape[-2:])  # never read
+    draw_rng = torch.Generator().manual_seed(seed)
     picks = torch.arange(n) % masks.shape[0]
     batch = generator.config.train.batch_size
-    images, labels = [], []
+    drawn, labels = [], []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for start in range(0, n, batch):
-            chunk = masks[picks[start:start + batch]]
-            chunk = augment_labels(chunk, generator.num_classes, sample_geometric(chunk.shape[0], geometry_rng))
-            images.append(generator.model.generate(chunk))
-            labels.append(chunk)
-    return torch.cat(images), torch.cat(labels)
+            rows = picks[start:start + batch]
+            draw = generator.model.draw(images[rows], masks[rows], None, draw_rng)
+            drawn.append(generator.model.render(draw))
+            labels.append(draw.masks)
+    return torch.cat(drawn), torch.cat(labels)
 
 
 def generate_pairs(
     run_dir: Path,
-    masks_dir: Path,
+    masks_dir: Path | None,
     out_dir: Path,
     *,
     n: int = 100,
@@ -157,7 +164,8 @@ def generate_pairs(
 
     Args:
         run_dir: a run folder with a generator (see :func:`load_generator`).
-        masks_dir: a folder of label maps to draw the pairs from; any size, resized to the run's.
+        masks_dir: a folder of label maps to draw the pairs from, any size, resized to the run's;
+            None: the run's own training pairs (the budget's), what a compositor pastes.
         out_dir: the output folder; its ``images/`` and ``masks/`` must not hold files yet.
         n: number of pairs.
         seed: seed of the geometry and the generator's dropout (same seed, same files).
@@ -172,15 +180,14 @@ def generate_pairs(
     if generator.image_channels not in (1, 3):
         raise ValueError(f"the run's images have {generator.image_channels} channels; generate writes "
                          "PNG images and needs 1 (gray) or 3 (RGB)")
-    size = generator.config.data.size
-    source = read_label_maps(Path(masks_dir), size, generator.num_classes)
+    source_images, source = _sources(generator, run_dir, masks_dir)
     real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
     real = _read_real_images(Path(real_dir), CONTACT_ROWS) if real_dir is not None else []
     out_dir = Path(out_dir)
     for folder in (out_dir / "images", out_dir / "masks"):
         if folder.is_dir() and any(folder.iterdir()):
             raise FileExistsError(f"{folder} already holds files; choose another --out or empty it")
-    images, labels = synthesize_pairs(generator, source, n, seed)
+    images, labels = synthesize_pairs(generator, source, n, seed, images=source_images)
     width = max(4, len(str(n - 1)))
     written = []
     for i, (image, label) in enumerate(zip(images, labels)):
@@ -192,6 +199,18 @@ def generate_pairs(
     write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
     log.info("wrote %d synthetic pairs from %s to %s", n, run_dir, out_dir)
     return written
+
+
+def _sources(generator: TrainedGenerator, run_dir: Path, masks_dir: Path | None) -> tuple[Tensor | None, Tensor]:
+    """(images or None, label maps) the pairs are drawn from: a folder of masks, or the run's training pairs."""
+    if masks_dir is None:
+        train = load_run_data(generator.config, RunPaths(Path(run_dir))).train
+        assert train.masks is not None
+        return train.images, train.masks
+    if generator.model.draws_from_images:
+        raise ValueError(f"the {generator.config.generator.name} generator pastes the run's own training pairs; "
+                         "leave out --masks")
+    return None, read_label_maps(Path(masks_dir), generator.config.data.size, generator.num_classes)
 
 
 def write_contact_sheet(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], num_classes: int,

@@ -19,6 +19,7 @@ from genseg.data import DataError, index_cases, make_split, read_split, write_sp
 from genseg.data.phantom import make_phantom
 from genseg.evaluation import TrainedSegmenter, evaluate, load_segmenter
 from genseg.generation import TrainedGenerator
+from genseg.generators.base import MaskConditioned
 from genseg.runs import RunPaths, load_run_data
 from genseg.training import train
 
@@ -48,8 +49,10 @@ def real_run(benchmark_data: tuple[Path, Path], tiny_config: Callable[..., RunCo
     return out
 
 
-class MaskAsImage:
+class MaskAsImage(MaskConditioned):
     """A perfect generator for a known answer: the image of a mask is the mask itself."""
+
+    num_classes = 2
 
     def generate(self, masks: Tensor) -> Tensor:
         return masks[:, None].float()
@@ -100,7 +103,8 @@ def test_a_segmenter_trained_on_perfect_synthetic_pairs_segments_them(quality: M
     config = replace(config, train=replace(config.train, lr=1e-2))  # the recipe's, faster for 30 steps
     generator = TrainedGenerator(MaskAsImage(), config, num_classes=2, image_channels=1)
     masks = _train_masks(real_run)
-    segmenter = quality.train_on_synthetic(generator, masks, iterations=30, seed=0)
+    segmenter = quality.train_on_synthetic(generator, torch.zeros(masks.shape[0], 1, *masks.shape[-2:]), masks,
+                                           iterations=30, seed=0)
     assert quality.mask_consistency(segmenter, MaskAsImage().generate(masks), masks)["dice_mean"] > 0.9
 
 
@@ -121,8 +125,8 @@ def test_a_measurement_writes_its_row_and_sheet_and_reuses_its_generator(quality
     assert len(rows) == 2 and rows[0]["n_test"] == "3" and rows[0]["n_pairs"] == "5"
     assert all(0 <= float(row[key]) <= 1 for row in rows for key in ("tstr_dice", "consistency_dice"))
     assert '"spade": true' in rows[0]["settings"]
-    with Image.open(rows[0]["sheet"]) as sheet:  # 3 training pairs: mask | real | 2 draws
-        assert sheet.size == (4 + 4 * (128 + 4), 18 + 3 * (128 + 4))
+    with Image.open(rows[0]["sheet"]) as sheet:  # 3 training pairs: mask | real | 2 draws of mask | image
+        assert sheet.size == (4 + 6 * (128 + 4), 18 + 3 * (128 + 4))
 
 
 def test_a_real_run_of_another_budget_is_refused(quality: ModuleType, benchmark_data: tuple[Path, Path], real_run: Path,

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from genseg.config import GeneratorConfig
 from genseg.generators import GENERATORS
+from genseg.generators.base import MaskConditioned
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
 
 
@@ -28,7 +29,7 @@ class L1ConvOptions:
     width: int = 8
 
 
-class L1Conv:
+class L1Conv(MaskConditioned):
     """Two 3 x 3 convolutions from the mask encoding to the image, trained by Adam on the L1 loss."""
 
     Options = L1ConvOptions

@@ -136,7 +136,8 @@ def genseg_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig], runs_d
 
 
 def test_unknown_method_names_the_available_ones() -> None:
-    with pytest.raises(ValueError, match="'gensegg'; available: supervised, augment, separate, genseg, semisup"):
+    with pytest.raises(ValueError,
+                       match="'gensegg'; available: supervised, augment, copypaste, separate, genseg, semisup"):
         create_method("gensegg", None)  # type: ignore[arg-type]
 
 
@@ -232,7 +233,8 @@ def test_genseg_uses_the_configured_hypergradient_estimator(
         config = tiny_config(tiny_phantom, "genseg", mlo={"hypergradient": estimator})
         method = create_method("genseg", _context(config, tmp_path / estimator))
         images, masks = method.context.batches.augmented()
-        result = method.upper_step(images, masks, method.context.batches.augmented_masks(), seed=0)
+        draw = method.context.batches.synthetic_draw(method.synthesis.generator)
+        result = method.upper_step(images, masks, draw, seed=0)
         gradients[estimator] = torch.cat([grad.flatten() for grad in result.upper])
 
     assert gradients["darts"].any() and gradients["exact"].any()
@@ -274,9 +276,9 @@ def test_synthetic_batch_size_sets_the_synthetic_pairs_per_step(
     config = tiny_config(tiny_phantom, method_name)
     config = replace(config, train=replace(config.train, synthetic_batch_size=1))
     context = _context(config, tmp_path / "run")
-    assert context.batches.augmented_masks().shape[0] == 1
-    assert context.batches.real()[0].shape[0] == 2
     method = create_method(method_name, context)
+    assert len(context.batches.synthetic_draw(method.synthesis.generator)) == 1
+    assert context.batches.real()[0].shape[0] == 2
     assert all(torch.isfinite(torch.tensor(value)) for value in method.step(0).values())
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from genseg.generators.base import RECORDED_WHEN_SET, MaskToImage
+from genseg.generators.composite import Compositor
 from genseg.generators.pix2pix import Pix2Pix
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 GENERATORS: dict[str, type[MaskToImage]] = {
     "pix2pix": Pix2Pix,
+    "composite": Compositor,
 }
 
 

@@ -1,5 +1,14 @@
 """What a mask-to-image generator must offer: the :class:`MaskToImage` protocol.
 
+A synthetic pair is made in two phases. :meth:`MaskToImage.draw` takes the random part once, from
+a batch of real training pairs: its label map, and whatever else the image is rendered from (for
+pix2pix only the mask under T, :class:`MaskConditioned`; for a compositing generator also the
+real source and target images it pastes between). :meth:`MaskToImage.render` then turns a draw
+into images, differentiably in the generator's parameters and without further randomness, so
+GenSeg's hypergradient can render one draw several times. The draw takes the real pairs, not a
+mask alone, because a composite carries real texture: its image needs the source pair's image
+aligned with the mask.
+
 The generator level (:mod:`genseg.generators.level`), the generative methods
 (:mod:`genseg.methods.separate`, :mod:`genseg.methods.genseg`), GenSeg's upper-level variables
 (:mod:`genseg.methods.upper`) and the pair export (:mod:`genseg.generation`) use a generator
@@ -11,11 +20,13 @@ class implementing this protocol and one line in :data:`genseg.generators.GENERA
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
+
+from genseg.augment import augment_labels, sample_geometric
 
 if TYPE_CHECKING:
     from genseg.config import GeneratorConfig
@@ -34,12 +45,43 @@ def added_setting(default: Any) -> Any:
     return field(default=default, metadata={RECORDED_WHEN_SET: True})
 
 
+@dataclass
+class SyntheticDraw:
+    """The random part of a batch of synthetic pairs, drawn once.
+
+    Args:
+        masks: their label maps (B, H, W): the segmenter's targets.
+        inputs: what :meth:`MaskToImage.render` draws the images from, besides the masks
+            (a compositing generator's source and target images); empty for a mask-to-image kind.
+    """
+
+    masks: Tensor
+    inputs: dict[str, Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.masks.shape[0]
+
+    def subset(self, rows: Tensor) -> SyntheticDraw:
+        """The draw of the pairs ``rows`` picks."""
+        return SyntheticDraw(self.masks[rows], {name: value[rows] for name, value in self.inputs.items()})
+
+    @staticmethod
+    def cat(draws: list[SyntheticDraw]) -> SyntheticDraw:
+        """Several draws as one, their pairs in order."""
+        return SyntheticDraw(torch.cat([draw.masks for draw in draws]),
+                             {name: torch.cat([draw.inputs[name] for draw in draws]) for name in draws[0].inputs})
+
+
 class MaskToImage(Protocol):
     """A generator of images from label maps, with its own way of learning from real pairs."""
 
     Options: ClassVar[type]
     """The dataclass of its own settings, the generator section's keys beside name, lr and
     pretrain_iterations (an empty dataclass for a kind without settings)."""
+
+    draws_from_images: ClassVar[bool]
+    """Whether :meth:`draw` reads the real images beside the masks (a compositor pastes them);
+    False: it draws from label maps alone, so any folder of masks can be turned into pairs."""
 
     network: nn.Module
     """The module that draws the images: what ``best.pt`` and ``final.pt`` keep as ``"generator"``
@@ -56,6 +98,13 @@ class MaskToImage(Protocol):
         Drawn as training and export both draw them (its sampling noise on), and attached to
         the graph of its parameters: the hypergradient flows back through them.
         """
+
+    def draw(self, images: Tensor, masks: Tensor, count: int | None, rng: torch.Generator) -> SyntheticDraw:
+        """The random part of ``count`` synthetic pairs (None: one per real pair) drawn from a
+        batch of real training pairs, every random choice taken from ``rng``."""
+
+    def render(self, draw: SyntheticDraw) -> Tensor:
+        """The images of a draw, in [0, 1], attached to the graph of the generator's parameters."""
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """Its architecture weights A (GenSeg's ``arch`` upper level), parameters of :attr:`network`;
@@ -83,3 +132,23 @@ class MaskToImage(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""
+
+
+class MaskConditioned:
+    """:meth:`MaskToImage.draw` and :meth:`MaskToImage.render` for a kind that draws from a label
+    map alone: the draw is the first ``count`` masks under SPEC.md's mask augmentation T (y~ = T(y)),
+    the image ``generate(y~)``."""
+
+    draws_from_images = False
+    num_classes: int
+
+    def generate(self, masks: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def draw(self, images: Tensor, masks: Tensor, count: int | None, rng: torch.Generator) -> SyntheticDraw:
+        masks = masks[:count]
+        return SyntheticDraw(augment_labels(masks, self.num_classes,
+                                            sample_geometric(masks.shape[0], rng, device=masks.device)))
+
+    def render(self, draw: SyntheticDraw) -> Tensor:
+        return self.generate(draw.masks)

@@ -39,7 +39,8 @@ def _bce_to(logits: Tensor, target: float) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def discriminator_loss(disc: Critic, masks_enc: Tensor, real_images: Tensor, fake_images: Tensor) -> Tensor:
+def discriminator_loss(disc: Critic, masks_enc: Tensor, real_images: Tensor, fake_images: Tensor,
+                       fake_masks_enc: Tensor | None = None) -> Tensor:
     """The critic's loss: real pairs should score 1, generated pairs 0.
 
     Args:
@@ -48,12 +49,15 @@ def discriminator_loss(disc: Critic, masks_enc: Tensor, real_images: Tensor, fak
         real_images: real images (B, C, H, W) in [-1, 1].
         fake_images: generated images (B, C, H, W) in [-1, 1]; detached here, so this loss
             never reaches the generator.
+        fake_masks_enc: the generated images' own masks where they differ from the real ones'
+            (a composite's union); default ``masks_enc``.
 
     Returns:
         The scalar loss.
     """
     real = _bce_to(_critic_logits(disc, masks_enc, real_images), 1.0)
-    fake = _bce_to(_critic_logits(disc, masks_enc, fake_images.detach()), 0.0)
+    fake_masks = masks_enc if fake_masks_enc is None else fake_masks_enc
+    fake = _bce_to(_critic_logits(disc, fake_masks, fake_images.detach()), 0.0)
     return (real + fake) / 2
 
 

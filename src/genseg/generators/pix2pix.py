@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from genseg.generators import cells
-from genseg.generators.base import added_setting
+from genseg.generators.base import MaskConditioned, added_setting
 from genseg.generators.diffaugment import augment_critic_input, sample_critic_augmentation
 from genseg.generators.gan import Critic, discriminator_loss, generator_loss, mode_seeking_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
@@ -279,7 +279,7 @@ class Pix2PixOptions:
             raise ValueError("lambda_ms rewards draws that differ with the noise: set noise > 0 too")
 
 
-class Pix2Pix:
+class Pix2Pix(MaskConditioned):
     """The pix2pix generator G, its critic D and their optimizers, as a mask-to-image generator.
 
     Args:

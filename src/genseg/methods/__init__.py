@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "supervised": "genseg.methods.supervised:Supervised",
     "augment": "genseg.methods.supervised:Augment",
+    "copypaste": "genseg.methods.copypaste:CopyPaste",
     "separate": "genseg.methods.separate:Separate",
     "genseg": "genseg.methods.genseg:GenSeg",
     "semisup": "genseg.methods.semisup:MeanTeacher",

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genseg.generators.base import SyntheticDraw
 from genseg.losses import segmentation_loss
 from genseg.methods.base import TrainingContext
 from genseg.methods.separate import Separate
@@ -46,24 +47,36 @@ class GenSeg(Separate):
 
     def step(self, iteration: int) -> dict[str, float]:
         images, masks = self.context.batches.augmented()
-        synthetic_masks = self.context.batches.augmented_masks()
+        draw = self.context.batches.synthetic_draw(self.synthesis.generator)
         if iteration % self.context.config.mlo.every != 0:
-            return self._segmenter_step(images, masks, synthetic_masks)
+            return self._segmenter_step(images, masks, draw)
         if not self.upper:  # the ablation: the same schedule without feedback
-            scalars = self._segmenter_step(images, masks, synthetic_masks)
+            scalars = self._segmenter_step(images, masks, draw)
             return {**scalars, **self.synthesis.train_step()}
+        candidates = self.context.config.mlo.candidates
+        if candidates > 1:  # a pool to select from
+            generator = self.synthesis.generator
+            draw = SyntheticDraw.cat([draw, *(self.context.batches.synthetic_draw(generator)
+                                             for _ in range(candidates - 1))])
         # the synthetic pairs' noise (dropout), drawn from the run's stream
         seed = int(torch.randint(2**31 - 1, (1,), generator=self.context.batches.rng))
-        result = self.upper_step(images, masks, synthetic_masks, seed)
+        result = self.upper_step(images, masks, draw, seed)
         weights = self._step_weights()
-        if weights is None:  # the unroll's gradient is this step's
+        if candidates > 1:  # selection: a step on the kept pairs, each at weight 1
+            assert weights is not None, "selection weighs the pool's pairs (mlo.upper = 'pairs')"
+            kept = draw.subset(torch.nonzero(weights > 0)[:, 0])
+            with torch.no_grad():
+                synthetic = (self._synthesize(kept, seed), kept.masks) if len(kept) else None
+            scalars = self.context.stepper.step(images, masks, synthetic=synthetic)
+            scalars["pairs_kept"] = len(kept) * candidates / len(draw)
+        elif weights is None:  # the unroll's gradient is this step's
             self.context.stepper.step_with(result.train_grads)
             scalars = {"loss": float(result.real_loss + result.synthetic_loss), "loss_real": float(result.real_loss)}
             if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as a plain step does
                 scalars["loss_synthetic"] = float(result.synthetic_loss) / self.context.config.mlo.gamma
         else:  # the same pairs, weighed: a step of its own
             with torch.no_grad():
-                synthetic = (self._synthesize(synthetic_masks, seed), synthetic_masks)
+                synthetic = (self._synthesize(draw, seed), draw.masks)
             scalars = self.context.stepper.step(images, masks, synthetic=synthetic, synthetic_weights=weights)
             scalars["synthetic_weight"] = float(weights.mean())
             if weights.numel() > 1:  # a weight per pair
@@ -73,24 +86,23 @@ class GenSeg(Separate):
         generator_scalars = self.synthesis.train_step(before_step=lambda: [hook() for hook in hooks])
         return {**scalars, **generator_scalars}
 
-    def _segmenter_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor) -> dict[str, float]:
+    def _segmenter_step(self, images: Tensor, masks: Tensor, draw: SyntheticDraw) -> dict[str, float]:
         with torch.no_grad():
-            synthetic_images = self.synthesis.generator.generate(synthetic_masks)
-        return self.context.stepper.step(images, masks, synthetic=(synthetic_images, synthetic_masks),
+            synthetic_images = self.synthesis.generator.render(draw)
+        return self.context.stepper.step(images, masks, synthetic=(synthetic_images, draw.masks),
                                          synthetic_weights=self._step_weights())
 
-    def upper_step(self, images: Tensor, masks: Tensor, synthetic_masks: Tensor, seed: int) -> Hypergradient:
+    def upper_step(self, images: Tensor, masks: Tensor, draw: SyntheticDraw, seed: int) -> Hypergradient:
         """Hand each upper-level variable its part of the hypergradient.
 
         The result also holds the lower level's gradient, which the segmenter's step reuses.
         """
         context, settings = self.context, self.context.config.mlo
-        tensors = [variable.tensors(synthetic_masks.shape[0]) for variable in self.upper]
+        tensors = [variable.tensors(len(draw)) for variable in self.upper]
 
         def synthetic_loss(forward: Forward) -> Tensor:
             """gamma * L_syn, each pair's loss weighed by the variables, as a fixed function."""
-            losses = segmentation_loss(forward(self._synthesize(synthetic_masks, seed)), synthetic_masks,
-                                       reduction="none")
+            losses = segmentation_loss(forward(self._synthesize(draw, seed)), draw.masks, reduction="none")
             for variable in self.upper:
                 losses = variable.weigh(losses)
             return settings.gamma * losses.mean()
@@ -111,12 +123,12 @@ class GenSeg(Separate):
             start += len(group)
         return result
 
-    def _synthesize(self, synthetic_masks: Tensor, seed: int) -> Tensor:
-        """The synthetic images of these masks, their noise drawn from ``seed``: the same images on every call."""
+    def _synthesize(self, draw: SyntheticDraw, seed: int) -> Tensor:
+        """The images of this draw, their noise drawn from ``seed``: the same images on every call."""
         devices = [self.context.device] if self.context.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            return self.synthesis.generator.generate(synthetic_masks)
+            return self.synthesis.generator.render(draw)
 
     def _step_weights(self) -> Tensor | None:
         """The synthetic pairs' weights in the segmenter's step: the product of the variables' (None: all 1)."""

@@ -29,10 +29,10 @@ class Separate(Method):
 
     def step(self, iteration: int) -> dict[str, float]:
         images, masks = self.context.batches.augmented()
-        synthetic_masks = self.context.batches.augmented_masks()
+        draw = self.context.batches.synthetic_draw(self.synthesis.generator)
         with torch.no_grad():
-            synthetic_images = self.synthesis.generator.generate(synthetic_masks)
-        return self.context.stepper.step(images, masks, synthetic=(synthetic_images, synthetic_masks))
+            synthetic_images = self.synthesis.generator.render(draw)
+        return self.context.stepper.step(images, masks, synthetic=(synthetic_images, draw.masks))
 
     def state_dict(self) -> dict[str, Any]:
         return {"synthesis": self.synthesis.state_dict()}

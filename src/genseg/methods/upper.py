@@ -148,11 +148,19 @@ class PairWeights:
     normalized to a mean of 1: pairs that would hurt stop counting, and if every pair would, the
     step takes none. Fresh every upper step; no persistent variables, the same Hessian-vector
     product as the other variables.
+
+    With ``candidates`` > 1 the weights select instead (``mlo.candidates``): the upper step sees
+    that many times the synthetic batch, and the segmenter steps on the best synthetic batch's
+    worth of them, each at weight 1, of those that would lower the validation loss.
+
+    Args:
+        candidates: pairs drawn per pair kept.
     """
 
     name = "pairs"
 
-    def __init__(self) -> None:
+    def __init__(self, candidates: int = 1) -> None:
+        self.candidates = candidates
         self.eps: Tensor | None = None
         self.weights: Tensor | None = None
 
@@ -166,7 +174,10 @@ class PairWeights:
         return losses * (1 + self.eps.to(losses))
 
     def apply(self, grads: list[Tensor]) -> None:
-        self.weights = pair_weights(grads[0])
+        if self.candidates == 1:
+            self.weights = pair_weights(grads[0])
+        else:
+            self.weights = selected_pairs(grads[0], grads[0].numel() // self.candidates)
 
     def step_weights(self) -> Tensor | None:
         weights, self.weights = self.weights, None  # they name this step's pairs: used once
@@ -231,6 +242,15 @@ def pair_weights(hypergradient: Tensor) -> Tensor:
     return weights * (weights.numel() / total) if total > 0 else weights
 
 
+def selected_pairs(hypergradient: Tensor, keep: int) -> Tensor:
+    """1 for the ``keep`` pairs whose look-ahead lowers the validation loss most (g < 0), 0 for the rest."""
+    g = hypergradient.detach()
+    chosen = torch.argsort(g)[:keep]
+    weights = torch.zeros_like(g)
+    weights[chosen[g[chosen] < 0]] = 1.0
+    return weights
+
+
 def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float) -> float:
     """The factor that gives the hypergradient ``relative`` times the norm of the params' gradient.
 
@@ -247,7 +267,7 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
 UPPER_VARIABLES = {
     "arch": lambda generator, settings: ArchitectureWeights(generator, settings.arch_lr),
     "generator": lambda generator, settings: GeneratorWeights(generator, settings.generator_feedback),
-    "pairs": lambda generator, settings: PairWeights(),
+    "pairs": lambda generator, settings: PairWeights(settings.candidates),
     "gamma": lambda generator, settings: LearnedGamma(settings.arch_lr),
 }
 
