@@ -79,6 +79,7 @@ def check_same_budget(real: RunConfig, dataset: str, budget: int, seed: int, spl
 
 def generator_config(real: RunConfig, settings: dict[str, Any], pretrain_iterations: int) -> RunConfig:
     """The config of the generator's pre-training: the real run's data and recipe, these generator settings."""
+    settings = {"name": "pix2pix", **settings}  # the kind measured unless the settings name another
     return replace(real, generator=GeneratorConfig(pretrain_iterations=pretrain_iterations, **settings),
                    train=replace(real.train, method="separate"))
 

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     base = RunConfig(
         data=DataConfig(root=args.data, split_file=args.split, budget=args.budget, size=args.size),
-        generator=GeneratorConfig(pretrain_iterations=0),
+        generator=GeneratorConfig("pix2pix", pretrain_iterations=0),
         train=TrainConfig(method="augment"),
     )
     configs = variants(base, args.every, args.upper, args.hypergradient, args.synthetic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,24 +17,32 @@ from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, Seg
 from genseg.data.phantom import make_phantom
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
-SHARED_SPLITS = REPO_ROOT.parent / "shared" / "benchmark" / "splits"
+# The real data sets: GENSEG_DATA_ROOT, else a ``shared/`` folder beside the checkout (docs/datasets.md).
+DATA_ROOT = Path(os.environ.get("GENSEG_DATA_ROOT", REPO_ROOT.parent / "shared" / "datasets"))
+SPLITS_ROOT = Path(os.environ.get("GENSEG_SPLITS_ROOT", DATA_ROOT.parent / "benchmark" / "splits"))
+
+
+def _real(path: Path, what: str) -> Path:
+    """``path`` if it exists; else the test is skipped, or fails where GENSEG_REQUIRE_DATA=1 (CI)."""
+    if path.is_dir():
+        return path
+    message = (f"{what} not found at {path}; set GENSEG_DATA_ROOT to the folder holding jsrt_lung/, fuseg/, ... "
+               "(docs/datasets.md)")
+    if os.environ.get("GENSEG_REQUIRE_DATA") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
-    """../shared/datasets: real medical data, present on developer machines and in CI."""
-    if not SHARED_DATASETS.is_dir():
-        pytest.fail(f"real data sets not found at {SHARED_DATASETS}; tests need ../shared/datasets")
-    return SHARED_DATASETS
+    """The real medical data sets (GENSEG_DATA_ROOT); tests that need them skip without them."""
+    return _real(DATA_ROOT, "the real data sets")
 
 
 @pytest.fixture(scope="session")
 def splits_dir() -> Path:
-    """../shared/benchmark/splits: the benchmark split files."""
-    if not SHARED_SPLITS.is_dir():
-        pytest.fail(f"split files not found at {SHARED_SPLITS}")
-    return SHARED_SPLITS
+    """The benchmark split files beside the data sets (GENSEG_SPLITS_ROOT)."""
+    return _real(SPLITS_ROOT, "the benchmark split files")
 
 
 # Tiny test tensors run far faster on one thread than on two contended ones.
@@ -59,13 +68,16 @@ def make_tiny_config(
     generator: dict[str, Any] | None = None,
     mlo: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """A RunConfig small enough for unit tests; sections can be overridden field by field."""
+    """A RunConfig small enough for unit tests; sections can be overridden field by field.
+
+    The generator is pix2pix unless ``generator`` names another kind (or ``auto``), with narrow
+    networks for the kinds that have them."""
+    kind = (generator or {}).get("name", "pix2pix")
+    narrow = {"pix2pix": {"ngf": 4, "ndf": 4}, "composite": {"ndf": 4}}.get(kind, {})
     return RunConfig(
-        data=DataConfig(root=root, budget=budget, size=32, **(data or {})),
+        data=DataConfig(**{"root": root, "budget": budget, "size": 32, **(data or {})}),
         segmenter=SegmenterConfig(options={"base": 4}),
-        generator=GeneratorConfig(**{"pretrain_iterations": 3, "ndf": 4,
-                                     **({"ngf": 4} if (generator or {}).get("name", "pix2pix") == "pix2pix" else {}),
-                                     **(generator or {})}),
+        generator=GeneratorConfig(**{"name": kind, "pretrain_iterations": 3, **narrow, **(generator or {})}),
         mlo=MLOConfig(**{"every": 2, **(mlo or {})}),  # 3 generator-side updates in 6 iterations
         train=TrainConfig(method=method, iterations=iterations, val_every=2, checkpoint_every=2, batch_size=2,
                           seed=seed),

@@ -106,6 +106,10 @@ a = ["other"]
 average_last = 0.0
 ema_decay = 0.9
 
+[generator]
+name = "pix2pix"
+ngf = 8
+
 [variants.genseg-fast]
 method = "genseg"
 mlo = {{ every = 4 }}
@@ -126,6 +130,7 @@ train = {{ ema_decay = 0.5 }}
     assert (custom.train.method, custom.mlo.every, custom.train.ema_decay) == ("genseg", 4, 0.5)  # the variant's win
     assert custom.train.average_last == runs["a-n3-augment-s0"].config.train.average_last == 0.0
     assert runs["a-n3-augment-s0"].config.train.ema_decay == 0.9
+    assert (custom.generator.name, custom.generator.options["ngf"]) == ("pix2pix", 8)  # the shared table
     assert (custom.train.seed, custom.train.iterations, custom.data.size, custom.data.axis) == (1, 20, 32, 2)
     assert (custom.data.budget, custom.data.n_train, custom.data.n_val) == (5, 4, 1)
     assert custom.data.split_file == (splits_root / "b.json").resolve()

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from genseg.checkpoint import load_checkpoint, save_atomic
+from genseg.errors import DataError
 
 
 def test_save_atomic_writes_what_load_checkpoint_reads(tmp_path: Path) -> None:
@@ -68,3 +69,29 @@ def test_saved_files_get_the_usual_mode_not_a_private_one(tmp_path: Path) -> Non
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "best.pt").stat().st_mode) == 0o644
+
+
+class _RunsCode:
+    """A pickle whose loading would run a command: what a crafted checkpoint carries."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    crafted = tmp_path / "averaged.pt"
+    torch.save({"segmenter": _RunsCode(marker)}, crafted)
+    with pytest.raises(DataError, match="not a genseg checkpoint"):
+        load_checkpoint(crafted)
+    assert not marker.exists()
+
+
+def test_a_damaged_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    damaged = tmp_path / "final.pt"
+    damaged.write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="cannot read this checkpoint"):
+        load_checkpoint(damaged)

@@ -149,7 +149,7 @@ def test_train_evaluate_predict(tiny_phantom: Path, tmp_path: Path) -> None:
     assert predicted.exit_code == 0, predicted.output
     assert "wrote 12 masks" in predicted.output
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == sorted(
-        p.name for p in (tiny_phantom / "images").iterdir())
+        [p.name for p in (tiny_phantom / "images").iterdir()] + ["predictions.json"])
 
 
 def test_generator_and_synthetic_options_reach_the_config(tiny_phantom: Path, tmp_path: Path) -> None:
@@ -167,3 +167,16 @@ def test_generator_and_synthetic_options_reach_the_config(tiny_phantom: Path, tm
                                   *args[:-3], "sparkle=1"])
     line = _single_error_line(unknown.output)
     assert "sparkle" in line and "accepted" in line
+
+
+@pytest.mark.parametrize(("budget", "n_val"), [(2, 1), (3, 1), (9, 2), (20, 4)])
+def test_the_budget_given_sets_the_validation_share(budget: int, n_val: int, tmp_path: Path) -> None:
+    """--budget 3 trained 1 + 2 pairs: the default budget's n_val of 2 stayed."""
+    from genseg.cli import _train_config
+
+    config = _train_config(None, None, {"data": tmp_path, "budget": budget})
+    assert (config.data.n_train, config.data.n_val) == (budget - n_val, n_val)
+    assert _train_config(None, None, {"data": tmp_path, "budget": 9, "n_val": 3}).data.n_val == 3  # given: kept
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps(_train_config(None, None, {"data": tmp_path, "budget": 9}).to_dict()))
+    assert _train_config(saved, None, {"budget": budget}).data.n_val == n_val  # a config file's follows too

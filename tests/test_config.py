@@ -88,7 +88,7 @@ def test_round_trip_through_json() -> None:
     config = RunConfig(
         data=DataConfig(root=Path("/data/lungs"), split_file=Path("splits/lungs.json"), budget=35, size=64, axis=2),
         segmenter=SegmenterConfig(name="unet", options={"base": 8}),
-        generator=GeneratorConfig(ngf=16, searchable=False, pretrain_iterations=10),
+        generator=GeneratorConfig("pix2pix", ngf=16, searchable=False, pretrain_iterations=10),
         mlo=MLOConfig(upper="both", hypergradient="darts", every=3, val_views=4),
         train=TrainConfig(method="genseg", iterations=20, ema_decay=0.99, seed=2, device="auto"),
     )
@@ -110,8 +110,9 @@ def test_a_config_written_before_generator_kinds_loads_and_writes_back_the_same(
 
 
 def test_generator_settings_of_the_kind_are_completed_with_its_defaults() -> None:
-    assert GeneratorConfig(ngf=16) == GeneratorConfig(options={"ngf": 16, "ndf": 32}) != GeneratorConfig()
-    assert GeneratorConfig(ngf=16).options == {"ngf": 16, "ndf": 32, "searchable": True, "lambda_l1": 100.0}
+    assert GeneratorConfig("pix2pix", ngf=16) == GeneratorConfig("pix2pix", options={"ngf": 16, "ndf": 32}) \
+        != GeneratorConfig("pix2pix")
+    assert GeneratorConfig("pix2pix", ngf=16).options == {"ngf": 16, "ndf": 32, "searchable": True, "lambda_l1": 100.0}
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from PIL import Image
 
 from genseg.config import RunConfig
 from genseg.data import DataError, make_phantom, read_split
-from genseg.evaluation import evaluate, predict
+from genseg.evaluation import PREDICTIONS_MANIFEST, evaluate, predict
 from genseg.training import train
 
 
@@ -114,6 +114,30 @@ def test_predict_writes_masks_at_each_input_size(picture_run: Path, tiny_phantom
         with Image.open(path) as mask:
             assert mask.size == sizes[path.stem]
             assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
+
+
+def test_predict_never_writes_into_its_input_or_the_data_or_over_files(picture_run: Path, tiny_phantom: Path,
+                                                                        tmp_path: Path) -> None:
+    """The mask folder of a data set as --out replaced its reference masks without a word."""
+    data = tmp_path / "x"
+    shutil.copytree(tiny_phantom, data)
+    before = {path.name: path.read_bytes() for path in (data / "masks").iterdir()}
+    with pytest.raises(DataError, match="exist already .* pass --overwrite"):
+        predict(picture_run, data / "images", data / "masks")  # a folder that is not the run's data
+    with pytest.raises(DataError, match="input folder or inside it"):
+        predict(picture_run, data / "images", data / "images")
+    with pytest.raises(DataError, match="inside the run's data folder"):
+        predict(picture_run, data / "images", tiny_phantom / "predictions")
+    assert {path.name: path.read_bytes() for path in (data / "masks").iterdir()} == before
+    assert not (tiny_phantom / "predictions").exists()
+
+    out = tmp_path / "predictions"
+    written = predict(picture_run, data / "images", out)
+    manifest = json.loads((out / PREDICTIONS_MANIFEST).read_text())
+    assert manifest["files"] == [path.name for path in written] and manifest["checkpoint"] == "averaged"
+    with pytest.raises(DataError, match="--overwrite"):
+        predict(picture_run, data / "images", out)
+    assert predict(picture_run, data / "images", out, overwrite=True) == written
 
 
 def test_predict_takes_a_single_file(picture_run: Path, tiny_phantom: Path, tmp_path: Path) -> None:

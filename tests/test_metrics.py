@@ -88,6 +88,19 @@ def test_multiclass_keys_union_and_means() -> None:
     assert metrics["hd95"] == pytest.approx((0.0 + metrics["hd95_right"]) / 2)
 
 
+def test_classes_absent_from_both_maps_are_left_out_of_the_mean() -> None:
+    """Labels {0, 7} made an 8-class model: six absent classes scored 1.0 each and hid a poor class 7."""
+    target = np.zeros((16, 16), dtype=np.int64)
+    target[2:10, 2:10] = 7
+    pred = np.zeros_like(target)
+    pred[2:4, 2:10] = 7  # a quarter of it
+    metrics = case_metrics(pred, target, num_classes=8)
+    assert metrics["dice"] == pytest.approx(metrics["dice_7"]) == pytest.approx(2 * 16 / (16 + 64))
+    assert metrics["empty_target_3"] == 1.0
+    empty = case_metrics(np.zeros_like(target), np.zeros_like(target), num_classes=8)
+    assert empty["dice"] == 1.0  # nothing there and nothing predicted: a correct empty answer
+
+
 def test_mean_hd95_is_undefined_when_a_class_is() -> None:
     target = _square(2, 2, 4) + _square(10, 10, 4, label=2)
     metrics = case_metrics(_square(2, 2, 4), target, num_classes=3)

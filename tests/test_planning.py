@@ -1,14 +1,23 @@
-"""The plan from a fingerprint: structure width, and the size chosen under its bounds."""
+"""The plan from a fingerprint: structure width, the size chosen under its bounds, the synthesis."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from genseg.data import Sample
-from genseg.planning import BASE_SIZE, MIN_WIDTH_PX, Fingerprint, fingerprint, plan_size, structure_width
+from genseg.planning import (
+    BASE_SIZE,
+    MIN_WIDTH_PX,
+    Fingerprint,
+    fingerprint,
+    make_plan,
+    plan_synthesis,
+    structure_width,
+)
 
 
 def _disc(side: int, diameter: float) -> np.ndarray:
@@ -49,7 +58,7 @@ def test_fingerprint_measures_every_case_and_ranks_by_width() -> None:
 )
 def test_plan_keeps_narrow_structures_wide_within_its_bounds(native: float, width: float, max_size: int,
                                                              expected: int) -> None:
-    plan = plan_size(Fingerprint(cases=3, native_side=native, structure_width=width, channels=1), max_size=max_size)
+    plan = make_plan(Fingerprint(cases=3, native_side=native, structure_width=width, channels=1), max_size=max_size)
     assert plan.size == expected
     assert plan.relative_cost == pytest.approx((expected / BASE_SIZE) ** 2, abs=0.01)
     if BASE_SIZE < expected < min(max_size, 32 * math.ceil(native / 32)):
@@ -58,4 +67,59 @@ def test_plan_keeps_narrow_structures_wide_within_its_bounds(native: float, widt
 
 def test_plan_rejects_a_cap_that_is_not_a_multiple_of_32() -> None:
     with pytest.raises(ValueError, match="max_size"):
-        plan_size(Fingerprint(cases=1, native_side=100, structure_width=5, channels=1), max_size=100)
+        make_plan(Fingerprint(cases=1, native_side=100, structure_width=5, channels=1), max_size=100)
+
+
+def _lesion_phantom(case: int) -> Sample:
+    """A photo-like image with one small round lesion (1 % of the image) wherever it falls."""
+    rng = np.random.default_rng(case)
+    mask = np.zeros((128, 128), dtype=np.int64)
+    row, col = rng.integers(20, 108, 2)
+    mask[(np.mgrid[0:128, 0:128][0] - row) ** 2 + (np.mgrid[0:128, 0:128][1] - col) ** 2 < 40] = 1
+    return Sample(f"lesion{case}", rng.random((3, 128, 128), dtype=np.float32), mask)
+
+
+def _anatomy_phantom(case: int) -> Sample:
+    """A chest-like image with two large fields (lungs, 30 % of the image) in place, a little moved."""
+    mask = np.zeros((128, 128), dtype=np.int64)
+    shift = case % 3
+    mask[24 + shift:104 + shift, 16:56] = 1
+    mask[24 + shift:104 + shift, 72:112] = 1
+    return Sample(f"chest{case}", np.zeros((1, 128, 128), np.float32), mask)
+
+
+def test_the_plan_gives_lesions_the_compositing_generator_and_anatomy_pix2pix() -> None:
+    lesions = fingerprint([_lesion_phantom(case) for case in range(8)])
+    assert lesions.foreground_fraction == pytest.approx(125 / 128**2, rel=0.05) and lesions.components == 1
+    assert lesions.position_spread > 0.1  # they fall anywhere
+    anatomy = fingerprint([_anatomy_phantom(case) for case in range(8)])
+    assert anatomy.foreground_fraction == pytest.approx(2 * 80 * 40 / 128**2) and anatomy.components == 2
+    assert anatomy.position_spread < 0.02
+    assert plan_synthesis(lesions) == make_plan(lesions).synthesis == "composite"
+    assert plan_synthesis(anatomy) == make_plan(anatomy).synthesis == "pix2pix"
+    assert "synthesis composite" in make_plan(lesions).describe()
+
+
+def test_many_small_pieces_are_not_lesions() -> None:
+    """Vessels cover little of the image in hundreds of pieces: pix2pix draws trees, pasting breaks them."""
+    vessels = Fingerprint(cases=5, native_side=565, structure_width=3.7, channels=3, foreground_fraction=0.02,
+                          components=400, position_spread=0.05)
+    assert plan_synthesis(vessels) == "pix2pix"
+    assert plan_synthesis(Fingerprint(cases=1, native_side=64, structure_width=math.nan, channels=1)) == "pix2pix"
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("dataset", "budget", "expected"), [
+    ("fuseg", 10, "composite"), ("jsrt_lung", 3, "pix2pix"), ("msd_hippocampus", 2, "pix2pix"),
+    ("drive", 5, "pix2pix")])
+def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: str, budget: int, expected: str,
+                                                                     datasets_dir: Path, splits_dir: Path) -> None:
+    from genseg.config import DataConfig, RunConfig
+    from genseg.data import read_split
+    from genseg.runs import plan_for
+
+    split = read_split(splits_dir / f"{dataset}.json")
+    for seed in (0, 1, 2):
+        config = RunConfig(data=DataConfig(root=datasets_dir / dataset, budget=budget))
+        config.train.seed = seed
+        assert plan_for(config, split).synthesis == expected, seed

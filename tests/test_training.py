@@ -222,6 +222,39 @@ def test_a_planned_size_is_saved_with_its_plan(
     assert load_checkpoint(tmp_path / "planned" / "final.pt")["config"]["data"]["size"] == 32
 
 
+def _lesion_folder(root: Path, cases: int = 8) -> Path:
+    """Photos with one small wound each (1 % of the image), wherever it falls."""
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True)
+    for case in range(cases):
+        mask = np.zeros((64, 64), dtype=np.uint8)
+        row, col = rng.integers(8, 52, 2)
+        mask[row:row + 6, col:col + 6] = 255
+        image = (rng.random((64, 64, 3)) * 200).astype(np.uint8)
+        image[mask > 0] = (200, 30, 30)
+        Image.fromarray(image).save(root / "images" / f"case{case}.png")
+        Image.fromarray(mask).save(root / "masks" / f"case{case}.png")
+    return root
+
+
+@pytest.mark.parametrize(("data", "kind", "expected"), [
+    ("lesions", "auto", "composite"), ("phantom", "auto", "pix2pix"), ("lesions", "pix2pix", "pix2pix")])
+def test_the_plan_picks_the_generator_kind_unless_one_is_named(
+    data: str, kind: str, expected: str, tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    root = _lesion_folder(tmp_path / "lesions") if data == "lesions" else tiny_phantom
+    config = tiny_config(root, "separate", iterations=2, generator={"name": kind}, data={"size": None})
+    train(config, tmp_path / "run", progress=False)
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    saved = RunConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
+    assert plan["synthesis"] == ("composite" if data == "lesions" else "pix2pix")  # what the masks call for
+    assert saved.generator.name == expected  # the plan's choice, or the one named
+    assert saved.generator.pretrain_iterations == 3  # the generic settings stay
+    resumed = train(config, tmp_path / "run", resume=True, progress=False)  # resumes with the kind it planned
+    assert resumed.run_dir == tmp_path / "run"
+
+
 def test_a_pretrained_generator_is_reused_only_for_the_same_settings(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
@@ -304,3 +337,65 @@ def test_a_known_easy_case_reaches_a_stated_test_dice(tiny_config: Callable[...,
     train(config, tmp_path / "run", progress=False)
     summary = evaluate(tmp_path / "run", split="test", checkpoints=("best",), overlays=0)["best"]
     assert summary["n_cases"] == 4 and summary["dice_mean"] > EASY_CASE_DICE
+
+
+def test_a_loss_that_becomes_infinite_stops_the_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig],
+                                                      tmp_path: Path) -> None:
+    """--lr inf exited 0, and predict then wrote all-zero masks."""
+    config = tiny_config(tiny_phantom, "augment")
+    config = replace(config, train=replace(config.train, lr=float("inf")))
+    with pytest.raises(ValueError, match=r"the training loss became nan at iteration \d; the run stopped"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "final.pt").exists()
+
+
+def test_masks_that_are_background_everywhere_are_refused_before_training(
+    tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    data = tmp_path / "empty"
+    for folder in ("images", "masks"):
+        (data / folder).mkdir(parents=True)
+    for case in range(6):
+        Image.fromarray(np.full((32, 32), 40 * case, np.uint8)).save(data / "images" / f"c{case}.png")
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(data / "masks" / f"c{case}.png")
+    with pytest.raises(DataError, match="background only: there is nothing to learn"):
+        train(tiny_config(data, "augment"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_folder_of_other_files_is_not_trained_into(tiny_phantom: Path, tiny_config: Callable[..., RunConfig],
+                                                     tmp_path: Path) -> None:
+    """--out at a folder that was not a run overwrote its config.json, best.pt, history.csv."""
+    folder = tmp_path / "my-notes"
+    folder.mkdir()
+    (folder / "history.csv").write_text("mine\n")
+    with pytest.raises(FileExistsError, match="holds files but is not a genseg run folder"):
+        train(tiny_config(tiny_phantom, "augment"), folder, progress=False)
+    assert sorted(path.name for path in folder.iterdir()) == ["history.csv"]
+    assert (folder / "history.csv").read_text() == "mine\n"
+
+
+def test_a_second_training_into_the_same_folder_stops_with_one_line(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    from genseg.locks import owned
+    from genseg.training import LOCK
+
+    with owned(tmp_path / "run", LOCK, "held"):  # what a first training holds while it runs
+        with pytest.raises(ValueError, match="being trained by another process"):
+            train(tiny_config(tiny_phantom, "augment"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_an_unfinished_run_is_not_evaluated_or_used_to_predict(
+    config: RunConfig, tmp_path: Path, tiny_phantom: Path, kill_run: Callable[[RunConfig, Path, int], None]
+) -> None:
+    """A run killed at iteration 4 of 6 was evaluated and predicted with as if it had finished."""
+    kill_run(config, tmp_path / "killed", 4)
+    assert (tmp_path / "killed" / "best.pt").is_file()
+    with pytest.raises(DataError, match="has not finished .* genseg train --resume"):
+        evaluate(tmp_path / "killed")
+    with pytest.raises(DataError, match="has not finished"):
+        load_segmenter(tmp_path / "killed")
+    train(config, tmp_path / "killed", resume=True, progress=False)
+    assert evaluate(tmp_path / "killed", checkpoints=("final",), overlays=0)["final"]["n_cases"] > 0

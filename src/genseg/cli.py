@@ -231,6 +231,8 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
         values = json.loads((resumed / "config.json").read_text())
     else:
         values = {}  # every setting not given takes its default, derived ones (n_val) from what is given
+    if "ngf" in given and "generator" not in given and values.get("generator", {}).get("name", "auto") == "auto":
+        given = {**given, "generator": "pix2pix"}  # ngf is pix2pix's
     if "budget" in given and "n_val" not in given:  # the validation share follows the new budget
         values.get("data", {}).pop("n_val", None)
     if "generator" in given and given["generator"] != values.get("generator", {}).get("name"):
@@ -276,12 +278,13 @@ def predict(
     input: Path = typer.Option(..., help="A folder of images (2D files or NIfTI volumes), or one such file."),
     out: Path = typer.Option(..., help="Folder for the predicted masks."),
     checkpoint: Optional[str] = typer.Option(None, help="best | final | averaged [averaged where the run saved it, else best]"),
+    overwrite: bool = typer.Option(False, help="Replace masks that exist in --out already."),
 ) -> None:
-    """Write a mask for every input image: PNG for 2D images, NIfTI for volumes, same geometry."""
+    """Write a mask for every input image: PNG for 2D images, NIfTI for volumes, same geometry; predictions.json last."""
     _setup_logging(False)
     from genseg.evaluation import predict as run_prediction
 
-    written = run_prediction(run, input, out, checkpoint=checkpoint)
+    written = run_prediction(run, input, out, checkpoint=checkpoint, overwrite=overwrite)
     console.print(f"wrote {len(written)} masks to {out}")
 
 
@@ -404,7 +407,8 @@ def pretrain_generator(
     seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
     iterations: int = typer.Option(1000, help="GAN training steps."),
     size: str = typer.Option("auto", help="Square image size (multiple of 32), or auto (planned)."),
-    ngf: int = typer.Option(32, help="Generator base width."),
+    generator: str = typer.Option("auto", help="Generator kind: pix2pix | composite | auto (the plan's choice)."),
+    ngf: Optional[int] = typer.Option(None, help="pix2pix's base width [32]."),
     batch_size: int = typer.Option(4, help="Real pairs per step."),
     device: str = typer.Option("auto", help="auto (cuda when present) | cpu | cuda | cuda:N"),
 ) -> None:
@@ -415,11 +419,12 @@ def pretrain_generator(
 
     config = RunConfig(
         data=DataConfig(root=data, split_file=split, budget=budget, size=_size(size)),
-        generator=GeneratorConfig(ngf=ngf, pretrain_iterations=iterations),
+        generator=GeneratorConfig("pix2pix" if ngf is not None and generator == "auto" else generator,
+                                  pretrain_iterations=iterations, **({} if ngf is None else {"ngf": ngf})),
         train=TrainConfig(method="separate", batch_size=batch_size, seed=seed, device=device),
     )
     checkpoint = run_pretraining(config, out)
-    console.print(f"generator saved in {checkpoint}  next: genseg generate --run {out} --masks DIR --out DIR")
+    console.print(f"generator saved in {checkpoint}  next: genseg generate --run {out} --out DIR")
 
 
 @app.command()

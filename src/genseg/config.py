@@ -24,6 +24,10 @@ SELECTIONS = ("dice", "loss")
 AUGMENTATIONS = ("standard", "nnunet")
 
 
+AUTO = "auto"
+"""A setting left to the plan (the generator kind; the image size is None)."""
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -107,12 +111,15 @@ class GeneratorConfig:
     The fields every kind of generator has come first; the kind's own settings (pix2pix:
     ``ngf``, ``ndf``, ``searchable``, ``lambda_l1`` and the data-efficient ``diffaugment``,
     ``spade``, ``noise``, ``lambda_ms``, see
-    :class:`~genseg.generators.pix2pix.Pix2PixOptions`) are keywords beside them, flat as in
+    :class:`~genseg.generators.pix2pix.Pix2PixOptions`; the compositing generator's, see
+    :class:`~genseg.generators.composite.CompositeOptions`) are keywords beside them, flat as in
     config.json and in a benchmark variant, and live in ``options``, checked and completed with
-    the kind's defaults. ``GeneratorConfig(ngf=16)`` is pix2pix with a base width of 16.
+    the kind's defaults. ``GeneratorConfig("pix2pix", ngf=16)`` is pix2pix with a base width of 16.
 
     Args:
-        name: the kind, a registered generator (:data:`genseg.generators.GENERATORS`).
+        name: the kind, a registered generator (:data:`genseg.generators.GENERATORS`), or
+            ``"auto"``: the plan's choice from the budget's masks (:func:`genseg.planning.plan_synthesis`),
+            with the kind's default settings.
         lr: learning rate of the generator's own training.
         pretrain_iterations: its training steps on the budget's training pairs before the
             segmenter starts.
@@ -125,14 +132,24 @@ class GeneratorConfig:
     pretrain_iterations: int
     options: dict[str, Any]
 
-    def __init__(self, name: str = "pix2pix", lr: float = 2e-4, pretrain_iterations: int = 1000,
+    def __init__(self, name: str = AUTO, lr: float = 2e-4, pretrain_iterations: int = 1000,
                  options: dict[str, Any] | None = None, **kind_options: Any) -> None:
         _check(lr > 0, f"lr must be > 0, got {lr}")
         _check(pretrain_iterations >= 0, f"pretrain_iterations must be >= 0, got {pretrain_iterations}")
+        settings = {**(options or {}), **kind_options}
+        self.name, self.lr, self.pretrain_iterations = name, lr, pretrain_iterations
+        if name == AUTO:
+            _check(not settings, f"generator settings {sorted(settings)} belong to a kind: name it (pix2pix or "
+                                 "composite) beside them, or leave them out and the plan picks the kind")
+            self.options = {}
+            return
         from genseg.generators import generator_options  # the kinds import torch: only once a config is made
 
-        self.name, self.lr, self.pretrain_iterations = name, lr, pretrain_iterations
-        self.options = generator_options(name, {**(options or {}), **kind_options})
+        self.options = generator_options(name, settings)
+
+    def of_kind(self, name: str) -> GeneratorConfig:
+        """These generic settings with kind ``name`` and its default settings (what the plan's choice makes)."""
+        return GeneratorConfig(name, lr=self.lr, pretrain_iterations=self.pretrain_iterations)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat section of config.json: the name, the kind's settings, then the generic ones."""

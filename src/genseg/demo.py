@@ -61,7 +61,7 @@ def demo(out: Path = Path("runs/demo"), *, methods: tuple[str, ...] = DEMO_METHO
     for method in methods:
         config = RunConfig(
             data=DataConfig(root=data_dir, budget=9, size=64),
-            generator=GeneratorConfig(ngf=16, ndf=16, pretrain_iterations=pretrain_iterations),
+            generator=GeneratorConfig("pix2pix", ngf=16, ndf=16, pretrain_iterations=pretrain_iterations),
             train=TrainConfig(method=method, iterations=iterations, val_every=25, checkpoint_every=50),
         )
         runs[method] = out / method

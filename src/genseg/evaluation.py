@@ -57,17 +57,21 @@ class TrainedSegmenter:
     iteration: int
     in_channels: int
     largest_component: tuple[int, ...] = ()
+    checkpoint: str = ""
+    """Which of the run's checkpoints it is (best, final, averaged)."""
 
     @property
     def size(self) -> int:
         return self.config.data.size
 
 
-def load_segmenter(run_dir: Path, checkpoint: str | None = None) -> TrainedSegmenter:
+def load_segmenter(run_dir: Path, checkpoint: str | None = None, *, unfinished: bool = False) -> TrainedSegmenter:
     """Restore the ``best``, ``final`` or ``averaged`` segmenter of a run folder, in eval mode.
 
     ``None`` takes :meth:`~genseg.runs.RunPaths.preferred_checkpoint`: the averaged weights where
-    the run saved them, else the best ones."""
+    the run saved them, else the best ones. A run killed before its end is refused (its best.pt
+    is the best of a partial run) unless ``unfinished``, which the run's own last steps use.
+    """
     run = RunPaths(Path(run_dir))
     checkpoint = checkpoint or run.preferred_checkpoint()
     path = run.weights(checkpoint)
@@ -78,13 +82,16 @@ def load_segmenter(run_dir: Path, checkpoint: str | None = None) -> TrainedSegme
     if "segmenter" not in state:
         raise ValueError(f"{run_dir} holds no segmenter (a genseg pretrain-generator run?); "
                          "evaluate and predict need a run of genseg train")
+    if not unfinished and not run.result.is_file():  # written when genseg train ends
+        raise DataError("this run has not finished (it has no result.json), so its checkpoints are partial; "
+                        f"finish it first: genseg train --resume --out {run.root}", run.root)
     config = RunConfig.from_dict(state["config"])
     model = segmenter_from_config(config.segmenter, state["in_channels"], state["num_classes"])
     model.load_state_dict(state["segmenter"])
     model.eval()
     chosen = _postprocessing(run).get(checkpoint, {}).get("largest_component", [])
     return TrainedSegmenter(model, config, state["num_classes"], state["iteration"], state["in_channels"],
-                            tuple(chosen))
+                            tuple(chosen), checkpoint)
 
 
 def _postprocessing(run: RunPaths) -> dict:
@@ -109,7 +116,7 @@ def choose_postprocessing(run_dir: Path, checkpoints: tuple[str, ...] | None = N
     references = [case_reference(samples, config.data.axis) for samples in cases]
     choices = {}
     for checkpoint in checkpoints:
-        segmenter = load_segmenter(run.root, checkpoint)
+        segmenter = load_segmenter(run.root, checkpoint, unfinished=True)  # the run's own last step
         predictions = [predict_case(segmenter, samples, postprocess=False) for samples in cases]
         choices[checkpoint] = choose_classes(predictions, [t for t, _ in references], segmenter.num_classes,
                                              [r for _, r in references])
@@ -226,14 +233,22 @@ def evaluate(
     return summaries
 
 
-def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | None = None) -> list[Path]:
+PREDICTIONS_MANIFEST = "predictions.json"
+"""Written last into a prediction folder: its files, run and checkpoint. A folder without it is partial."""
+
+
+def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | None = None,
+            overwrite: bool = False) -> list[Path]:
     """Write a label map for every image in ``input_dir`` (a folder, or one file): PNG for 2D
     images, NIfTI for volumes, with ``checkpoint``'s weights (default: the run's preferred one,
     see :func:`load_segmenter`).
 
     Output files keep the input's stem (``<stem>.png`` / ``<stem>.nii.gz``) and geometry
     (same height and width; for volumes the same shape and affine). Every input is read and
-    checked before the first mask is written, so a bad file leaves no partial output.
+    checked, and the output folder too, before the first mask is written: a bad file leaves no
+    partial output, and nothing is written into the input or the run's data folder or over an
+    existing file (unless ``overwrite``). :data:`PREDICTIONS_MANIFEST` is written last, so a
+    prediction killed midway is recognisable.
     """
     segmenter = load_segmenter(Path(run_dir), checkpoint)
     axis = segmenter.config.data.axis
@@ -241,7 +256,10 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
     for case_id in index.cases:  # check every input first
         _check_channels(load_samples(index, [case_id], axis=axis, require_masks=False), segmenter, index)
     out_dir = Path(out_dir)
-    written = []
+    suffix = ".nii.gz" if index.is_volume else ".png"
+    targets = {case_id: out_dir / f"{case_id}{suffix}" for case_id in index.cases}
+    _check_prediction_folder(out_dir, Path(input_dir), segmenter.config.data.root, list(targets.values()), overwrite)
+    (out_dir / PREDICTIONS_MANIFEST).unlink(missing_ok=True)  # a folder being rewritten is partial until done
     for case_id, case in index.cases.items():
         samples = load_samples(index, [case_id], axis=axis, require_masks=False)
         labels = predict_case(segmenter, samples)
@@ -249,14 +267,37 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
             shape, affine = volume_geometry(case.image_path)
             if tuple(labels.shape) != tuple(shape):
                 raise DataError(f"prediction shape {labels.shape} differs from the volume's {shape}", case.image_path)
-            path = out_dir / f"{case_id}.nii.gz"
-            write_label_volume(path, labels, affine)
+            write_label_volume(targets[case_id], labels, affine)
         else:
-            path = out_dir / f"{case_id}.png"
-            write_mask_png(path, labels)
-        written.append(path)
-    log.info("wrote %d predictions to %s", len(written), out_dir)
-    return written
+            write_mask_png(targets[case_id], labels)
+    manifest = {"run": str(Path(run_dir).resolve()), "checkpoint": segmenter.checkpoint,
+                "files": [path.name for path in targets.values()]}
+    atomic_write(out_dir / PREDICTIONS_MANIFEST, lambda temp: temp.write_text(json.dumps(manifest, indent=2) + "\n"))
+    log.info("wrote %d predictions to %s", len(targets), out_dir)
+    return list(targets.values())
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def _check_prediction_folder(out_dir: Path, input_path: Path, data_root: Path | None, targets: list[Path],
+                             overwrite: bool) -> None:
+    """Refuse an output folder that would overwrite inputs, reference data or earlier files."""
+    input_folder = input_path if input_path.is_dir() else input_path.parent
+    if _inside(out_dir, input_folder):
+        raise DataError(f"--out is the input folder or inside it ({input_folder}); the masks would mix with or "
+                        "replace the images: choose a folder outside it", out_dir)
+    if data_root is not None and _inside(out_dir, data_root):
+        raise DataError(f"--out is inside the run's data folder ({data_root}), whose masks are the reference: "
+                        "choose a folder outside it", out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError("--out is a file; give a folder", out_dir)
+    existing = [path for path in targets if path.exists()]
+    if existing and not overwrite:
+        raise DataError(f"{len(existing)} of the {len(targets)} masks to write exist already (e.g. "
+                        f"{existing[0].name}); choose an empty --out, or pass --overwrite to replace them", out_dir)
 
 
 def _check_channels(samples: list[Sample], segmenter: TrainedSegmenter, index: CaseIndex) -> None:

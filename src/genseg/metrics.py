@@ -51,7 +51,9 @@ def case_metrics(
     ============================  ====  ===  =====
 
     and are flagged: ``empty_target_<name>`` is 1.0 when the class is absent from the target,
-    ``empty_pred_<name>`` is 1.0 when the prediction misses a class present in the target.
+    ``empty_pred_<name>`` is 1.0 when the prediction misses a class present in the target. The
+    case's means are over the classes present in the target or the prediction (over all of them
+    when none is).
 
     Args:
         pred: predicted integer label map (H, W) or (D, H, W), values in 0..num_classes-1.
@@ -79,7 +81,12 @@ def case_metrics(
     if num_classes > 2:
         structures["fg"] = (pred > 0, target > 0)
     per_structure = _structure_metrics(structures)
-    means = {metric: float(np.mean([per_structure[f"{metric}_{name}"] for name in names])) for metric in _METRICS}
+    # A class absent from both maps says nothing about this case: it is left out of the mean rather
+    # than counted as a perfect 1 (six absent classes made a 0.13 class read 0.876). A case with no
+    # structure in either map is a correct empty answer and keeps the rules above.
+    present = [name for name, (pred_mask, target_mask) in structures.items()
+               if name in names and (pred_mask.any() or target_mask.any())] or names
+    means = {metric: float(np.mean([per_structure[f"{metric}_{name}"] for name in present])) for metric in _METRICS}
     return {**means, **per_structure}
 
 

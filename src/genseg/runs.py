@@ -3,7 +3,7 @@
 Layout of ``runs/NAME/``::
 
     config.json   the RunConfig          split.json   the split actually used
-    plan.json     the planned image size and the fingerprint it came from (size "auto")
+    plan.json     the planned image size and generator kind, and the fingerprint they came from
     train.log     the log                history.csv  validation curve
     last.pt       resumable state        best.pt / final.pt  segmenter weights
     result.json   wall time, peak memory, best validation scores
@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from genseg.config import RunConfig
+from genseg.config import AUTO, RunConfig
 from genseg.data import (
     CaseIndex,
     DataError,
@@ -41,7 +41,7 @@ from genseg.data import (
 )
 from genseg.data.io import atomic_write
 from genseg.methods import generator_methods, method_class
-from genseg.planning import Plan, fingerprint, plan_size
+from genseg.planning import Plan, fingerprint, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,9 @@ def adopt_pretrained_generator(source: Path, config: RunConfig, paths: RunPaths)
     if not source.is_file():
         raise DataError("no generator pre-training here (a pretrain.pt, or a separate/genseg run folder holding "
                         "one)", source)
-    import torch
+    from genseg.checkpoint import load_checkpoint  # torch, only when a pre-training is adopted
 
-    theirs = torch.load(source, map_location="cpu", weights_only=False).get("key")
+    theirs = load_checkpoint(source).get("key")
     ours = pretraining_key(config)
     if ours is None:
         raise DataError(f"method {config.train.method!r} pre-trains no generator; --pretrained-generator is for "
@@ -241,18 +241,34 @@ class RunData:
 
 
 def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
-    """Save a new run's config and load its data; a planned size is saved, with ``plan.json``.
+    """Save a new run's config and load its data; what the plan chose is saved, with ``plan.json``.
 
     Returns:
-        The config with the image size resolved, and the run's data.
+        The config with the image size and generator kind resolved, and the run's data.
     """
     save_config(config, paths)
     data = load_run_data(config, paths)
     if data.plan is not None:
-        config = replace(config, data=replace(config.data, size=data.plan.size))
+        config = planned(config, data.plan)
         save_config(config, paths)
         write_plan(data.plan, paths)
     return config, data
+
+
+def needs_plan(config: RunConfig) -> bool:
+    """Whether the config leaves something to the plan: the image size, or the kind of the generator
+    of a method that trains one."""
+    planned_kind = config.generator.name == AUTO and method_class(config.train.method).needs_generator
+    return config.data.size is None or planned_kind
+
+
+def planned(config: RunConfig, plan: Plan) -> RunConfig:
+    """The config with what it left to the plan filled in from ``plan``; what it sets stays."""
+    if config.data.size is None:
+        config = replace(config, data=replace(config.data, size=plan.size))
+    if config.generator.name == AUTO and method_class(config.train.method).needs_generator:
+        config = replace(config, generator=config.generator.of_kind(plan.synthesis))
+    return config
 
 
 def train_val_ids(config: RunConfig, split: Split) -> tuple[list[str], list[str]]:
@@ -261,7 +277,7 @@ def train_val_ids(config: RunConfig, split: Split) -> tuple[list[str], list[str]
 
 
 def plan_for(config: RunConfig, split: Split) -> Plan:
-    """The plan of a run's budget before the run exists (what ``size=None`` resolves to)."""
+    """The plan of a run's budget before the run exists (what ``size=None`` and the generator ``auto`` resolve to)."""
     if config.data.root is None:
         raise DataError("no data folder given; pass --data DIR")
     index = index_cases(config.data.root, layout=config.data.layout)
@@ -271,7 +287,7 @@ def plan_for(config: RunConfig, split: Split) -> Plan:
 
 def _plan(config: RunConfig, budget_samples: list) -> Plan:
     """The plan from the budget's labeled samples, under the config's cap."""
-    return plan_size(fingerprint(budget_samples), max_size=config.data.max_size)
+    return make_plan(fingerprint(budget_samples), max_size=config.data.max_size)
 
 
 def write_plan(plan: Plan, paths: RunPaths) -> None:
@@ -293,10 +309,14 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     train_ids, val_ids = train_val_ids(config, split)
     train_samples = load_samples(index, train_ids, axis=config.data.axis)
     val_samples = load_samples(index, val_ids, axis=config.data.axis)
+    if not any(sample.mask is not None and sample.mask.any() for sample in train_samples + val_samples):
+        raise DataError(f"every mask of the budget's {len(train_ids) + len(val_ids)} cases is background only: "
+                        "there is nothing to learn; check that the masks mark the structures (0 = background)",
+                        index.cases[train_ids[0]].mask_path or config.data.root)
     # Classes a data set declares (nnU-Net dataset.json) count even if the budget's cases lack one.
     classes = max(num_classes(train_samples + val_samples), max(index.labels.values(), default=0) + 1)
     plan = None
-    if config.data.size is None:
+    if needs_plan(config):
         plan = _plan(config, train_samples + val_samples)
         log.info("%s", plan.describe())
     size = config.data.size or plan.size

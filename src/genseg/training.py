@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import resource
 import time
 from collections import defaultdict
@@ -29,8 +30,9 @@ from tqdm.auto import tqdm
 
 from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint, save_atomic
-from genseg.config import RunConfig
+from genseg.config import AUTO, RunConfig
 from genseg.evaluation import choose_postprocessing
+from genseg.locks import owned
 from genseg.methods import create_method
 from genseg.methods.base import Method, TrainingContext
 from genseg.optim import build_optimizer, build_schedule
@@ -90,6 +92,8 @@ def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
     saved = load_config(RunPaths(Path(run_dir)))
     if config.data.size is None:  # a planned size was resolved when the run started
         config = replace(config, data=replace(config.data, size=saved.data.size))
+    if config.generator.name == AUTO:  # and so was a planned generator kind
+        config = replace(config, generator=saved.generator)
     wanted, stored = config.to_dict(), saved.to_dict()
     changed = [f"{section}.{key} ({stored[section].get(key)!r} -> {value!r})"
                for section, values in wanted.items() for key, value in values.items()
@@ -130,11 +134,38 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
         >>> train(cfg, Path("runs/lungs"))  # doctest: +SKIP
     """
     paths = RunPaths(Path(out))
-    hooks = hooks or TrainingHooks()
+    check_run_folder(paths, resume)
+    with owned(paths.root, LOCK, f"{paths.root} is being trained by another process; wait for it to end or "
+                                 "choose another --out"):
+        return _train(config, paths, resume, progress, pretrained_generator, tensorboard, hooks or TrainingHooks())
+
+
+LOCK = ".train.lock"
+"""The lock file of a run folder being trained (:func:`genseg.locks.owned`)."""
+
+
+def check_run_folder(paths: RunPaths, resume: bool) -> None:
+    """Refuse a folder that holds someone else's files, or a run that is not to be resumed.
+
+    Raises:
+        FileExistsError: a run is there and ``resume`` is off, or the folder holds files but no run.
+    """
     if not resume and paths.last.is_file():
         raise FileExistsError(f"{paths.root} already holds a run; pass --resume to continue it or choose another --out")
+    if paths.root.is_dir() and not paths.config.is_file():
+        foreign = sorted(path.name for path in paths.root.iterdir() if path.name != LOCK)
+        if foreign:
+            raise FileExistsError(f"{paths.root} holds files but is not a genseg run folder (e.g. {foreign[0]}); "
+                                  "choose an empty or new --out, so nothing of yours is overwritten")
+
+
+def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pretrained_generator: Path | None,
+           tensorboard: bool, hooks: TrainingHooks) -> TrainResult:
+    """:func:`train`, in the folder it holds."""
     paths.root.mkdir(parents=True, exist_ok=True)
     _log_to_file(paths.log)
+    if resume and not paths.last.is_file():
+        log.warning("%s has no last.pt to resume from: the run starts over from iteration 0", paths.root)
     seed_everything(config.train.seed)
     if resume and paths.config.is_file():
         config = resume_config(paths.root, config)
@@ -177,7 +208,12 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     running: dict[str, list[float]] = defaultdict(list)  # step scalars since the last validation
     board = _tensorboard(paths.root / "tensorboard") if tensorboard else None
     for iteration in bar:
-        for name, value in method.step(iteration).items():
+        scalars = method.step(iteration)
+        if not math.isfinite(scalars["loss"]):  # nothing after this step could be trusted: stop, loudly
+            raise ValueError(f"the training loss became {scalars['loss']} at iteration {iteration + 1}; the run "
+                             f"stopped (its last good checkpoint is {paths.last}): lower --lr, or check the images "
+                             "for extreme values")
+        for name, value in scalars.items():
             running[name].append(value)
         schedule.step()
         if ema is not None:

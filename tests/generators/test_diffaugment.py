@@ -90,7 +90,7 @@ def test_the_generators_gradient_passes_through_except_where_cut_out() -> None:
 
 def _critic_inputs(**options: object) -> list[Tensor]:
     """The pairs pix2pix's critic sees in one step: real and generated in its step, generated in G's."""
-    generator = create_generator(GeneratorConfig(ngf=4, ndf=4, **options), num_classes=2, image_channels=1)
+    generator = create_generator(GeneratorConfig("pix2pix", ngf=4, ndf=4, **options), num_classes=2, image_channels=1)
     seen: list[Tensor] = []
     generator.discriminator.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].detach()))
     generator.train_step(torch.rand(2, 1, SIZE, SIZE), _labels())

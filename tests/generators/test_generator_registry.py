@@ -92,7 +92,7 @@ def test_unknown_name_lists_names_and_suggests() -> None:
 
 def test_unknown_setting_is_named_with_the_accepted_ones() -> None:
     with pytest.raises(ValueError, match=r"\['ngff'\] for 'pix2pix'; accepted: .*ngf, ndf"):
-        GeneratorConfig(ngff=8)
+        GeneratorConfig("pix2pix", ngff=8)
     with pytest.raises(ValueError, match=r"\['ngf'\] for 'l1conv'; accepted: .*width"):
         GeneratorConfig(name="l1conv", ngf=8)  # pix2pix's settings are not every kind's
 

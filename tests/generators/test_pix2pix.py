@@ -142,7 +142,7 @@ def test_without_noise_a_forward_draws_no_random_numbers_and_takes_no_latents() 
 
 def test_the_default_step_is_the_plain_pix2pix_step() -> None:
     """The data-efficient options off, a step is the paper's: one critic step, one generator step."""
-    pix2pix = create_generator(GeneratorConfig(ngf=4, ndf=4), num_classes=2, image_channels=1)
+    pix2pix = create_generator(GeneratorConfig("pix2pix", ngf=4, ndf=4), num_classes=2, image_channels=1)
     generator, critic = copy.deepcopy(pix2pix.network), copy.deepcopy(pix2pix.discriminator)
     optimizer_g = torch.optim.Adam(generator.weight_parameters(), lr=2e-4, betas=(0.5, 0.999))
     optimizer_d = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))

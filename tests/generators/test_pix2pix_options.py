@@ -21,17 +21,17 @@ DATA_EFFICIENT = {"diffaugment": True, "spade": True, "noise": 2, "lambda_ms": 1
 def test_options_left_off_leave_config_json_and_the_pretraining_key_as_they_were() -> None:
     before = {"name": "pix2pix", "ngf": 32, "ndf": 32, "searchable": True, "lambda_l1": 100.0, "lr": 2e-4,
               "pretrain_iterations": 1000}  # the section written before these options existed
-    assert RunConfig().to_dict()["generator"] == before
-    assert GeneratorConfig(spade=False, noise=0) == GeneratorConfig()
-    separate = RunConfig(train=TrainConfig(method="separate"))
-    explicit = RunConfig(generator=GeneratorConfig(diffaugment=False), train=separate.train)
+    assert RunConfig(generator=GeneratorConfig("pix2pix")).to_dict()["generator"] == before
+    assert GeneratorConfig("pix2pix", spade=False, noise=0) == GeneratorConfig("pix2pix")
+    separate = RunConfig(generator=GeneratorConfig("pix2pix"), train=TrainConfig(method="separate"))
+    explicit = RunConfig(generator=GeneratorConfig("pix2pix", diffaugment=False), train=separate.train)
     assert pretraining_key(explicit) == pretraining_key(separate)
-    assert pretraining_key(RunConfig(generator=GeneratorConfig(spade=True), train=separate.train)) != pretraining_key(
-        separate)
+    spade = RunConfig(generator=GeneratorConfig("pix2pix", spade=True), train=separate.train)
+    assert pretraining_key(spade) != pretraining_key(separate)
 
 
 def test_options_that_are_set_round_trip_through_config_json() -> None:
-    config = RunConfig(generator=GeneratorConfig(**DATA_EFFICIENT))
+    config = RunConfig(generator=GeneratorConfig("pix2pix", **DATA_EFFICIENT))
     assert config.to_dict()["generator"].items() >= DATA_EFFICIENT.items()
     assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
@@ -39,7 +39,7 @@ def test_options_that_are_set_round_trip_through_config_json() -> None:
 @pytest.mark.parametrize(("options", "named"), [({"lambda_ms": 1.0}, "set noise > 0"), ({"noise": -1}, "noise")])
 def test_bad_options_are_refused(options: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
-        GeneratorConfig(**options)
+        GeneratorConfig("pix2pix", **options)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

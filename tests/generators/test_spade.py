@@ -58,7 +58,7 @@ def test_a_structure_smaller_than_a_cell_still_reaches_the_coarsest_scale() -> N
 
 
 def test_the_hypergradient_reaches_A_through_a_spade_generator() -> None:
-    generator = create_generator(GeneratorConfig(ngf=4, spade=True), num_classes=2, image_channels=1)
+    generator = create_generator(GeneratorConfig("pix2pix", ngf=4, spade=True), num_classes=2, image_channels=1)
     segmenter = nn.Conv2d(1, 2, 3, padding=1)
     labels = _labels(0)
     arch = generator.arch_parameters()

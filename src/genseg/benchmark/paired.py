@@ -1,4 +1,4 @@
-"""``cases.csv``, ``paired.csv`` and ``checkpoints.csv``: every GenSeg variant minus every baseline, and a
+"""``cases.csv``, ``paired.csv`` and ``checkpoints.csv``: every variant minus every baseline, and a
 run's averaged checkpoint minus its final and best ones, case by case, seed by seed.
 
 BENCHMARK.md compares methods on the same cases and seed, because the spread between cases is far
@@ -20,9 +20,10 @@ from genseg.comparison import paired_scores
 from genseg.data.io import atomic_write
 from genseg.runs import RunPaths, read_csv, write_csv
 
-# genseg-none is GenSeg with its GAN training and no hypergradient: the difference to it is the
-# validation feedback alone, where `separate` also differs by the generator kept training
-BASELINES = ("supervised", "augment", "semisup", "separate", "genseg-none")
+# In order: a baseline is itself paired with the ones before it (copypaste with augment, separate with
+# copypaste). genseg-none is GenSeg with its GAN training and no hypergradient: the difference to it
+# is the validation feedback alone, where `separate` also differs by the generator kept training.
+BASELINES = ("supervised", "augment", "copypaste", "semisup", "separate", "genseg-none")
 SETTING_COLUMNS = ("dataset", "n_labels", "segmenter", "size", "iterations", "eval_set", "checkpoint", "seed")
 SCORED_COLUMNS = (*SETTING_COLUMNS, "method")
 CASE_COLUMNS = (*SCORED_COLUMNS, "case", "dice")
@@ -37,9 +38,9 @@ DIGITS = 5  # of a Dice in cases.csv; scores read from run folders are rounded a
 # pairs (and their Wilcoxon ties) come out the same whether or not the folders are still there
 
 
-def is_genseg(variant: str) -> bool:
-    """Whether a variant is GenSeg's (``genseg`` or ``genseg-<ablation>``)."""
-    return variant == "genseg" or variant.startswith("genseg-")
+def baselines_of(variant: str) -> tuple[str, ...]:
+    """The baselines a variant is paired with: all of them, or for a baseline the ones listed before it."""
+    return BASELINES[:BASELINES.index(variant)] if variant in BASELINES else BASELINES
 
 
 def update_paired(out: Path, rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -84,7 +85,8 @@ def update_case_scores(out: Path, rows: list[dict[str, str]]) -> dict[Scored, di
 
 
 def paired_rows(scores: dict[Scored, dict[str, float]]) -> list[dict[str, str]]:
-    """Dice of each GenSeg variant minus each baseline with the same setting and seed, per case.
+    """Dice of each variant minus each of its baselines (:func:`baselines_of`) with the same setting and
+    seed, per case.
 
     Args:
         scores: ``SCORED_COLUMNS`` key -> case id -> Dice (:func:`update_case_scores`); a pair
@@ -93,11 +95,7 @@ def paired_rows(scores: dict[Scored, dict[str, float]]) -> list[dict[str, str]]:
     paired = []
     for key, cases in scores.items():
         *setting, method = key
-        if not is_genseg(method):
-            continue
-        for baseline in BASELINES:
-            if baseline == method:
-                continue
+        for baseline in baselines_of(method):
             reference = scores.get((*setting, baseline))
             if reference is not None and reference.keys() == cases.keys():
                 paired.append(_pair_row(key, baseline, reference, cases))

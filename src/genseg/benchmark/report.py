@@ -31,7 +31,7 @@ def results_table(rows: list[dict[str, str]], paired: list[dict[str, str]] = (),
 
     One section per data set and shared setting (segmenter, size, iterations), one table per
     evaluation set (``test``, ``ood-<name>``), a per-class table for multi-class data, the paired
-    per-case differences of GenSeg's variants against the baselines (``paired.csv`` rows) and of
+    per-case differences of the variants against the baselines (``paired.csv`` rows) and of
     a run's averaged checkpoint against its others (``checkpoints.csv`` rows), and a list of the
     runs that failed and have no successful result.
     """

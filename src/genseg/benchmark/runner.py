@@ -17,7 +17,6 @@ lock, released when the process ends, however it ends); several runs at once are
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import multiprocessing
@@ -26,7 +25,6 @@ import platform
 import shutil
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -36,6 +34,7 @@ from genseg.benchmark.report import write_reports
 from genseg.benchmark.results import append_rows, evaluated_sets, result_rows
 from genseg.benchmark.spec import BenchmarkSpec, PlannedRun, plan_runs
 from genseg.data.io import atomic_write
+from genseg.locks import owned
 from genseg.runs import RunPaths, load_config, pretraining_key, save_config, write_plan
 from genseg.runtime import available_cores
 
@@ -81,7 +80,8 @@ def run_benchmark(spec: BenchmarkSpec, executor: Executor | None = None) -> Benc
     (out / "runs").mkdir(parents=True, exist_ok=True)
     executor = executor or LocalExecutor()
     outcome = BenchmarkOutcome()
-    with _owned(out):
+    with owned(out, ".benchmark.lock", f"{out} is in use by another benchmark process; wait for it to end, or run "
+               "several runs at once in one process with --workers N (or --ray)"):
         write_machine_info(out, spec.threads)
         evaluated = evaluated_sets(out / "runs.csv")
         tasks = []
@@ -208,21 +208,6 @@ def failed_row(run: PlannedRun, error: str) -> dict[str, Any]:
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else ""
-
-
-@contextmanager
-def _owned(out: Path) -> Iterator[None]:
-    """Hold the out folder for this process; the OS drops the lock when the process ends."""
-    with (out / ".benchmark.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"{out} is in use by another benchmark process; wait for it to end, or run "
-                             "several runs at once in one process with --workers N (or --ray)") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _prepare_run_folder(run: PlannedRun, paths: RunPaths) -> bool:

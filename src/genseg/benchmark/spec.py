@@ -8,7 +8,7 @@ data folder, split file and config before any run starts.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from genseg.config import (
 from genseg.data import DataError, read_split
 from genseg.methods import METHOD_NAMES
 from genseg.planning import Plan
-from genseg.runs import plan_for
+from genseg.runs import needs_plan, plan_for, planned
 
 DEFAULT_OUT = Path("benchmarks/results")
 
@@ -108,6 +108,8 @@ class BenchmarkSpec:
         train: :class:`~genseg.config.TrainConfig` settings every run shares; a variant's own win
             (e.g. ``average_last = 0.0`` where a benchmark's runs were trained before averaging
             was the default, so that their folders resume).
+        generator: :class:`~genseg.config.GeneratorConfig` settings every run shares; a variant's own
+            win (``name = "pix2pix"`` where runs were trained before the plan chose the kind).
     """
 
     datasets: list[str]
@@ -133,6 +135,7 @@ class BenchmarkSpec:
     ood: dict[str, list[str]] = field(default_factory=dict)
     variants: dict[str, Variant] = field(default_factory=lambda: dict(VARIANTS))
     train: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out, self.data_root, self.splits_root = Path(self.out), Path(self.data_root), Path(self.splits_root)
@@ -306,9 +309,9 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
                 for variant in spec.methods_for(dataset, budget):
                     config = _run_config(spec, dataset, root, split_file, budget, variant, seed)
                     plan = None
-                    if config.data.size is None:
+                    if needs_plan(config):
                         plan = plan_for(config, read_split(split_file))
-                        config = replace(config, data=replace(config.data, size=plan.size))
+                        config = planned(config, plan)
                     runs.append(PlannedRun(dataset, budget, variant, seed, config, ood, tuple(spec.splits), plan))
     return runs
 
@@ -352,7 +355,8 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
                             size=_size(spec.sizes.get(dataset, spec.size)), max_size=spec.max_size,
                             axis=spec.axes.get(dataset, 0)),
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
-            generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **variant.generator}),
+            generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **spec.generator,
+                                         **variant.generator}),
             mlo=MLOConfig(**variant.mlo),
             train=TrainConfig(**{"iterations": spec.iterations_at.get(dataset, spec.iterations), "device": spec.device,
                                  **spec.train, **variant.train, "method": variant.method, "seed": seed}),

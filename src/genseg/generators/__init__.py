@@ -6,7 +6,7 @@ Adding a kind is a class and a line here.
 
 Example:
     >>> from genseg.config import GeneratorConfig
-    >>> generator = create_generator(GeneratorConfig(ngf=16), num_classes=2, image_channels=3)
+    >>> generator = create_generator(GeneratorConfig("pix2pix", ngf=16), num_classes=2, image_channels=3)
     >>> generator.generate(torch.zeros(2, 64, 64, dtype=torch.long)).shape
     torch.Size([2, 3, 64, 64])
 """
