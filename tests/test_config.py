@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,21 @@ def test_a_run_saved_before_a_setting_existed_keeps_what_it_trained_with() -> No
     del saved["train"]["synthetic_batch_size"]
     assert RunConfig.from_dict(saved).train.synthetic_batch_size is None
     assert RunConfig.from_dict(RunConfig().to_dict()).train.synthetic_batch_size == 2
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ([], "a config is a JSON object of sections, got list"),
+    ({"train": None}, "config section 'train' must be an object of settings, got null"),
+    ({"train": {"iterations": 4.5}}, "train.iterations must be int, got 4.5"),
+    ({"train": {"iterations": True}}, "train.iterations must be int, got true"),  # silently 1 before
+    ({"data": {"size": "64"}}, 'data.size must be int or None, got "64"'),
+])
+def test_a_config_file_of_the_wrong_shape_or_types_is_one_clear_error(values: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RunConfig.from_dict(values)  # type: ignore[arg-type]
+    assert RunConfig.from_dict({"train": {"lr": 1, "synthetic_batch_size": None}}).train.lr == 1  # an int is a float
+
+
+def test_a_negative_seed_is_refused_in_one_line() -> None:
+    with pytest.raises(ValueError, match="seed must be a whole number from 0"):
+        TrainConfig(seed=-1)

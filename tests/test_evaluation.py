@@ -207,3 +207,20 @@ def test_predict_volumes_keeps_shape_and_affine(volume_run: Path, tmp_path: Path
         assert volume.shape == VOLUME_SHAPE
         assert np.allclose(volume.affine, AFFINE)
         assert set(np.unique(np.asarray(volume.dataobj)).tolist()) <= {0, 1, 2}
+
+
+def test_an_evaluation_killed_midway_leaves_the_earlier_results_whole(picture_run: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    evaluate(picture_run, checkpoints=("best",), overlays=1)
+    folder = picture_run / "eval" / "test" / "best"
+    before = {path.name: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt  # as Ctrl-C between the overlays and the table
+
+    monkeypatch.setattr("genseg.evaluation.write_csv", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(picture_run, checkpoints=("best",), overlays=1)
+    assert {path.name: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    assert sorted(path.name for path in folder.parent.iterdir()) == sorted(
+        path.name for path in folder.parent.iterdir() if not path.name.startswith("."))  # nothing partial left

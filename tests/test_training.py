@@ -399,3 +399,16 @@ def test_an_unfinished_run_is_not_evaluated_or_used_to_predict(
         load_segmenter(tmp_path / "killed")
     train(config, tmp_path / "killed", resume=True, progress=False)
     assert evaluate(tmp_path / "killed", checkpoints=("final",), overlays=0)["final"]["n_cases"] > 0
+
+
+def test_gray_and_colour_images_mixed_across_the_split_stop_before_training(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    """A colour image among gray ones, anywhere in the split, gave a traceback at the first validation or at evaluate."""
+    data = tmp_path / "mixed"
+    shutil.copytree(tiny_phantom, data)
+    with Image.open(data / "images" / "case_011.png") as image:
+        image.convert("RGBA").save(data / "images" / "case_011.png")
+    with pytest.raises(DataError, match="case_011.png: a colour image among gray ones"):
+        train(tiny_config(data, "augment"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -294,6 +294,7 @@ class TrainConfig:
         _check(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every, checkpoint_every >= 1")
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")
         _check(0.0 <= self.average_last <= 1.0, f"average_last must be in [0, 1], got {self.average_last}")
+        _check(0 <= self.seed < 2**32, f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed}")
         _check(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
                f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
@@ -320,22 +321,44 @@ class RunConfig:
 
         A setting added after a run was saved takes the value that run trained with
         (:data:`BEFORE_ADDED`), or else its default."""
+        _check(isinstance(values, dict), f"a config is a JSON object of sections, got {type(values).__name__}")
         unknown_sections = set(values) - {f.name for f in fields(cls)}
         _check(not unknown_sections, f"unknown sections in config: {sorted(unknown_sections)}")
         parts = {}
         for f in fields(cls):
             sub_cls = {"data": DataConfig, "segmenter": SegmenterConfig, "generator": GeneratorConfig,
                        "mlo": MLOConfig, "train": TrainConfig}[f.name]
-            given = {**BEFORE_ADDED.get(f.name, {}), **values.get(f.name, {})}
+            section = values.get(f.name, {})
+            _check(isinstance(section, dict), f"config section {f.name!r} must be an object of settings, got "
+                                              f"{json.dumps(section, default=str)}")
+            given = {**BEFORE_ADDED.get(f.name, {}), **section}
             unknown = set(given) - {sf.name for sf in fields(sub_cls)}
             if sub_cls is not GeneratorConfig:  # the generator's kind checks the keys beside its generic ones
                 _check(not unknown, f"unknown {f.name} settings in config: {sorted(unknown)}")
+            for sf in fields(sub_cls):
+                if sf.name in given:
+                    _check_type(f"{f.name}.{sf.name}", given[sf.name], str(sf.type))
             parts[f.name] = sub_cls(**given)
         return cls(**parts)
 
 
 BEFORE_ADDED: dict[str, dict[str, Any]] = {"train": {"synthetic_batch_size": None, "average_last": 0.0}}
 """Settings whose default differs from what runs saved before the setting existed trained with, by section."""
+
+
+_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "Path": (str, Path),
+          "dict[str, Any]": (dict,)}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """A config file's value of the annotated type (``"iterations": true`` is not 1, nor 4.5 an int)."""
+    kinds = [kind.strip() for kind in annotation.split("|")]
+    if value is None and "None" in kinds:
+        return
+    allowed = tuple(t for kind in kinds if kind != "None" for t in _TYPES.get(kind, (object,)))
+    wrong_bool = isinstance(value, bool) and bool not in allowed
+    _check(isinstance(value, allowed) and not wrong_bool,
+           f"{name} must be {' or '.join(kind for kind in kinds)}, got {json.dumps(value, default=str)}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,18 +221,39 @@ def evaluate(
                 views[checkpoint][case_id] = overlay_view(samples, prediction, target, config.data.axis)
     summaries: dict[str, dict] = {}
     for checkpoint, segmenter in segmenters.items():
-        out = run.eval_dir(name, checkpoint)
-        shutil.rmtree(out / "overlays", ignore_errors=True)  # the worst cases of this evaluation only
-        for row in sorted(rows[checkpoint], key=lambda row: row["dice"])[:overlays]:
-            write_overlay(views[checkpoint][row["case"]], row["dice"], out / "overlays" / f"{row['case']}.png")
         summary = {"run": str(run.root), "data": str(root), "split": name, "checkpoint": checkpoint,
                    "iteration": segmenter.iteration, "largest_component": list(segmenter.largest_component),
                    **summarize(rows[checkpoint])}
-        write_csv(rows[checkpoint], out / "cases.csv")
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        with replaced_folder(run.eval_dir(name, checkpoint)) as out:  # whole, or the earlier one untouched
+            for row in sorted(rows[checkpoint], key=lambda row: row["dice"])[:overlays]:
+                write_overlay(views[checkpoint][row["case"]], row["dice"], out / "overlays" / f"{row['case']}.png")
+            write_csv(rows[checkpoint], out / "cases.csv")
+            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         summaries[checkpoint] = summary
         log.info("%s %s: dice %.4f over %d cases", name, checkpoint, summary["dice_mean"], len(ids))
     return summaries
+
+
+@contextmanager
+def replaced_folder(folder: Path) -> Iterator[Path]:
+    """A fresh temporary folder beside ``folder``, moved onto it once the block has filled it.
+
+    A process killed midway leaves the earlier folder as it was (and a hidden ``.<name>.partial``,
+    cleared by the next attempt), never a mix of two evaluations.
+    """
+    partial = folder.parent / f".{folder.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        previous = folder.parent / f".{folder.name}.previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        if folder.exists():
+            folder.rename(previous)
+        partial.rename(folder)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 PREDICTIONS_MANIFEST = "predictions.json"

@@ -129,16 +129,26 @@ def create_segmenter(name: str, in_channels: int, classes: int, **options: objec
     Raises:
         ValueError: unknown name, unknown option, or invalid channel/class counts.
     """
-    entry = _lookup(name)
+    entry = check_segmenter(SegmenterConfig(name, dict(options)))
     if in_channels < 1:
         raise ValueError(f"in_channels must be at least 1, got {in_channels}")
     if classes < 2:
         raise ValueError(f"classes counts the background and must be at least 2 (2 for a binary task), got {classes}")
-    accepted = [p.name for p in inspect.signature(entry.build).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    for option in options:
-        if option not in accepted:
-            raise ValueError(f"unknown option {option!r} for segmenter {name!r}; its options are {accepted}")
     return entry.build(in_channels, classes, **options)
+
+
+def check_segmenter(config: SegmenterConfig) -> _Entry:
+    """A registered name and options it accepts, checked without building anything (before a run writes files).
+
+    Raises:
+        ValueError: unknown name or option.
+    """
+    entry = _lookup(config.name)
+    accepted = [p.name for p in inspect.signature(entry.build).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    for option in config.options:
+        if option not in accepted:
+            raise ValueError(f"unknown option {option!r} for segmenter {config.name!r}; its options are {accepted}")
+    return entry
 
 
 def segmenter_from_config(config: SegmenterConfig, in_channels: int, classes: int) -> nn.Module:

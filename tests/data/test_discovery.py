@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genseg.data import DataError, channel_paths, detect_layout, index_cases, index_images
+from genseg.data import DataError, channel_paths, detect_layout, index_cases, index_images, make_phantom
 
 
 def _png(path: Path, value: int = 0, size: tuple[int, int] = (8, 8)) -> Path:
@@ -186,3 +186,10 @@ def test_mixing_volumes_and_pictures_is_refused(tmp_path: Path) -> None:
     _nifti(tmp_path / "b.nii.gz")
     with pytest.raises(DataError, match="mixes NIfTI volumes"):
         index_images(tmp_path)
+
+
+def test_a_broken_link_is_named_not_skipped(tmp_path: Path) -> None:
+    root = make_phantom(tmp_path / "data", n_cases=3, size=32)
+    (root / "images" / "case_999.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(DataError, match="case_999.png: is a link to a file that does not exist"):
+        index_cases(root)

@@ -199,3 +199,13 @@ def test_read_volume_corrupt_file_is_a_data_error(tmp_path: Path) -> None:
         read_volume(path)
     with pytest.raises(DataError, match="NIfTI volume, not a 2D image"):
         read_image(path)
+
+
+def test_a_colour_palette_mask_is_read_by_its_indices(tmp_path: Path) -> None:
+    """VOC-style masks: label maps whose palette gives each index a colour; they were refused as colour images."""
+    labels = np.zeros((8, 8), dtype=np.uint8)
+    labels[2:4, 2:4], labels[5:7, 5:7] = 1, 2
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (256 - 3) * 3)
+    image.save(tmp_path / "mask.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "mask.png"), labels)

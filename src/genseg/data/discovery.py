@@ -199,10 +199,18 @@ def _index_msd(root: Path) -> CaseIndex:
 
 
 def _data_files(folder: Path) -> list[Path]:
-    """Image and volume files in a folder, sorted; other and hidden files are skipped."""
+    """Image and volume files in a folder, sorted; other and hidden files are skipped.
+
+    Raises:
+        DataError: a link named like a data file points nowhere (a case would vanish without a word).
+    """
     if not folder.is_dir():
         return []
-    return sorted(path for path in folder.iterdir() if path.is_file() and (is_image_file(path) or is_volume_file(path)))
+    named = [path for path in folder.iterdir() if is_image_file(path) or is_volume_file(path)]
+    broken = [path for path in named if path.is_symlink() and not path.exists()]
+    if broken:
+        raise DataError("is a link to a file that does not exist; restore its target or remove the link", broken[0])
+    return sorted(path for path in named if path.is_file())
 
 
 def _by_stem(files: list[Path]) -> dict[str, Path]:

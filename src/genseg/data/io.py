@@ -100,7 +100,8 @@ def read_image(path: Path) -> np.ndarray:
 def read_mask(path: Path) -> np.ndarray:
     """Read a 2D label map: {0, 255} becomes {0, 1}; labels 0..31 are kept.
 
-    An RGB mask whose three channels are equal is read as gray.
+    An RGB mask whose three channels are equal is read as gray; a palette image (PNG or GIF with a
+    colour table, as VOC-style masks are) by its palette indices, whatever their colours.
 
     Args:
         path: the mask file.
@@ -112,6 +113,9 @@ def read_mask(path: Path) -> np.ndarray:
         DataError: the values are not labels (JPEG noise, gray ramps, colours, fractions).
     """
     path = Path(path)
+    indices = _palette_indices(path)
+    if indices is not None:  # a colour-palette mask (VOC-style): its indices are the labels
+        return _as_labels(indices, path)
     pixels = _read_pixels(path)
     if pixels.ndim == 3:
         if not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])):
@@ -227,6 +231,21 @@ def _umask() -> int:
 def _check_is_file(path: Path) -> None:
     if not path.is_file():
         raise DataError("file not found", path)
+
+
+def _palette_indices(path: Path) -> np.ndarray | None:
+    """The palette indices (H, W) of a colour-palette image file; None for any other file (a gray
+    palette is read by its gray values, as a tool that saved a 0/255 mask with a palette meant)."""
+    if not path.is_file() or file_suffix(path) in (*VOLUME_SUFFIXES, *_TIFF_SUFFIXES):
+        return None
+    try:
+        with Image.open(path) as image:
+            if image.mode != "P":
+                return None
+            palette = np.asarray(image.getpalette() or [0, 0, 0]).reshape(-1, 3)
+            return None if np.all(palette == palette[:, :1]) else np.asarray(image)
+    except Exception:  # not an image Pillow reads: _read_pixels says why
+        return None
 
 
 def _read_pixels(path: Path) -> np.ndarray:

@@ -64,25 +64,41 @@ def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:
     Run at the start of training over the whole split, so a bad case outside the budget stops the
     run then, not a later evaluation. Headers give sizes without reading any pixel or label.
 
+    Every 2D image must also have the channels of the first (gray or colour): a model learns one
+    kind, and a mix found only at the first validation or at evaluation stopped with a traceback.
+
     Raises:
-        DataError: naming both files of the first case whose sizes differ.
+        DataError: naming both files of the first case whose sizes differ, or the first image
+            whose channels differ from the first image's.
     """
+    first: tuple[Path, int] | None = None
     for case_id in case_ids:
         case = _find_case(index, case_id)
-        shape = _header_shape(case.image_path, index.is_volume)
+        shape, channels = _header_shape(case.image_path, index.is_volume)
         for other in (case.mask_path, case.roi_path):
             if other is not None:
-                _check_same_shape(case.image_path, shape, other, _header_shape(other, index.is_volume))
+                _check_same_shape(case.image_path, shape, other, _header_shape(other, index.is_volume)[0])
+        first = first or (case.image_path, channels)
+        if channels != first[1]:
+            kinds = {1: "gray", 3: "colour"}
+            raise DataError(f"a {kinds.get(channels, channels)} image among {kinds.get(first[1], first[1])} ones "
+                            f"(such as {first[0].name}); convert the images to one kind", case.image_path)
 
 
-def _header_shape(path: Path, volume: bool) -> tuple[int, ...]:
+def _header_shape(path: Path, volume: bool) -> tuple[tuple[int, ...], int]:
+    """(spatial shape, channels) of an image or mask file, from its header where the format allows."""
     if volume:
-        return tuple(load_nifti(path).shape[:3])
+        shape = load_nifti(path).shape
+        return tuple(shape[:3]), shape[3] if len(shape) > 3 else 1
     try:
         with Image.open(path) as image:
-            return (image.height, image.width)
+            palette = np.asarray(image.getpalette() or [0, 0, 0]).reshape(-1, 3) if image.mode in ("P", "PA") else None
+            gray = image.mode in ("1", "L", "LA", "La", "I", "F") or image.mode.startswith("I;") or (
+                palette is not None and bool(np.all(palette == palette[:, :1])))
+            return (image.height, image.width), 1 if gray else 3
     except (OSError, Image.DecompressionBombError):  # TIFF stacks and the like: read it, as loading would
-        return tuple(read_image(path).shape[-2:])
+        pixels = read_image(path)
+        return tuple(pixels.shape[-2:]), pixels.shape[0]
 
 
 def num_classes(samples: Sequence[Sample]) -> int:
