@@ -404,7 +404,8 @@ def test_an_unfinished_run_is_not_evaluated_or_used_to_predict(
 def test_gray_and_colour_images_mixed_across_the_split_stop_before_training(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    """A colour image among gray ones, anywhere in the split, gave a traceback at the first validation or at evaluate."""
+    """A colour image among gray ones, anywhere in the split, gave a traceback at the first validation or
+    at evaluate."""
     data = tmp_path / "mixed"
     shutil.copytree(tiny_phantom, data)
     with Image.open(data / "images" / "case_011.png") as image:

@@ -42,8 +42,8 @@ def run_report(run_dir: Path) -> Path:
     config = load_config(run)
     parts = [f"<h1>genseg run {html.escape(run.root.name)}</h1>", _run_facts(run, config)]
     if not run.result.is_file():
-        parts.insert(1, "<p><strong>This run has not finished</strong> (no result.json): its curves and "
-                        "checkpoints are those of a partial run. Finish it with <code>genseg train --resume</code>.</p>")
+        parts.insert(1, "<p><strong>This run has not finished</strong> (no result.json): its curves and checkpoints "
+                        "are those of a partial run. Finish it with <code>genseg train --resume</code>.</p>")
     if run.history.is_file():
         parts += ["<h2>Learning curves</h2>", _image(_curves_png(read_csv(run.history)), "learning curves")]
     for summary_path in sorted(run.root.glob("eval/*/*/summary.json")):
