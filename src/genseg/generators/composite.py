@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -60,7 +60,7 @@ from genseg.augment import (
     warp,
 )
 from genseg.generators.base import SyntheticDraw
-from genseg.generators.gan import discriminator_loss, generator_loss
+from genseg.generators.gan import AdversarialState, discriminator_loss, generator_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels
 from genseg.generators.pix2pix import PatchDiscriminator
 
@@ -244,7 +244,7 @@ def _intensity_params(inputs: dict[str, Tensor]) -> IntensityParams:
     return IntensityParams(**{f.name: inputs[f"intensity.{f.name}"] for f in fields(IntensityParams)})
 
 
-class Compositor:
+class Compositor(AdversarialState):
     """Composites of the budget's training pairs, with learned appearance, as a generator kind.
 
     Args:
@@ -346,17 +346,3 @@ class Compositor:
         self.generator_optimizer.step()
         return {"d_loss": critic_loss.item(), "g_gan": parts["gan"].item(),
                 "feather": self.network.sigma.item(), "match": self.network.match.mean().item()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "generator": self.network.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "generator_optimizer": self.generator_optimizer.state_dict(),
-            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.network.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.generator_optimizer.load_state_dict(state["generator_optimizer"])
-        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])

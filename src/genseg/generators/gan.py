@@ -1,4 +1,4 @@
-"""The pix2pix conditional-GAN losses (level 1 of SPEC.md).
+"""The pix2pix conditional-GAN losses (level 1 of SPEC.md), and the state of a kind trained against a critic.
 
 With y the encoded masks, x the real images and G(y) the generated ones, all in [-1, 1], and D a
 critic that sees a mask and an image concatenated along the channels:
@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -109,3 +110,27 @@ def mode_seeking_loss(fake_a: Tensor, fake_b: Tensor, latents_a: Tensor, latents
     """
     ratio = (fake_a - fake_b).abs().mean() / (latents_a - latents_b).abs().mean()
     return 1 / (ratio + eps)
+
+
+class AdversarialState:
+    """The resumable state of a generator kind trained against a critic: its network, the critic and
+    their optimizers (``last.pt``'s and ``pretrain.pt``'s layout for pix2pix and the compositor)."""
+
+    network: torch.nn.Module
+    discriminator: torch.nn.Module
+    generator_optimizer: torch.optim.Optimizer
+    discriminator_optimizer: torch.optim.Optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.network.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "generator_optimizer": self.generator_optimizer.state_dict(),
+            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from genseg.generators import cells
 from genseg.generators.base import MaskConditioned, added_setting
 from genseg.generators.diffaugment import augment_critic_input, sample_critic_augmentation
-from genseg.generators.gan import Critic, discriminator_loss, generator_loss, mode_seeking_loss
+from genseg.generators.gan import AdversarialState, Critic, discriminator_loss, generator_loss, mode_seeking_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
 from genseg.generators.spade import SPADE
 
@@ -279,7 +279,7 @@ class Pix2PixOptions:
             raise ValueError("lambda_ms rewards draws that differ with the noise: set noise > 0 too")
 
 
-class Pix2Pix(MaskConditioned):
+class Pix2Pix(MaskConditioned, AdversarialState):
     """The pix2pix generator G, its critic D and their optimizers, as a mask-to-image generator.
 
     Args:
@@ -355,17 +355,3 @@ class Pix2Pix(MaskConditioned):
             return self.discriminator
         params = sample_critic_augmentation(images.shape[0], *images.shape[-2:], device=images.device)
         return lambda pairs: self.discriminator(augment_critic_input(pairs, params, images.shape[1]))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "generator": self.network.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "generator_optimizer": self.generator_optimizer.state_dict(),
-            "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.network.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.generator_optimizer.load_state_dict(state["generator_optimizer"])
-        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
