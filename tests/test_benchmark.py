@@ -595,7 +595,7 @@ def test_a_two_run_grid_on_local_ray(tmp_path: Path, phantom: tuple[Path, Path])
 @pytest.mark.slow
 def test_runs_that_differ_only_in_method_share_one_pretraining(tmp_path: Path, phantom: tuple[Path, Path]) -> None:
     data_root, splits_root = phantom
-    tiny = {"ngf": 4, "ndf": 4, "pretrain_iterations": 3}
+    tiny = {"name": "pix2pix", "ngf": 4, "ndf": 4, "pretrain_iterations": 3}
     spec = spec_from_dict({
         "datasets": ["phantom"], "budgets": [4], "methods": ["sep", "gs"], "seeds": [0], "size": 32,
         "iterations": 2, "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
