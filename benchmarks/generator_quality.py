@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from genseg.config import GeneratorConfig, RunConfig, parse_settings
-from genseg.data import CaseIndex, DataError, index_cases, load_samples, read_split
+from genseg.data import CaseIndex, DataError, LabelMap, index_cases, load_samples, read_split
 from genseg.evaluation import TrainedSegmenter, case_reference, load_segmenter, predict_case
 from genseg.generation import (
     TrainedGenerator,
@@ -109,7 +109,8 @@ def train_on_synthetic(generator: TrainedGenerator, images: Tensor, masks: Tenso
         segmentation_loss(model(synthetic), labels).backward()
         optimizer.step()
         schedule.step()
-    return TrainedSegmenter(model.eval(), config, generator.num_classes, iterations, generator.image_channels)
+    return TrainedSegmenter(model.eval(), config, LabelMap.identity(generator.num_classes), iterations,
+                            generator.image_channels)
 
 
 def real_case_scores(segmenter: TrainedSegmenter, index: CaseIndex, case_ids: list[str]) -> dict[str, float]:
@@ -117,7 +118,7 @@ def real_case_scores(segmenter: TrainedSegmenter, index: CaseIndex, case_ids: li
     axis = segmenter.config.data.axis
     rows = []
     for case_id in case_ids:
-        samples = load_samples(index, [case_id], axis=axis)
+        samples = load_samples(index, [case_id], axis=axis, labels=segmenter.labels)
         target, roi = case_reference(samples, axis)
         rows.append(case_metrics(predict_case(segmenter, samples), target, segmenter.num_classes, roi=roi))
     return summarize(rows)

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from genseg.benchmark import append_rows, summary_columns
-from genseg.data import CaseIndex, budget_ids, index_cases, load_samples, num_classes, read_split
+from genseg.data import CaseIndex, budget_ids, index_cases, labels_of, load_samples, read_split
 from genseg.data.io import read_label_volume, read_mask
 from genseg.data.tensors import resize_labels, resize_probabilities
 from genseg.evaluation import case_reference
@@ -120,7 +120,7 @@ def convert(job: Job) -> None:
     for case_id in test_ids:
         _write_case(index, case_id, partial / "imagesTs", None, job.size)
     samples = load_samples(index, labeled[:1])
-    classes = max(num_classes(load_samples(index, labeled)), max(index.labels.values(), default=0) + 1)
+    classes = labels_of(index, labeled).num_classes
     channels = samples[0].image.shape[0]
     names = {value: key for key, value in index.labels.items()}
     metadata = {
@@ -182,7 +182,7 @@ def score(job: Job, predictions: Path, data: Path | None = None) -> tuple[list[d
     """
     own, train_ids, val_ids, test_ids = budget_of(job)
     index, case_ids = (own, test_ids) if data is None else (index_cases(data), index_cases(data).ids)
-    classes = max(num_classes(load_samples(own, train_ids + val_ids)), max(own.labels.values(), default=0) + 1)
+    classes = labels_of(own, train_ids + val_ids).num_classes
     rows = []
     for case_id in case_ids:
         target, roi = case_reference(load_samples(index, [case_id]), axis=0)

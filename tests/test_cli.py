@@ -101,6 +101,7 @@ def test_plan_without_a_split_plans_the_split_train_would_make(tiny_phantom: Pat
     assert trained.exit_code == 0, trained.output
     size = json.loads((run / "plan.json").read_text())["size"]
     assert planned.output.startswith(f"plan: {size} px")
+    assert planned.output.strip().endswith("labels 0, 1 (2 classes)")
 
 
 def test_version_and_fast_path_errors(tmp_path: Path) -> None:
@@ -180,3 +181,19 @@ def test_the_budget_given_sets_the_validation_share(budget: int, n_val: int, tmp
     saved = tmp_path / "config.json"
     saved.write_text(json.dumps(_train_config(None, None, {"data": tmp_path, "budget": 9}).to_dict()))
     assert _train_config(saved, None, {"budget": budget}).data.n_val == n_val  # a config file's follows too
+
+
+@pytest.mark.parametrize("option, message", [(["--segmenter", "nonsense"], "nonsense"),
+                                             (["--device", "cuda"], "no CUDA GPU is visible"),
+                                             (["--seed", "-1"], "seed")])
+def test_a_bad_training_option_is_one_line_before_any_file(option: list[str], message: str, tiny_phantom: Path,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--segmenter nonsense and --device cuda on a CPU machine failed after writing config.json and split.json."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(out), *option])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()

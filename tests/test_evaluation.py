@@ -15,7 +15,7 @@ from PIL import Image
 
 from genseg.config import RunConfig
 from genseg.data import DataError, make_phantom, read_split
-from genseg.evaluation import PREDICTIONS_MANIFEST, evaluate, predict
+from genseg.evaluation import PREDICTIONS_MANIFEST, evaluate, load_segmenter, predict
 from genseg.training import train
 
 
@@ -224,3 +224,25 @@ def test_an_evaluation_killed_midway_leaves_the_earlier_results_whole(picture_ru
     assert {path.name: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
     assert sorted(path.name for path in folder.parent.iterdir()) == sorted(
         path.name for path in folder.parent.iterdir() if not path.name.startswith("."))  # nothing partial left
+
+
+def test_a_run_on_labels_0_and_7_scores_one_class_and_predicts_7(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    """Labels {0, 7} built an 8-class model whose six empty classes flattered its mean Dice."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_phantom, data)
+    for path in (data / "masks").glob("*.png"):
+        with Image.open(path) as mask:
+            stored = np.asarray(mask)
+        Image.fromarray(np.where(stored > 0, 7, 0).astype(np.uint8)).save(path)
+    run = tmp_path / "run"
+    train(tiny_config(data, "augment", iterations=4), run, progress=False)
+
+    assert load_segmenter(run).labels.values == (0, 7)
+    evaluate(run, split="test", checkpoints=("final",))
+    (row, *_) = _rows(run / "eval" / "test" / "final" / "cases.csv")
+    assert "dice_7" in row and not any(key.startswith("dice_") and key != "dice_7" for key in row)
+    written = predict(run, data / "images", tmp_path / "predicted", checkpoint="final")
+    stored = np.stack([np.asarray(Image.open(path)) for path in written])
+    assert set(np.unique(stored).tolist()) <= {0, 7} and (stored == 7).any()

@@ -413,3 +413,40 @@ def test_gray_and_colour_images_mixed_across_the_split_stop_before_training(
     with pytest.raises(DataError, match="case_011.png: a colour image among gray ones"):
         train(tiny_config(data, "augment"), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_failed_start_draws_a_new_split_once_the_data_are_fixed(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    """The split of a run that failed at the start was reused: cases added later were silently left out."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_phantom, data)
+    bad_mask = data / "masks" / "case_011.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(bad_mask)  # stops the start, after split.json
+    with pytest.raises(DataError, match="size mismatch"):
+        train(tiny_config(data, "augment", iterations=2), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "split.json").is_file()
+    shutil.copy(tiny_phantom / "masks" / "case_011.png", data / "masks" / "case_011.png")
+    for folder in ("images", "masks"):  # and a case added
+        shutil.copy(tiny_phantom / folder / "case_000.png", data / folder / "case_new.png")
+
+    train(tiny_config(data, "augment", iterations=2), tmp_path / "run", progress=False)
+
+    split = read_split(tmp_path / "run" / "split.json")
+    assert "case_new" in split.test + split.pool[0]
+    assert "drawing a new one" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_a_trained_run_whose_data_changed_is_not_resumed(run: Path, config: RunConfig, tmp_path: Path) -> None:
+    data, copy = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(config.data.root, data)
+    shutil.copytree(run, copy)
+    (data / "images" / "case_003.png").unlink()
+    (data / "masks" / "case_003.png").unlink()
+    moved = replace(config, data=replace(config.data, root=data), train=replace(config.train, iterations=8))
+    saved = json.loads((copy / "config.json").read_text())
+    saved["data"]["root"] = str(data)
+    (copy / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(DataError, match=r"data folder changed since this run drew its split: 1 removed \(e\.g\. "
+                                        r"case_003\).*start a new run"):
+        train(moved, copy, resume=True, progress=False)

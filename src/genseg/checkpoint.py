@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +14,23 @@ import torch
 from genseg.data.io import atomic_write
 from genseg.errors import DataError
 
+LOW_DISK_BYTES = 64 * 2**20
+"""Free space under which a failed ``torch.save`` is taken for a full disk."""
+
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` with torch.save to a temporary file beside ``path``, then rename it.
 
     ``os.replace`` is atomic on POSIX and Windows: readers see the old file or the new one.
+    torch reports a full disk as a RuntimeError ("unexpected pos") that names neither the disk
+    nor the file; it is raised as the ``OSError`` (ENOSPC) it is, which the CLI states in one line.
     """
-    atomic_write(path, lambda temp: torch.save(state, temp))
+    try:
+        atomic_write(path, lambda temp: torch.save(state, temp))
+    except RuntimeError as error:
+        if shutil.disk_usage(path.parent).free >= LOW_DISK_BYTES:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -6,6 +6,7 @@ User errors (bad data, bad options) print one clear line and exit with status 2.
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib.util
 import inspect
@@ -56,11 +57,30 @@ def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except (DataError, ValueError, FileExistsError, FileNotFoundError) as error:
-            # escape: file names may hold [brackets]; soft_wrap: one line, however narrow the terminal
-            console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
-            raise typer.Exit(code=2) from None
+            _one_line(str(error))
+        except OSError as error:
+            if error.errno not in _DISK_FIXES:
+                raise
+            _one_line(f"{error.filename or 'a file'}: cannot write ({error.strerror}); {_DISK_FIXES[error.errno]}")
 
     return wrapper
+
+
+_DISK_FIXES = {
+    errno.ENOSPC: "free some space on that disk or choose an --out on another one, then run again (with --resume "
+                  "for a training: its last checkpoint is whole)",
+    errno.EDQUOT: "your disk quota is full: free some space or choose an --out elsewhere",
+    errno.EACCES: "you may not write there: choose an --out you own",
+    errno.EPERM: "you may not write there: choose an --out you own",
+    errno.EROFS: "the file system is read-only: choose an --out on a writable disk",
+}
+"""Why a write failed, and the fix, for the OS errors a user can act on."""
+
+
+def _one_line(message: str) -> None:
+    # escape: file names may hold [brackets]; soft_wrap: one line, however narrow the terminal
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code=2) from None
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -317,13 +337,15 @@ def plan(
 ) -> None:
     """The image size train --size auto would choose, and the fingerprint it comes from."""
     from genseg.config import DataConfig, RunConfig, TrainConfig
-    from genseg.data import index_cases, read_split
-    from genseg.runs import default_split, plan_for
+    from genseg.data import index_cases, labels_of, read_split
+    from genseg.runs import default_split, plan_for, train_val_ids
 
     config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis),
                        train=TrainConfig(seed=seed))
-    made = read_split(split) if split else default_split(config, index_cases(data))
+    index = index_cases(data)
+    made = read_split(split) if split else default_split(config, index)
     console.print(plan_for(config, made).describe())
+    console.print(labels_of(index, sum(train_val_ids(config, made), [])).describe())
 
 
 @app.command()

@@ -26,6 +26,7 @@ from genseg.config import RunConfig
 from genseg.data import (
     CaseIndex,
     DataError,
+    LabelMap,
     Sample,
     dev_ids,
     index_cases,
@@ -55,12 +56,17 @@ class TrainedSegmenter:
 
     model: nn.Module
     config: RunConfig
-    num_classes: int
+    labels: LabelMap
+    """The stored mask value of each class the model predicts."""
     iteration: int
     in_channels: int
     largest_component: tuple[int, ...] = ()
     checkpoint: str = ""
     """Which of the run's checkpoints it is (best, final, averaged)."""
+
+    @property
+    def num_classes(self) -> int:
+        return self.labels.num_classes
 
     @property
     def size(self) -> int:
@@ -77,23 +83,41 @@ def load_segmenter(run_dir: Path, checkpoint: str | None = None, *, unfinished: 
     run = RunPaths(Path(run_dir))
     checkpoint = checkpoint or run.preferred_checkpoint()
     path = run.weights(checkpoint)
+    if not unfinished:
+        require_finished(run)
     if checkpoint == "averaged" and not path.is_file():
-        raise FileNotFoundError(f"{path}: no averaged weights here; the run is unfinished or was trained with "
-                                "--average-last 0")
+        raise FileNotFoundError(f"{path}: no averaged weights here; the run was trained with --average-last 0")
     state = load_checkpoint(path)
     if "segmenter" not in state:
-        raise ValueError(f"{run_dir} holds no segmenter (a genseg pretrain-generator run?); "
-                         "evaluate and predict need a run of genseg train")
-    if not unfinished and not run.result.is_file():  # written when genseg train ends
-        raise DataError("this run has not finished (it has no result.json), so its checkpoints are partial; "
-                        f"finish it first: genseg train --resume --out {run.root}", run.root)
+        raise _no_segmenter(run)
     config = RunConfig.from_dict(state["config"])
     model = segmenter_from_config(config.segmenter, state["in_channels"], state["num_classes"])
     model.load_state_dict(state["segmenter"])
     model.eval()
     chosen = _postprocessing(run).get(checkpoint, {}).get("largest_component", [])
-    return TrainedSegmenter(model, config, state["num_classes"], state["iteration"], state["in_channels"],
-                            tuple(chosen), checkpoint)
+    values = state.get("label_values")  # absent from runs made before label maps were recorded
+    labels = LabelMap(tuple(values)) if values else LabelMap.identity(state["num_classes"])
+    return TrainedSegmenter(model, config, labels, state["iteration"], state["in_channels"], tuple(chosen), checkpoint)
+
+
+def require_finished(run: RunPaths) -> None:
+    """Refuse a run killed before its end: its best.pt is the best of a partial run.
+
+    Raises:
+        DataError: no ``result.json`` (written when genseg train ends), with how to finish the run.
+        ValueError: the folder is a generator pre-training, which has no segmenter.
+    """
+    if run.result.is_file():
+        return
+    if run.weights("final").is_file() and not run.last.is_file():  # what genseg pretrain-generator writes
+        raise _no_segmenter(run)
+    raise DataError("this run has not finished (it has no result.json), so its checkpoints are partial; "
+                    f"finish it first: genseg train --resume --out {run.root}", run.root)
+
+
+def _no_segmenter(run: RunPaths) -> ValueError:
+    return ValueError(f"{run.root} holds no segmenter (a genseg pretrain-generator run?); "
+                      "evaluate and predict need a run of genseg train")
 
 
 def _postprocessing(run: RunPaths) -> dict:
@@ -114,11 +138,12 @@ def choose_postprocessing(run_dir: Path, checkpoints: tuple[str, ...] | None = N
     config = load_config(run)
     index = index_cases(config.data.root, layout=config.data.layout)
     ids = case_ids_for("val", run, config, index, same_data=True)
-    cases = [load_samples(index, [case_id], axis=config.data.axis) for case_id in ids]
+    segmenters = {checkpoint: load_segmenter(run.root, checkpoint, unfinished=True) for checkpoint in checkpoints}
+    labels = next(iter(segmenters.values())).labels  # the run's: every checkpoint has it
+    cases = [load_samples(index, [case_id], axis=config.data.axis, labels=labels) for case_id in ids]
     references = [case_reference(samples, config.data.axis) for samples in cases]
     choices = {}
-    for checkpoint in checkpoints:
-        segmenter = load_segmenter(run.root, checkpoint, unfinished=True)  # the run's own last step
+    for checkpoint, segmenter in segmenters.items():  # the run's own last step: it has not finished yet
         predictions = [predict_case(segmenter, samples, postprocess=False) for samples in cases]
         choices[checkpoint] = choose_classes(predictions, [t for t, _ in references], segmenter.num_classes,
                                              [r for _, r in references])
@@ -205,16 +230,18 @@ def evaluate(
     ids = case_ids_for(split, run, config, index, same_data)
     name = eval_name(split, None if same_data else root)
     names = {value: key for key, value in index.labels.items()}
+    require_finished(run)
     checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
     segmenters = {checkpoint: load_segmenter(run.root, checkpoint) for checkpoint in checkpoints}
     rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}
     views: dict[str, dict[str, OverlayView]] = {checkpoint: {} for checkpoint in checkpoints}
+    labels = next(iter(segmenters.values())).labels  # the run's: every checkpoint has it
+    class_names = [names.get(value, str(value)) for value in labels.values]
     for case_id in ids:  # each case is read once, for every checkpoint
-        samples = load_samples(index, [case_id], axis=config.data.axis)
+        samples = load_samples(index, [case_id], axis=config.data.axis, labels=labels)
         target, roi = case_reference(samples, config.data.axis)
         for checkpoint, segmenter in segmenters.items():
             prediction = predict_case(segmenter, samples)
-            class_names = [names.get(c, str(c)) for c in range(segmenter.num_classes)]
             rows[checkpoint].append({"case": case_id, **case_metrics(prediction, target, segmenter.num_classes,
                                                                      roi=roi, class_names=class_names)})
             if overlays:
@@ -285,7 +312,7 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
     (out_dir / PREDICTIONS_MANIFEST).unlink(missing_ok=True)  # a folder being rewritten is partial until done
     for case_id, case in index.cases.items():
         samples = load_samples(index, [case_id], axis=axis, require_masks=False)
-        labels = predict_case(segmenter, samples)
+        labels = segmenter.labels.decode(predict_case(segmenter, samples))  # the user's own label values
         if index.is_volume:
             shape, affine = volume_geometry(case.image_path)
             if tuple(labels.shape) != tuple(shape):

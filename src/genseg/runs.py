@@ -26,15 +26,16 @@ from genseg.config import AUTO, RunConfig
 from genseg.data import (
     CaseIndex,
     DataError,
+    LabelMap,
     PairTensors,
     Split,
     budget_ids,
     check_sizes,
     check_split_ids,
     index_cases,
+    labels_of,
     load_samples,
     make_split,
-    num_classes,
     read_split,
     to_tensors,
     write_split,
@@ -204,9 +205,11 @@ def resolve_split(config: RunConfig, index: CaseIndex, paths: RunPaths) -> Split
     The split used is always written to ``split.json`` in the run folder, so a run can be
     evaluated on exactly the test cases it never saw.
     """
+    own = config.data.split_file is None and paths.split.is_file() and _drawn_from_this_folder(
+        read_split(paths.split), index, paths)
     if config.data.split_file is not None:
         split = read_split(config.data.split_file)
-    elif paths.split.is_file():
+    elif own:
         split = read_split(paths.split)
     else:
         split = default_split(config, index)
@@ -215,9 +218,27 @@ def resolve_split(config: RunConfig, index: CaseIndex, paths: RunPaths) -> Split
             log.warning("the budget of %d takes the test cases: %d of %d cases are held out for testing",
                         config.data.budget, len(split.test), len(index.ids))
     check_split_ids(split, index)
-    if not paths.split.is_file():
+    if not own:
         write_split(split, paths.split)
     return split
+
+
+def _drawn_from_this_folder(split: Split, index: CaseIndex, paths: RunPaths) -> bool:
+    """Whether the run's own split covers exactly the folder's cases. It does not where the data
+    changed after a failed start: that run never trained, so a new split is drawn (reusing the old
+    one left new cases out). A run that has trained is refused, since its weights saw the old data.
+    """
+    drawn = set(split.test).union(*split.pool.values())
+    added, removed = sorted(set(index.ids) - drawn), sorted(drawn - set(index.ids))
+    if not added and not removed:
+        return True
+    change = "; ".join(f"{len(ids)} {what} (e.g. {ids[0]})" for what, ids in (("added", added), ("removed", removed))
+                       if ids)
+    if paths.last.is_file():
+        raise DataError(f"the data folder changed since this run drew its split: {change}; its checkpoints were "
+                        "trained on the old cases, so start a new run with another --out", paths.split)
+    log.info("the data folder changed since this unfinished run drew its split (%s): drawing a new one", change)
+    return False
 
 
 def images_only(index: CaseIndex, case_ids: list[str]) -> CaseIndex:
@@ -232,12 +253,16 @@ class RunData:
 
     train: PairTensors
     val: PairTensors
-    num_classes: int
+    labels: LabelMap
     in_channels: int
     train_ids: list[str]
     val_ids: list[str]
     unlabeled: PairTensors | None = None
     plan: Plan | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return self.labels.num_classes
 
 
 def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
@@ -307,14 +332,11 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     split = resolve_split(config, index, paths)
     check_sizes(index, [*split.test, *split.pool.get(config.train.seed, [])])  # headers only: no label is read
     train_ids, val_ids = train_val_ids(config, split)
-    train_samples = load_samples(index, train_ids, axis=config.data.axis)
-    val_samples = load_samples(index, val_ids, axis=config.data.axis)
-    if not any(sample.mask is not None and sample.mask.any() for sample in train_samples + val_samples):
-        raise DataError(f"every mask of the budget's {len(train_ids) + len(val_ids)} cases is background only: "
-                        "there is nothing to learn; check that the masks mark the structures (0 = background)",
-                        index.cases[train_ids[0]].mask_path or config.data.root)
-    # Classes a data set declares (nnU-Net dataset.json) count even if the budget's cases lack one.
-    classes = max(num_classes(train_samples + val_samples), max(index.labels.values(), default=0) + 1)
+    labels = labels_of(index, train_ids + val_ids)  # background-only masks stop here
+    log.info("%s", labels.describe())
+    train_samples = load_samples(index, train_ids, axis=config.data.axis, labels=labels)
+    val_samples = load_samples(index, val_ids, axis=config.data.axis, labels=labels)
+    classes = labels.num_classes
     plan = None
     if needs_plan(config):
         plan = _plan(config, train_samples + val_samples)
@@ -330,7 +352,7 @@ def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
     return RunData(
         train=train,
         val=to_tensors(val_samples, size, classes),
-        num_classes=classes,
+        labels=labels,
         in_channels=train.images.shape[1],
         train_ids=train_ids,
         val_ids=val_ids,
@@ -351,6 +373,7 @@ def weights_checkpoint(config: RunConfig, data: RunData, weights: dict[str, Any]
         scores: their validation scores (``val_loss``, ``val_dice``); None if never validated.
     """
     scores = scores or {}
-    return {"num_classes": data.num_classes, "in_channels": data.in_channels, "config": config.to_dict(),
+    return {"num_classes": data.num_classes, "label_values": list(data.labels.values),
+            "in_channels": data.in_channels, "config": config.to_dict(),
             "train_ids": data.train_ids, "val_ids": data.val_ids, **weights, "iteration": iteration,
             "val_loss": scores.get("val_loss"), "val_dice": scores.get("val_dice")}

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import AUTO, RunConfig
+from genseg.data.io import atomic_write, remove_stale_temporaries
 from genseg.evaluation import choose_postprocessing
 from genseg.locks import owned
 from genseg.methods import create_method
@@ -165,7 +166,10 @@ def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
            tensorboard: bool, hooks: TrainingHooks) -> TrainResult:
     """:func:`train`, in the folder it holds."""
     paths.root.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temporaries(paths.root)  # left by a process killed mid-write: this one owns the folder
     _log_to_file(paths.log)
+    if stale:
+        log.info("removed %d temporary files a killed process left in %s", len(stale), paths.root)
     if resume and not paths.last.is_file():
         log.warning("%s has no last.pt to resume from: the run starts over from iteration 0", paths.root)
     seed_everything(config.train.seed)
@@ -189,6 +193,7 @@ def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": -1.0, "iteration": 0},
                              "history": [], "seconds": 0.0}
     if resume and paths.last.is_file():
+        paths.result.unlink(missing_ok=True)  # a run extended to more iterations is unfinished until it ends again
         snapshot = load_checkpoint(paths.last)
         state = _restore(snapshot, context, method, schedule, ema)
         log.info("resumed %s at iteration %d", paths.root, state["iteration"])
@@ -262,7 +267,8 @@ def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     log.info("done in %.0f s; best val_loss %.4f (dice %.4f) at iteration %d", seconds,
              best["val_loss"], best["val_dice"], best["iteration"])
     result = TrainResult(paths.root, best["iteration"], best["val_loss"], best["val_dice"], seconds, peak_mb)
-    paths.result.write_text(json.dumps({**asdict(result), "run_dir": str(paths.root)}, indent=2) + "\n")
+    text = json.dumps({**asdict(result), "run_dir": str(paths.root)}, indent=2) + "\n"
+    atomic_write(paths.result, lambda temp: temp.write_text(text))  # the mark of a finished run: whole or absent
     return result
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from genseg.config import RunConfig
-from genseg.data import DataError, index_cases, make_split, read_split, write_split
+from genseg.data import DataError, LabelMap, index_cases, make_split, read_split, write_split
 from genseg.data.phantom import make_phantom
 from genseg.evaluation import TrainedSegmenter, evaluate, load_segmenter
 from genseg.generation import TrainedGenerator
@@ -64,7 +64,7 @@ def _threshold_segmenter(config: RunConfig) -> TrainedSegmenter:
     with torch.no_grad():
         model.weight[:] = torch.tensor([-10.0, 10.0]).view(2, 1, 1, 1)
         model.bias[:] = torch.tensor([5.0, -5.0])
-    return TrainedSegmenter(model, config, num_classes=2, iteration=0, in_channels=1)
+    return TrainedSegmenter(model, config, LabelMap.identity(2), iteration=0, in_channels=1)
 
 
 def _train_masks(run: Path) -> Tensor:

@@ -12,12 +12,11 @@ from PIL import Image
 
 from genseg.data import (
     DataError,
-    Sample,
     index_cases,
     index_images,
+    labels_of,
     load_samples,
     normalize_intensity,
-    num_classes,
     read_volume,
     volume_geometry,
 )
@@ -48,7 +47,7 @@ def test_jsrt_real_pairs(datasets_dir: Path) -> None:
         assert sample.mask.shape == (200, 200) and sample.mask.dtype == np.int64
         assert set(np.unique(sample.mask)) == {0, 1}
         assert sample.roi is None and sample.slice_index is None
-    assert num_classes(samples) == 2
+    assert labels_of(index, index.ids[:3]).values == (0, 1)
 
 
 @pytest.mark.realdata
@@ -62,7 +61,7 @@ def test_msd_hippocampus_real_volume_slices(datasets_dir: Path) -> None:
     assert all(sample.case_id == "hippocampus_001" for sample in slices)
     assert slices[0].image.shape == (1, shape[1], shape[2]) and slices[0].mask.shape == shape[1:]
     assert set(np.unique(np.stack([sample.mask for sample in slices]))) == {0, 1, 2}
-    assert num_classes(slices) == 3
+    assert labels_of(index, ["hippocampus_001"]).values == (0, 1, 2)
     # normalized once per volume, not per slice
     volume, stored_affine = read_volume(case.image_path)
     np.testing.assert_allclose(np.stack([sample.image[0] for sample in slices]), normalize_intensity(volume[0]))
@@ -143,7 +142,7 @@ def test_nnunet_channels_are_stacked_and_normalized_separately(tmp_path: Path) -
     np.testing.assert_allclose(sample.image[0], sample.image[1], atol=1e-6)
     assert sample.image.max() == 1.0
     np.testing.assert_array_equal(sample.mask, np.eye(6) * 2)
-    assert num_classes([sample]) == 3
+    assert labels_of(index_cases(tmp_path), ["case"]).values == (0, 1, 2)  # dataset.json declares 1
 
 
 def test_unlabeled_images_load_without_masks(tmp_path: Path) -> None:
@@ -153,10 +152,3 @@ def test_unlabeled_images_load_without_masks(tmp_path: Path) -> None:
     assert sample.mask is None and sample.image.shape == (1, 4, 5)
     with pytest.raises(DataError, match="has no mask"):
         load_samples(index, ["x"])
-    assert num_classes([sample]) == 2
-
-
-def test_num_classes_is_at_least_two() -> None:
-    empty = Sample("a", np.zeros((1, 2, 2), np.float32), np.zeros((2, 2), np.int64))
-    assert num_classes([empty]) == 2
-    assert num_classes([empty, Sample("b", empty.image, np.full((2, 2), 4))]) == 5

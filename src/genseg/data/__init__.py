@@ -23,7 +23,8 @@ from genseg.data.io import (
     write_label_volume,
     write_mask_png,
 )
-from genseg.data.loading import check_sizes, load_samples, num_classes, volume_geometry
+from genseg.data.labels import LabelMap
+from genseg.data.loading import check_sizes, labels_of, load_samples, volume_geometry
 from genseg.data.phantom import make_phantom
 from genseg.data.sample import Case, CaseIndex, Sample
 from genseg.data.splits import (
@@ -43,6 +44,7 @@ __all__ = [
     "Case",
     "CaseIndex",
     "DataError",
+    "LabelMap",
     "PairTensors",
     "Sample",
     "Split",
@@ -55,11 +57,11 @@ __all__ = [
     "detect_layout",
     "index_cases",
     "index_images",
+    "labels_of",
     "load_samples",
     "make_phantom",
     "make_split",
     "normalize_intensity",
-    "num_classes",
     "read_image",
     "read_label_volume",
     "read_mask",

@@ -97,14 +97,16 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(pixels, dtype=np.float32)
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """Read a 2D label map: {0, 255} becomes {0, 1}; labels 0..31 are kept.
+def read_mask(path: Path, *, stored: bool = False) -> np.ndarray:
+    """Read a 2D label map: {0, 255} becomes {0, 1} (unless ``stored``); labels 0..31 are kept.
 
     An RGB mask whose three channels are equal is read as gray; a palette image (PNG or GIF with a
     colour table, as VOC-style masks are) by its palette indices, whatever their colours.
 
     Args:
         path: the mask file.
+        stored: keep a binary file's 255 as stored, for :func:`~genseg.data.labels.label_map`,
+            which reads a mask set's values as a whole.
 
     Returns:
         int64 array (H, W).
@@ -115,13 +117,13 @@ def read_mask(path: Path) -> np.ndarray:
     path = Path(path)
     indices = _palette_indices(path)
     if indices is not None:  # a colour-palette mask (VOC-style): its indices are the labels
-        return _as_labels(indices, path)
+        return _as_labels(indices, path, stored)
     pixels = _read_pixels(path)
     if pixels.ndim == 3:
         if not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])):
             raise DataError(f"mask is a colour image (channels differ); {_MASK_FIX}", path)
         pixels = pixels[..., 0]
-    return _as_labels(pixels, path)
+    return _as_labels(pixels, path, stored)
 
 
 def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -145,11 +147,12 @@ def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(data), volume.affine
 
 
-def read_label_volume(path: Path) -> np.ndarray:
+def read_label_volume(path: Path, *, stored: bool = False) -> np.ndarray:
     """Read a NIfTI label volume with the rules of :func:`read_mask` (float integers allowed).
 
     Args:
         path: a ``.nii`` or ``.nii.gz`` file; a trailing axis of size 1 is dropped.
+        stored: keep a binary volume's 255 as stored (see :func:`read_mask`).
 
     Returns:
         int64 array (X, Y, Z).
@@ -160,7 +163,7 @@ def read_label_volume(path: Path) -> np.ndarray:
         data = data[..., 0]
     if data.ndim != 3:
         raise DataError(f"expected a 3D label volume, got shape {data.shape}", path)
-    return _as_labels(data, path)
+    return _as_labels(data, path, stored)
 
 
 def load_nifti(path: Path) -> nib.Nifti1Image:
@@ -199,19 +202,25 @@ def write_label_volume(path: Path, labels: np.ndarray, affine: np.ndarray) -> No
     atomic_write(Path(path), lambda temp: nib.save(volume, temp))
 
 
+TEMPORARY_MARK = ".genseg-partial-"
+"""In the name of every temporary file :func:`atomic_write` makes, so a stale one is recognisable."""
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then move it onto ``path``.
 
     The temporary name keeps the suffix so writers that look at it (nibabel's ``.gz``) behave.
     The file gets the mode a plain ``open`` would give it (0644 under the usual umask), not the
-    private 0600 of a temporary file.
+    private 0600 of a temporary file. A process killed outright (SIGKILL) leaves its temporary
+    file behind: :func:`remove_stale_temporaries` clears a folder's.
 
     Args:
         path: the final file; its folder is created if needed.
         write: writes the file it is given.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=file_suffix(path))
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TEMPORARY_MARK}",
+                                         suffix=file_suffix(path))
     os.close(handle)
     temp = Path(temp_name)
     try:
@@ -220,6 +229,14 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files killed writers left in ``folder``; call it only while owning the folder."""
+    stale = sorted(Path(folder).glob(f".*{TEMPORARY_MARK}*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _umask() -> int:
@@ -315,14 +332,14 @@ def _nifti_data(volume: nib.Nifti1Image, path: Path, dtype: type | None) -> np.n
         raise DataError(f"cannot read volume: {error}; {_NIFTI_FIX}", path) from error
 
 
-def _as_labels(values: np.ndarray, path: Path) -> np.ndarray:
-    """Label map from stored mask values: {0, 255} -> {0, 1}, 0..31 kept, anything else refused."""
+def _as_labels(values: np.ndarray, path: Path, stored: bool) -> np.ndarray:
+    """Label map from stored mask values: {0, 255} -> {0, 1} (kept if ``stored``), 0..31 kept, anything else refused."""
     if values.dtype == bool:
         values = values.astype(np.uint8)
     distinct = np.unique(values)
     integral = bool(np.all(np.isfinite(distinct)) and np.all(distinct == np.round(distinct)))
     if integral and set(distinct.tolist()) <= {0, 255}:
-        return (values == 255).astype(np.int64)
+        return values.astype(np.int64) if stored else (values == 255).astype(np.int64)
     if integral and distinct.min() >= 0 and distinct.max() <= MAX_LABEL:
         return values.astype(np.int64)
     shown = ", ".join(f"{value:g}" for value in distinct[:8].tolist()) + (", ..." if len(distinct) > 8 else "")

@@ -19,12 +19,14 @@ from PIL import Image
 
 from genseg.data.discovery import channel_paths
 from genseg.data.io import load_nifti, normalize_intensity, read_image, read_label_volume, read_mask, read_volume
+from genseg.data.labels import LabelMap, label_map
 from genseg.data.sample import Case, CaseIndex, Sample
 from genseg.errors import DataError
 
 
 def load_samples(
-    index: CaseIndex, case_ids: Sequence[str], *, axis: int = 0, require_masks: bool = True
+    index: CaseIndex, case_ids: Sequence[str], *, axis: int = 0, require_masks: bool = True,
+    labels: LabelMap | None = None,
 ) -> list[Sample]:
     """Load cases as 2D samples: one per 2D image, one per slice of a volume.
 
@@ -33,12 +35,15 @@ def load_samples(
         case_ids: the cases to load, in this order.
         axis: the volume axis (0, 1 or 2) to slice along; every slice is kept.
         require_masks: refuse cases without a mask; if False, masks are loaded where present.
+        labels: the run's map from stored values to classes; None reads each mask on its own
+            ({0, 255} as {0, 1}, other values as stored).
 
     Returns:
         The samples, case by case (slices in order).
 
     Raises:
-        DataError: unknown case id, image/mask size mismatch, or cases with different channel counts.
+        DataError: unknown case id, image/mask size mismatch, cases with different channel counts,
+            or a mask value ``labels`` lacks.
     """
     if axis not in (0, 1, 2):
         raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
@@ -49,7 +54,7 @@ def load_samples(
         if require_masks and case.mask_path is None:
             raise DataError(f"case {case_id!r} has no mask; labeled data needs one mask per image", case.image_path)
         paths = channel_paths(case.image_path) if index.layout == "nnunet" else [case.image_path]
-        loaded = _load_volume(case, paths, axis) if index.is_volume else [_load_picture(case, paths)]
+        loaded = _load_volume(case, paths, axis, labels) if index.is_volume else [_load_picture(case, paths, labels)]
         file_by_channels.setdefault(loaded[0].image.shape[0], case.image_path)
         if len(file_by_channels) > 1:
             described = " and ".join(f"{path} has {count}" for count, path in file_by_channels.items())
@@ -101,10 +106,25 @@ def _header_shape(path: Path, volume: bool) -> tuple[tuple[int, ...], int]:
         return tuple(pixels.shape[-2:]), pixels.shape[0]
 
 
-def num_classes(samples: Sequence[Sample]) -> int:
-    """The number of classes the samples' masks need: largest label + 1, at least 2."""
-    largest = max((int(sample.mask.max()) for sample in samples if sample.mask is not None), default=0)
-    return max(2, largest + 1)
+def labels_of(index: CaseIndex, case_ids: Sequence[str]) -> LabelMap:
+    """The label map of the cases' masks and of the labels the data set declares (nnU-Net's
+    dataset.json), which count even where these cases lack one.
+
+    Raises:
+        DataError: the masks mix 0/255 files with multi-class ones (see :func:`~genseg.data.labels.label_map`).
+    """
+    return label_map(_mask_values(index, case_ids), index.labels.values())
+
+
+def _mask_values(index: CaseIndex, case_ids: Sequence[str]) -> dict[Path, set[int]]:
+    """The values each case's mask stores (255 kept)."""
+    values = {}
+    for case_id in case_ids:
+        path = _find_case(index, case_id).mask_path
+        if path is not None:
+            stored = read_label_volume(path, stored=True) if index.is_volume else read_mask(path, stored=True)
+            values[path] = set(np.unique(stored).tolist())
+    return values
 
 
 def volume_geometry(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -129,12 +149,12 @@ def _find_case(index: CaseIndex, case_id: str) -> Case:
     return index.cases[case_id]
 
 
-def _load_picture(case: Case, image_paths: list[Path]) -> Sample:
+def _load_picture(case: Case, image_paths: list[Path], labels: LabelMap | None) -> Sample:
     image = _stack_channels(image_paths, _read_normalized_image)
     size = image.shape[1:]
     mask = roi = None
     if case.mask_path is not None:
-        mask = read_mask(case.mask_path)
+        mask = _classes(read_mask(case.mask_path, stored=labels is not None), case.mask_path, labels)
         _check_same_shape(case.image_path, size, case.mask_path, mask.shape)
     if case.roi_path is not None:
         roi = read_mask(case.roi_path) > 0
@@ -142,12 +162,17 @@ def _load_picture(case: Case, image_paths: list[Path]) -> Sample:
     return Sample(case.case_id, image, mask, roi)
 
 
-def _load_volume(case: Case, image_paths: list[Path], axis: int) -> list[Sample]:
+def _classes(stored: np.ndarray, path: Path, labels: LabelMap | None) -> np.ndarray:
+    return stored if labels is None else labels.encode(stored, path)
+
+
+def _load_volume(case: Case, image_paths: list[Path], axis: int, label_map: LabelMap | None) -> list[Sample]:
     image = _stack_channels(image_paths, _read_normalized_volume)
     shape = image.shape[1:]
     labels = roi = None
     if case.mask_path is not None:
-        labels = read_label_volume(case.mask_path)
+        stored = read_label_volume(case.mask_path, stored=label_map is not None)
+        labels = _classes(stored, case.mask_path, label_map)
         _check_same_shape(case.image_path, shape, case.mask_path, labels.shape)
         labels = np.moveaxis(labels, axis, 0)
     if case.roi_path is not None:
