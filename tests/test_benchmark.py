@@ -762,3 +762,17 @@ def test_nnunet_script_at_a_working_size_resizes_inputs_and_scores_at_the_native
         Image.fromarray(small.astype(np.uint8)).save(predictions / f"{case_id}.png")
     rows, summary = nnunet.score(job, predictions)
     assert len(rows) == len(test_ids) and 0.85 < summary["dice_mean"] < 1.0
+
+
+def test_the_data_root_comes_from_the_option_or_the_environment(phantom: tuple[Path, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    data_root, splits_root = phantom
+    values = {"datasets": ["phantom"], "budgets": [4], "methods": ["augment"], "seeds": [0], "size": 32}
+    monkeypatch.delenv("GENSEG_DATA_ROOT", raising=False)
+    monkeypatch.delenv("GENSEG_SPLITS_ROOT", raising=False)
+    with pytest.raises(DataError, match="no data root given: pass --data-root DIR .* or set GENSEG_DATA_ROOT"):
+        plan_runs(spec_from_dict(values))
+    monkeypatch.setenv("GENSEG_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("GENSEG_SPLITS_ROOT", str(splits_root))
+    (run,) = plan_runs(spec_from_dict(values))
+    assert run.config.data.root == (data_root / "phantom").resolve()

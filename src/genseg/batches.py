@@ -98,7 +98,7 @@ class Batches:
 
     def synthetic_draw(self, generator: MaskToImage, count: int | None = None) -> SyntheticDraw:
         """The random part of a batch of synthetic pairs, drawn by ``generator`` from a fresh batch of
-        training pairs (pix2pix: the first of its masks under SPEC.md's T, y~ = T(y)).
+        training pairs (pix2pix: the first of its masks under docs/method.md's T, y~ = T(y)).
 
         Args:
             count: pairs to draw; default :attr:`synthetic` (None there: one per real pair).

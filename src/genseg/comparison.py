@@ -1,6 +1,6 @@
 """Paired comparisons of two runs on the same cases: per-case differences and a Wilcoxon test.
 
-BENCHMARK.md compares methods case by case (the same test cases, the same seed), because the
+docs/method.md's protocol compares methods case by case (the same test cases, the same seed), because the
 spread between cases is far larger than most differences between methods.
 
 Example:

@@ -106,7 +106,7 @@ class SegmenterConfig:
 
 @dataclass(init=False)
 class GeneratorConfig:
-    """The mask-to-image generator and its own training on real pairs (level 1 of SPEC.md).
+    """The mask-to-image generator and its own training on real pairs (level 1 of docs/method.md).
 
     The fields every kind of generator has come first; the kind's own settings (pix2pix:
     ``ngf``, ``ndf``, ``searchable``, ``lambda_l1`` and the data-efficient ``diffaugment``,
@@ -158,7 +158,7 @@ class GeneratorConfig:
 
 @dataclass
 class MLOConfig:
-    """The multi-level optimization (levels 2 and 3 of SPEC.md).
+    """The multi-level optimization (levels 2 and 3 of docs/method.md).
 
     Args:
         upper: the upper-level variables the hypergradient moves: ``"arch"`` (A, the paper),
@@ -171,7 +171,7 @@ class MLOConfig:
         unroll_steps: lower-level steps unrolled for the hypergradient.
         every: iterations between the generator side's updates (the upper-level step and the
             GAN step); the segmenter steps every iteration. 8 keeps a GenSeg iteration within
-            1.3x a ``separate`` one (docs/benchmarks.md, issue 10's cost).
+            1.3x a ``separate`` one (docs/benchmarks.md, the cost of the upper-level variables).
         arch_lr: Adam learning rate for A (and for the learned gamma's logarithm).
         generator_feedback: size of the hypergradient added to the generator's GAN gradient, as
             a fraction of that gradient's norm (upper = generator or both).
@@ -232,7 +232,7 @@ class TrainConfig:
         synthetic_batch_size: synthetic pairs per step of ``separate`` and ``genseg``, at most
             ``batch_size`` (their masks are the first of the real batch, transformed); None: as many
             as ``batch_size``. 2 of 4 make a GenSeg step 2.1x an ``augment`` one instead of 3.0x
-            (docs/benchmarks.md, issue 10's cost).
+            (docs/benchmarks.md, the cost of the upper-level variables).
         lr: peak learning rate of the segmenter.
         optimizer: ``adam``, ``adamw`` (weight decay 1e-4) or ``sgd`` (Nesterov, momentum 0.99,
             as nnU-Net; use lr 1e-2).
@@ -242,7 +242,7 @@ class TrainConfig:
         sampling: ``replacement`` (each batch drawn at random) or ``epochs`` (every training
             pair once per pass, in a fresh random order).
         augmentation: augmentation ranges of ``augment`` (and the real pairs of the generative
-            methods): ``standard`` (SPEC.md's T plus intensity jitter) or ``nnunet`` (nnU-Net's 2D
+            methods): ``standard`` (docs/method.md's T plus intensity jitter) or ``nnunet`` (nnU-Net's 2D
             ranges and probabilities, see :mod:`genseg.augment.presets`).
         val_every: iterations between validations (and best-checkpoint choices).
         select: what picks ``best.pt`` among the validations: ``loss`` (the lowest validation

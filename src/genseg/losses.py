@@ -1,4 +1,4 @@
-"""The segmentation loss L_seg of SPEC.md: cross-entropy + (1 - soft Dice) over the foreground."""
+"""The segmentation loss L_seg of docs/method.md: cross-entropy + (1 - soft Dice) over the foreground."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def segmentation_loss(logits: Tensor, target: Tensor, reduction: str = "mean") -
 
     Per sample: the pixel-mean cross-entropy over all K classes, plus 1 - the mean over the
     foreground classes 1..K-1 of the soft Dice of the softmax probabilities (smoothing 1e-5).
-    For K = 2 this is exactly the L_seg of SPEC.md, BCE-with-logits + (1 - soft Dice), on the
+    For K = 2 this is exactly the L_seg of docs/method.md, BCE-with-logits + (1 - soft Dice), on the
     logit difference z_1 - z_0: softmax cross-entropy of two logits equals binary cross-entropy
     of their difference, and the softmax foreground probability is sigmoid(z_1 - z_0).
     Twice differentiable (the GenSeg hypergradient differentiates through its gradient).

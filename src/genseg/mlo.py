@@ -1,6 +1,6 @@
 """The multi-level optimization's hypergradient: how the upper level learns from validation.
 
-GenSeg (SPEC.md, "The three levels") nests three problems. With G the generator (weights W,
+GenSeg (docs/method.md, "The three levels") nests three problems. With G the generator (weights W,
 upper-level variables A), S_theta the segmenter, T the mask augmentation and gamma the weight of
 the synthetic pairs:
 
@@ -43,7 +43,7 @@ those batch-dependent closures, not for a per-sample loss); the numerical tests 
 
 Conventions: the virtual step is plain SGD with eta (the DARTS choice) whatever optimizer trains the
 segmenter; the generator's weights W are held fixed during the unroll, so the optional path
-A -> W*(A) of SPEC.md is not differentiated (make W part of the upper level to train it by feedback).
+A -> W*(A) of docs/method.md is not differentiated (make W part of the upper level to train it by feedback).
 """
 
 from __future__ import annotations

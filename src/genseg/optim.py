@@ -1,6 +1,6 @@
 """The segmenter's optimizer and learning-rate schedule, built from the run's :class:`TrainConfig`.
 
-One recipe for every method (BENCHMARK.md): the choice among these was made on development
+One recipe for every method (docs/method.md's protocol): the choice among these was made on development
 cases (docs/benchmarks.md, "The recipe").
 """
 

@@ -33,7 +33,7 @@ def _build_unet(in_channels: int, classes: int, *, base: int = 16, norm: str = "
     """MONAI BasicUNet (2D): four poolings, widths (b, 2b, 4b, 8b, 16b, b), LeakyReLU.
 
     Batch norm by default: MONAI's default, instance norm, trained slowly and over-segmented under
-    Adam with 2-7 training images (JSRT 3: test Dice 0.913 against 0.953 with batch norm; SPEC.md).
+    Adam with 2-7 training images (JSRT 3: test Dice 0.913 against 0.953 with batch norm).
 
     Input size: a multiple of 16, at least 32 (the 2x2 bottleneck keeps the norms defined).
 

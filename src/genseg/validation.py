@@ -1,6 +1,6 @@
 """The validation signal: smooth enough to survive one or two validation images.
 
-Hard Dice on two tiny wounds jumps between 0 and 0.33 from one evaluation to the next (SPEC.md),
+Hard Dice on two tiny wounds jumps between 0 and 0.33 from one evaluation to the next (docs/benchmarks.md),
 so checkpoint choice and GenSeg's upper level use the soft objective L_seg (cross-entropy + soft
 Dice) over all validation pixels, optionally averaged over fixed augmented views of each pair.
 Hard Dice is reported beside it.

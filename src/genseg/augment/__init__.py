@@ -1,4 +1,4 @@
-"""Augmentation: geometric (the mask augmentation T of SPEC.md) and intensity jitter.
+"""Augmentation: geometric (the mask augmentation T of docs/method.md) and intensity jitter.
 
 Each kind has a ranges dataclass, a sampled parameter set (a dataclass of per-sample tensors
 drawn from a ``torch.Generator``) and pure apply functions, plus a small ``Random*`` callable that

@@ -1,4 +1,4 @@
-"""Geometric augmentation: the mask augmentation T of SPEC.md, one affine warp per sample.
+"""Geometric augmentation: the mask augmentation T of docs/method.md, one affine warp per sample.
 
 Per sample: horizontal flip (p = 0.5), pad 0-10 % per side and resize back, scale 0.8-1.2 per
 axis, translate +-10 %, rotate +-15 deg, shear +-8 deg; bilinear, fill 0. Label maps are warped
@@ -209,7 +209,7 @@ def warp(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear", paddin
         x: (B, C, H, W) floating tensor.
         matrices: (B, 2, 3) from :func:`affine_matrices`.
         mode: ``"bilinear"`` or ``"nearest"``.
-        padding: ``"zeros"`` (SPEC.md's fill 0) or ``"reflection"`` (no black bands).
+        padding: ``"zeros"`` (docs/method.md's fill 0) or ``"reflection"`` (no black bands).
 
     Returns:
         The warped (B, C, H, W) tensor.
@@ -236,7 +236,7 @@ def _warp_labels(
     foreground = warp(F.one_hot(labels.long(), num_classes)[..., 1:].permute(0, 3, 1, 2).float(), matrices,
                       padding=padding)
     # Bilinear weights sum to one inside the image, so the background's share is what the
-    # foreground channels leave; outside the image (zero fill) that is all of it. SPEC.md's
+    # foreground channels leave; outside the image (zero fill) that is all of it. docs/method.md's
     # threshold of 0.1 grew every warped lung by about 4 % and taught the segmenter to over-segment.
     background = 1.0 - foreground.sum(dim=1, keepdim=True)
     return torch.cat([background, foreground], dim=1).argmax(dim=1)
@@ -247,7 +247,7 @@ def augment_labels(labels: torch.Tensor, num_classes: int, params: GeometricPara
 
     Each class is warped bilinearly as its own one-hot channel and a pixel takes the class with
     the largest warped value, background included: for a binary mask a threshold at 0.5, so the
-    warped structure keeps its area (SPEC.md's threshold at 0.1 enlarged it); for several
+    warped structure keeps its area (docs/method.md's threshold at 0.1 enlarged it); for several
     classes it keeps the label set.
 
     Args:
@@ -272,7 +272,7 @@ def augment_pairs(
         num_classes: number of classes including background.
         params: the per-sample parameters.
         padding: ``"zeros"`` or ``"reflection"``; the generator trains on reflected pairs so it
-            does not learn to draw the black bands of zero padding (SPEC.md).
+            does not learn to draw the black bands of zero padding (docs/method.md).
 
     Returns:
         The warped images and label maps.

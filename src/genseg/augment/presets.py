@@ -1,6 +1,6 @@
 """Named augmentation presets: the geometric and intensity ranges of the ``augment`` recipe.
 
-``standard`` is SPEC.md's mask augmentation T with a mild intensity jitter, applied to every
+``standard`` is docs/method.md's mask augmentation T with a mild intensity jitter, applied to every
 sample. ``nnunet`` follows nnU-Net v2's default 2D training transforms as far as the two
 families here can: rotation over the full circle and scaling 0.7-1.4 (nnU-Net draws each with
 p = 0.2, so a sample is moved by either with p = 0.36; here both together with that chance), no

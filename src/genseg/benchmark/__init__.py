@@ -1,7 +1,7 @@
 """The benchmark: many training runs, one CSV of results, a markdown table and plots.
 
 A benchmark (:class:`BenchmarkSpec`, from a TOML file or from options) is the product of data
-sets x budgets x method variants x seeds, run by the protocol of ``../shared/BENCHMARK.md``.
+sets x budgets x method variants x seeds, run by the protocol of ``docs/method.md``.
 
 - :mod:`~genseg.benchmark.spec`: the plan, and each run's config;
 - :mod:`~genseg.benchmark.runner`: the runs, each in a process of its own, locally;

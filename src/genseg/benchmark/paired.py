@@ -1,7 +1,7 @@
 """``cases.csv``, ``paired.csv`` and ``checkpoints.csv``: every variant minus every baseline, and a
 run's averaged checkpoint minus its final and best ones, case by case, seed by seed.
 
-BENCHMARK.md compares methods on the same cases and seed, because the spread between cases is far
+docs/method.md's protocol compares methods on the same cases and seed, because the spread between cases is far
 larger than most differences between methods. The per-case scores live in the run folders
 (``runs/<name>/eval/<set>/<checkpoint>/cases.csv``), which a fresh checkout of the published
 results lacks, so every run's per-case Dice is also kept in ``<out>/cases.csv`` beside ``runs.csv``:

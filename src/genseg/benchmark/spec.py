@@ -7,6 +7,7 @@ data folder, split file and config before any run starts.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +30,13 @@ from genseg.runs import needs_plan, plan_for, planned
 DEFAULT_OUT = Path("benchmarks/results")
 
 
-DEFAULT_DATA_ROOT = Path("../shared/datasets")
+DATA_ROOT_VARIABLE = "GENSEG_DATA_ROOT"
+"""Where the data sets are when neither --data-root nor the TOML file says (docs/datasets.md)."""
 
 
-DEFAULT_SPLITS_ROOT = Path("../shared/benchmark/splits")
+SPLITS_ROOT_VARIABLE = "GENSEG_SPLITS_ROOT"
+"""Where the split files are when neither --splits-root nor the TOML file says; else
+``benchmark/splits`` beside the data root's folder."""
 
 
 PROTOCOL_METHODS = ("supervised", "augment", "separate", "semisup", "genseg")
@@ -88,8 +92,10 @@ class BenchmarkSpec:
         iterations: segmenter optimization steps.
         pretrain_iterations: generator pre-training steps (separate, genseg).
         out: the benchmark's out folder.
-        data_root: folder holding the data sets (relative to the current directory).
-        splits_root: folder holding ``<dataset>.json`` split files.
+        data_root: folder holding the data sets (relative to the current directory); default
+            :data:`DATA_ROOT_VARIABLE` from the environment.
+        splits_root: folder holding ``<dataset>.json`` split files; default
+            :data:`SPLITS_ROOT_VARIABLE`, else ``benchmark/splits`` beside the data root.
         n_val: validation pairs out of each budget; default 20 %, at least 1.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         threads: torch threads per run; default: the machine's cores shared among the runs at once.
@@ -122,8 +128,8 @@ class BenchmarkSpec:
     iterations: int = 1000
     pretrain_iterations: int = 1000
     out: Path = DEFAULT_OUT
-    data_root: Path = DEFAULT_DATA_ROOT
-    splits_root: Path = DEFAULT_SPLITS_ROOT
+    data_root: Path | None = None
+    splits_root: Path | None = None
     n_val: int | None = None
     device: str = "auto"
     threads: int | None = None
@@ -138,7 +144,13 @@ class BenchmarkSpec:
     generator: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.out, self.data_root, self.splits_root = Path(self.out), Path(self.data_root), Path(self.splits_root)
+        self.out = Path(self.out)
+        data_root = self.data_root or os.environ.get(DATA_ROOT_VARIABLE)
+        self.data_root = None if data_root is None else Path(data_root)
+        splits_root = self.splits_root or os.environ.get(SPLITS_ROOT_VARIABLE)
+        if splits_root is None and self.data_root is not None:
+            splits_root = self.data_root.parent / "benchmark" / "splits"
+        self.splits_root = None if splits_root is None else Path(splits_root)
         if not self.datasets:
             raise ValueError("no data sets given: pass --datasets or set datasets = [...] in the TOML file")
         if not self.seeds:
@@ -300,6 +312,9 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
         DataError: a data folder or split file is missing.
         ValueError: a variant's overrides or a budget make an invalid config.
     """
+    if spec.data_root is None or spec.splits_root is None:
+        raise DataError(f"no data root given: pass --data-root DIR (the folder holding {', '.join(spec.datasets)}) "
+                        f"or set {DATA_ROOT_VARIABLE}; docs/datasets.md says where each public data set comes from")
     runs = []
     for dataset in spec.datasets:
         root, split_file = _existing(spec.data_root / dataset), _existing(spec.splits_root / f"{dataset}.json")

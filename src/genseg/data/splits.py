@@ -161,7 +161,7 @@ def dev_ids(split: Split, seed: int, budget: int, limit: int = DEV_CASES) -> lis
     """Development cases: the seed's pool cases right after the budget's N, at most ``limit``.
 
     They are never trained on and never the test list, so recipes and hyper-parameters are
-    chosen on them (BENCHMARK.md). Empty when the budget takes the whole pool.
+    chosen on them (docs/method.md's protocol). Empty when the budget takes the whole pool.
     """
     if seed not in split.pool:
         budget_ids(split, seed, 1, 0)  # raises the error that names the available seeds

@@ -136,7 +136,7 @@ class MaskToImage(Protocol):
 
 class MaskConditioned:
     """:meth:`MaskToImage.draw` and :meth:`MaskToImage.render` for a kind that draws from a label
-    map alone: the draw is the first ``count`` masks under SPEC.md's mask augmentation T (y~ = T(y)),
+    map alone: the draw is the first ``count`` masks under docs/method.md's mask augmentation T (y~ = T(y)),
     the image ``generate(y~)``."""
 
     draws_from_images = False

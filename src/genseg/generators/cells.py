@@ -1,7 +1,7 @@
 """Searchable cells: softmax(alpha)-weighted mixtures of candidate down/up-sampling operations.
 
 A :class:`MixedOp` computes ``sum_i softmax(alpha)_i * op_i(x)``; ``alpha`` (one logit per
-candidate) is the architecture variable A of SPEC.md's level 3. The candidates differ in kind,
+candidate) is the architecture variable A of docs/method.md's level 3. The candidates differ in kind,
 not only in kernel size: a mixture of same-stride linear convolutions with nothing nonlinear
 between them is itself one linear convolution, so searching over kernel sizes alone (as in the
 paper) only re-parameterizes a single convolution. Here each cell type offers

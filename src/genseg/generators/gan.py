@@ -1,4 +1,4 @@
-"""The pix2pix conditional-GAN losses (level 1 of SPEC.md), and the state of a kind trained against a critic.
+"""The pix2pix conditional-GAN losses (level 1 of docs/method.md), and the state of a kind trained against a critic.
 
 With y the encoded masks, x the real images and G(y) the generated ones, all in [-1, 1], and D a
 critic that sees a mask and an image concatenated along the channels:

@@ -1,4 +1,4 @@
-"""Level 1 of SPEC.md: a mask-to-image generator, the real pairs it learns from, its pre-training.
+"""Level 1 of docs/method.md: a mask-to-image generator, the real pairs it learns from, its pre-training.
 
 :class:`GeneratorLevel` serves the generative methods (``separate`` pre-trains it, ``genseg``
 keeps training it) and :func:`pretrain_generator`, which runs its pre-training alone. The
@@ -123,7 +123,7 @@ def sampled_pairs(batches: Batches) -> BatchSource:
 
 
 def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -> Path:
-    """Train the generator alone (level 1 of SPEC.md) and save it as the run's ``final.pt``.
+    """Train the generator alone (level 1 of docs/method.md) and save it as the run's ``final.pt``.
 
     The generator trains for ``config.generator.pretrain_iterations`` steps on the budget's
     training pairs, drawn as in the pre-training stage of ``genseg train --method separate``

@@ -3,7 +3,7 @@
 The generator works in [-1, 1] (pix2pix convention; Tanh output), the rest of genseg in [0, 1]
 with each real image min-max normalized by its 0.5 / 99.5 percentiles. Everything here is plain
 torch arithmetic, so the synthetic image stays in the autograd graph: the hypergradient of
-SPEC.md's level 3 flows from the segmenter's loss back into the generator. (The original GenSeg
+docs/method.md's level 3 flows from the segmenter's loss back into the generator. (The original GenSeg
 code detached the synthetic image and round-tripped it through uint8, which cut that path.)
 
 Example:

@@ -1,4 +1,4 @@
-"""``genseg``: the end-to-end multi-level optimization of SPEC.md.
+"""``genseg``: the end-to-end multi-level optimization of docs/method.md.
 
 After the generator's pre-training on the budget's training pairs, every iteration takes a
 segmenter step on augmented real pairs plus freshly generated pairs (level 2). Every ``mlo.every``

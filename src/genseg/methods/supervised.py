@@ -15,7 +15,7 @@ class Supervised(Method):
 
 
 class Augment(Method):
-    """Real pairs under the standard geometric (SPEC.md's T) + intensity augmentation."""
+    """Real pairs under the standard geometric (docs/method.md's T) + intensity augmentation."""
 
     name = "augment"
 

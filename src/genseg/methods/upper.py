@@ -58,7 +58,7 @@ class UpperVariable(Protocol):
 
 
 class ArchitectureWeights:
-    """The generator's architecture weights A, moved by their own Adam (SPEC.md's upper level).
+    """The generator's architecture weights A, moved by their own Adam (docs/method.md's upper level).
 
     Args:
         generator: a generator with architecture weights (pix2pix with searchable cells).
@@ -256,7 +256,7 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
 
     The raw hypergradient is eta times a second-order term, orders of magnitude below the pix2pix
     gradient (lambda_L1 = 100): added as it is, Adam would never notice it and the generator would
-    not move (SPEC.md's first measurement). Scaling it to a fixed share of the gradient of the
+    not move (docs/benchmarks.md). Scaling it to a fixed share of the gradient of the
     generator's own loss makes ``mlo.generator_feedback`` mean the same on every data set.
     """
     own_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
