@@ -197,3 +197,18 @@ def test_a_bad_training_option_is_one_line_before_any_file(option: list[str], me
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_any_config_field_is_reachable_through_set(tiny_phantom: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    trained = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), "--size", "32",
+                                  "--iterations", "4", "--budget", "4", "--set", "train.checkpoint_every=2",
+                                  "--set", "segmenter.options={\"base\": 4}", "--set", "train.val_every=1",
+                                  "--val-every", "2"])
+    assert trained.exit_code == 0, trained.output
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["checkpoint_every"] == 2 and saved["segmenter"]["options"] == {"base": 4}
+    assert saved["train"]["val_every"] == 2  # a named option wins over --set
+    wrong = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "x"),
+                                "--set", "checkpoint_every=2"])
+    assert wrong.exit_code == 2 and "SECTION.KEY=VALUE" in wrong.output and not (tmp_path / "x").exists()

@@ -13,6 +13,7 @@ import inspect
 import logging
 import signal
 import sys
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Optional
@@ -23,8 +24,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from genseg import __version__
+from genseg.augment import AUGMENTATIONS
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, TrainConfig
-from genseg.methods import METHOD_NAMES
+from genseg.generators import GENERATORS
+from genseg.methods import METHODS, UPPER_VARIABLES
+from genseg.segmenters import SEGMENTERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,  # "[default]" is no style tag
                   help="Medical image segmentation from a handful of labels (GenSeg).")
@@ -150,6 +154,7 @@ _TRAIN_FIELDS = {
                                            "warmup", "sampling", "augmentation", "val_every", "select", "seed", "device")},
     "ema": ("train", "ema_decay"), "average_last": ("train", "average_last"),
     "generator_option": ("generator", None),  # KEY=VALUE settings of the generator's kind (config.parse_settings)
+    "setting": (None, None),  # --set SECTION.KEY=VALUE: any field
 }
 
 
@@ -160,7 +165,7 @@ def _defaults(section: type) -> SimpleNamespace:
 
 
 _D, _G, _M, _T = (_defaults(section) for section in (DataConfig, GeneratorConfig, MLOConfig, TrainConfig))
-_METHODS = " | ".join(METHOD_NAMES)
+_METHODS = " | ".join(METHODS.names)
 
 
 @app.command()
@@ -174,7 +179,7 @@ def train(
     budget: Optional[int] = typer.Option(None, help=f"Labeled pairs N = n_train + n_val (volumes for 3D data) [{_D.budget}]."),
     n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [20%, at least 1]."),
     seed: Optional[int] = typer.Option(None, help=f"Run seed; also picks pool.seed<s> of the split file [{_T.seed}]."),
-    segmenter: Optional[str] = typer.Option(None, help="unet | attention_unet | deeplabv3plus | segformer [unet]"),
+    segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
     size: Optional[str] = typer.Option(None, help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan) [auto]."),
     max_size: Optional[int] = typer.Option(None, help=f"Largest size an auto plan may choose [{_D.max_size}]."),
     axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes [{_D.axis}]."),
@@ -186,25 +191,26 @@ def train(
     schedule: Optional[str] = typer.Option(None, help=f"Learning rate schedule: constant | poly | cosine [{_T.schedule}]."),
     warmup: Optional[int] = typer.Option(None, help=f"Linear warm-up iterations before the schedule [{_T.warmup}]."),
     sampling: Optional[str] = typer.Option(None, help=f"Batches: replacement | epochs (each pair once per pass) [{_T.sampling}]."),
-    augmentation: Optional[str] = typer.Option(None, help=f"Augmentation preset: standard | nnunet [{_T.augmentation}]."),
+    augmentation: Optional[str] = typer.Option(None, help=f"Augmentation preset: {' | '.join(AUGMENTATIONS.names)} [{_T.augmentation}]."),
     val_every: Optional[int] = typer.Option(None, help=f"Iterations between validations [{_T.val_every}]."),
     select: Optional[str] = typer.Option(None, help=f"What picks best.pt: dice (highest validation Dice) | loss (lowest validation loss) [{_T.select}]."),
     ema: Optional[float] = typer.Option(None, help=f"EMA decay of the segmenter's weights, 0 = off [{_T.ema_decay}]."),
     average_last: Optional[float] = typer.Option(None, help=f"Average the weights of the run's last fraction into averaged.pt (SWA), 0 = off [{_T.average_last:.3g}]."),
     val_views: Optional[int] = typer.Option(None, help=f"Augmented views per validation pair in the validation loss [{_M.val_views}]."),
-    upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: arch | generator | pairs | gamma, or several joined by + (both = arch+generator) | none [{_M.upper}]"),
+    upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: {' | '.join(UPPER_VARIABLES.names)}, or several joined by + (both = arch+generator) | none [{_M.upper}]"),
     hypergradient: Optional[str] = typer.Option(None, help=f"genseg hypergradient: exact | darts [{_M.hypergradient}]"),
     upper_every: Optional[int] = typer.Option(None, help=f"genseg: the upper-level and GAN steps every k iterations [{_M.every}]."),
     unroll_steps: Optional[int] = typer.Option(None, help=f"genseg: segmenter steps unrolled for the hypergradient [{_M.unroll_steps}]."),
     arch_lr: Optional[float] = typer.Option(None, help=f"genseg: Adam learning rate of A [{_M.arch_lr}]."),
     gamma: Optional[float] = typer.Option(None, help=f"Weight of the synthetic-pair loss (separate, genseg) [{_M.gamma}]."),
-    generator: Optional[str] = typer.Option(None, help=f"Generator kind of separate and genseg: pix2pix (draws images from masks) | composite (pastes the training pairs' real foreground) [{_G.name}]."),
-    generator_option: Optional[list[str]] = typer.Option(None, "--generator-option", help="A setting of the generator's kind, KEY=VALUE, repeatable; pix2pix: ngf, ndf, searchable, lambda_l1, diffaugment, spade, noise, lambda_ms (e.g. --generator-option spade=true); composite: pastes, probability, feather, max_feather, ndf, appearance_lr."),
+    generator: Optional[str] = typer.Option(None, help=f"Generator kind of separate and genseg: {' | '.join(GENERATORS.names)} [{_G.name}: the plan's choice]."),
+    generator_option: Optional[list[str]] = typer.Option(None, "--generator-option", help="A setting of the generator's kind, KEY=VALUE, repeatable (e.g. --generator-option spade=true); " + "; ".join(f"{name}: {', '.join(f.name for f in fields(GENERATORS.options_class(name)))}" for name in GENERATORS) + "."),
     ngf: Optional[int] = typer.Option(None, help="Generator base width: pix2pix's ngf (separate, genseg)."),
     pretrain_iterations: Optional[int] = typer.Option(None, help=f"Generator pre-training steps on the training pairs, before the first segmenter step of separate and genseg [{_G.pretrain_iterations}]."),
     device: Optional[str] = typer.Option(None, help=f"auto (cuda when present) | cpu | cuda | cuda:N [{_T.device}]"),
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the cores this process may use that are idle]."),
     pretrained_generator: Optional[Path] = typer.Option(None, help="Reuse a generator pre-training: a pretrain.pt or a separate/genseg run folder with the same data, budget, seed and generator settings."),
+    setting: Optional[list[str]] = typer.Option(None, "--set", help="Any config field, SECTION.KEY=VALUE, repeatable (e.g. --set train.checkpoint_every=50, --set mlo.candidates=4); the sections and keys are those of a run's config.json. The options above override it."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
@@ -258,6 +264,12 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
     if "generator" in given and given["generator"] != values.get("generator", {}).get("name"):
         generic = ("lr", "pretrain_iterations")  # another kind: the former kind's own settings do not apply
         values["generator"] = {key: value for key, value in values.get("generator", {}).items() if key in generic}
+    for key, value in parse_settings(given.pop("setting", [])).items():
+        section, dot, name = key.partition(".")
+        if not dot or section not in ("data", "segmenter", "generator", "mlo", "train") or not name:
+            raise ValueError(f"--set {key}=...: name a section and a key, SECTION.KEY=VALUE, with SECTION one of "
+                             "data, segmenter, generator, mlo, train (as in a run's config.json)")
+        values.setdefault(section, {})[name] = value
     for option, value in given.items():
         if option == "generator_option":
             values.setdefault("generator", {}).update(parse_settings(value))
@@ -429,7 +441,7 @@ def pretrain_generator(
     seed: int = typer.Option(0, help="Run seed; also picks pool.seed<s> of the split file."),
     iterations: int = typer.Option(1000, help="GAN training steps."),
     size: str = typer.Option("auto", help="Square image size (multiple of 32), or auto (planned)."),
-    generator: str = typer.Option("auto", help="Generator kind: pix2pix | composite | auto (the plan's choice)."),
+    generator: str = typer.Option("auto", help=f"Generator kind: {' | '.join(GENERATORS.names)} | auto (the plan's choice)."),
     ngf: Optional[int] = typer.Option(None, help="pix2pix's base width [32]."),
     batch_size: int = typer.Option(4, help="Real pairs per step."),
     device: str = typer.Option("auto", help="auto (cuda when present) | cpu | cuda | cuda:N"),
@@ -481,7 +493,7 @@ def benchmark(
     _setup_logging(True)
     from genseg.benchmark import (
         DEFAULT_OUT,
-        LocalExecutor,
+        EXECUTORS,
         load_spec,
         run_benchmark,
         spec_from_dict,
@@ -513,11 +525,9 @@ def benchmark(
                       f"runner with {workers} worker(s)")
         ray = False
     if ray:
-        from genseg.benchmark.ray_executor import RayExecutor
-
-        executor = RayExecutor(address, cpus_per_run, gpus_per_run)
+        executor = EXECUTORS.load("ray")(address, cpus_per_run, gpus_per_run)
     else:
-        executor = LocalExecutor(workers)
+        executor = EXECUTORS.load("local")(workers)
         signal.signal(signal.SIGTERM, _exit_on_terminate)  # `kill` stops the worker processes too
     outcome = run_benchmark(spec, executor)
     console.print(f"{len(outcome.ok)} runs ok, {len(outcome.failed)} failed, {len(outcome.skipped)} already done; "

@@ -12,16 +12,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from genseg.methods import METHOD_NAMES
+from genseg.augment import AUGMENTATIONS
+from genseg.methods import METHODS, UPPER_VARIABLES
+from genseg.segmenters import SEGMENTERS
 
-UPPER_VARIABLES = ("arch", "generator", "pairs", "gamma")
-"""GenSeg's upper-level variables (genseg.methods.upper); ``mlo.upper`` joins them with ``+``."""
 HYPERGRADIENTS = ("exact", "darts")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "poly", "cosine")
 SAMPLINGS = ("replacement", "epochs")
 SELECTIONS = ("dice", "loss")
-AUGMENTATIONS = ("standard", "nnunet")
 
 
 AUTO = "auto"
@@ -98,10 +97,14 @@ class DataConfig:
 
 @dataclass
 class SegmenterConfig:
-    """The segmentation network, created by name (see :func:`genseg.segmenters.create_segmenter`)."""
+    """The segmentation network, created by name (see :func:`genseg.segmenters.create_segmenter`);
+    the name and its options are checked here (:data:`genseg.segmenters.SEGMENTERS`)."""
 
     name: str = "unet"
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        SEGMENTERS.check_options(self.name, self.options)
 
 
 @dataclass(init=False)
@@ -195,7 +198,8 @@ class MLOConfig:
     def __post_init__(self) -> None:
         names = self.upper_names
         known = self.upper == "none" or (names and set(names) <= set(UPPER_VARIABLES) and len(set(names)) == len(names))
-        _check(known, f"upper must be none, both, or variables of {UPPER_VARIABLES} joined by '+', got {self.upper!r}")
+        _check(known, f"upper must be none, both, or variables of {UPPER_VARIABLES.names} joined by '+', "
+                      f"got {self.upper!r}")
         _check(
             self.hypergradient in HYPERGRADIENTS,
             f"hypergradient must be one of {HYPERGRADIENTS}, got {self.hypergradient!r}",
@@ -282,14 +286,15 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _check(self.method in METHOD_NAMES, f"method must be one of {METHOD_NAMES}, got {self.method!r}")
+        METHODS.entry(self.method)  # an unknown name: the registered ones and the closest
         _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
         _check(self.synthetic_batch_size is None or self.synthetic_batch_size >= 1,
                f"synthetic_batch_size must be >= 1 (or None: the whole batch), got {self.synthetic_batch_size}")
         _check(self.lr > 0, "lr must be > 0")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),
-                              ("augmentation", AUGMENTATIONS), ("select", SELECTIONS)):
+                              ("select", SELECTIONS)):
             _check(getattr(self, name) in allowed, f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        AUGMENTATIONS.entry(self.augmentation)  # an unknown preset: the registered ones and the closest
         _check(0 <= self.warmup < self.iterations, f"warmup must be in [0, iterations), got {self.warmup}")
         _check(self.val_every >= 1 and self.checkpoint_every >= 1, "val_every, checkpoint_every >= 1")
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay must be in [0, 1)")

@@ -49,7 +49,7 @@ from genseg.runs import (
     write_csv,
 )
 from genseg.runtime import resolve_device, seed_everything
-from genseg.segmenters import check_segmenter, segmenter_from_config
+from genseg.segmenters import segmenter_from_config
 from genseg.stepper import SegmenterStepper
 from genseg.validation import ValidationSet, validate
 
@@ -136,8 +136,7 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     """
     paths = RunPaths(Path(out))
     check_run_folder(paths, resume)
-    check_segmenter(config.segmenter)  # a wrong name or device stops here, before anything is written
-    resolve_device(config.train.device)
+    resolve_device(config.train.device)  # a device that is not there stops here, before anything is written
     with owned(paths.root, LOCK, f"{paths.root} is being trained by another process; wait for it to end or "
                                  "choose another --out"):
         return _train(config, paths, resume, progress, pretrained_generator, tensorboard, hooks or TrainingHooks())

@@ -6,11 +6,14 @@ import pytest
 import torch
 
 from genseg.augment import AUGMENTATIONS, augmentation_ranges, sample_intensity
-from genseg.config import AUGMENTATIONS as CONFIG_AUGMENTATIONS
+from genseg.config import TrainConfig
 
 
-def test_presets_are_the_names_the_config_accepts() -> None:
-    assert tuple(AUGMENTATIONS) == CONFIG_AUGMENTATIONS
+def test_the_config_accepts_every_preset_and_names_the_others() -> None:
+    for name in AUGMENTATIONS:
+        assert TrainConfig(augmentation=name).augmentation == name
+    with pytest.raises(ValueError, match="unknown augmentation 'nnUnet'; available: standard, nnunet; did you mean"):
+        TrainConfig(augmentation="nnUnet")
 
 
 def test_nnunet_preset_rotates_over_the_circle_on_some_samples_only() -> None:

@@ -7,7 +7,7 @@ is its one registry line.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,5 +71,7 @@ class L1Conv(MaskConditioned):
 
 
 @pytest.fixture(autouse=True)
-def _second_kind(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(GENERATORS, "l1conv", L1Conv)
+def _second_kind() -> Iterator[None]:
+    GENERATORS.register("l1conv", L1Conv, L1ConvOptions)
+    yield
+    GENERATORS.unregister("l1conv")

@@ -284,12 +284,12 @@ def test_synthetic_batch_size_sets_the_synthetic_pairs_per_step(
 
 def test_registry_is_the_one_list_of_methods() -> None:
     from genseg.config import TrainConfig
-    from genseg.methods import METHOD_NAMES, generator_methods, method_class
+    from genseg.methods import METHODS, generator_methods, method_class
 
-    assert all(method_class(name).name == name for name in METHOD_NAMES)
+    assert all(method_class(name).name == name for name in METHODS)
     assert generator_methods() == ("separate", "genseg")
-    assert [name for name in METHOD_NAMES if method_class(name).needs_unlabeled] == ["semisup"]
-    with pytest.raises(ValueError, match="method must be one of"):
+    assert [name for name in METHODS if method_class(name).needs_unlabeled] == ["semisup"]
+    with pytest.raises(ValueError, match="unknown method .mixup.; available: supervised, augment"):
         TrainConfig(method="mixup")
 
 

@@ -2,44 +2,49 @@
 
 Each kind has a ranges dataclass, a sampled parameter set (a dataclass of per-sample tensors
 drawn from a ``torch.Generator``) and pure apply functions, plus a small ``Random*`` callable that
-samples and applies in one go.
+samples and applies in one go. :data:`AUGMENTATIONS` names the presets of the ``augment`` recipe
+(:mod:`genseg.augment.presets`); it is readable without torch, and the rest loads on first use.
 """
 
 from __future__ import annotations
 
-from genseg.augment.geometric import (
-    GeometricParams,
-    GeometricRanges,
-    RandomGeometric,
-    affine_matrices,
-    augment_labels,
-    augment_pairs,
-    sample_geometric,
-    warp,
-)
-from genseg.augment.intensity import (
-    IntensityParams,
-    IntensityRanges,
-    RandomIntensity,
-    apply_intensity,
-    sample_intensity,
-)
-from genseg.augment.presets import AUGMENTATIONS, augmentation_ranges
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "AUGMENTATIONS",
-    "GeometricParams",
-    "GeometricRanges",
-    "IntensityParams",
-    "IntensityRanges",
-    "RandomGeometric",
-    "RandomIntensity",
-    "affine_matrices",
-    "apply_intensity",
-    "augment_labels",
-    "augment_pairs",
-    "augmentation_ranges",
-    "sample_geometric",
-    "sample_intensity",
-    "warp",
-]
+from genseg.registry import Registry
+
+if TYPE_CHECKING:
+    from genseg.augment.geometric import GeometricRanges
+    from genseg.augment.intensity import IntensityRanges
+
+AUGMENTATIONS = Registry("augmentation", {
+    "standard": "genseg.augment.presets:STANDARD",
+    "nnunet": "genseg.augment.presets:NNUNET",
+})
+"""Named (geometric, intensity) ranges; a preset is a pair of ranges and a line here."""
+
+_EXPORTS = {
+    "genseg.augment.geometric": ("GeometricParams", "GeometricRanges", "RandomGeometric", "affine_matrices",
+                                 "augment_labels", "augment_pairs", "sample_geometric", "warp"),
+    "genseg.augment.intensity": ("IntensityParams", "IntensityRanges", "RandomIntensity", "apply_intensity",
+                                 "sample_intensity"),
+}
+
+
+def augmentation_ranges(name: str) -> tuple[GeometricRanges, IntensityRanges]:
+    """The (geometric, intensity) ranges of preset ``name``.
+
+    Raises:
+        ValueError: an unknown preset (the registered ones and the closest).
+    """
+    return AUGMENTATIONS.load(name)
+
+
+def __getattr__(name: str) -> Any:
+    for module, names in _EXPORTS.items():
+        if name in names:
+            return getattr(import_module(module), name)
+    raise AttributeError(f"module 'genseg.augment' has no attribute {name!r}")
+
+
+__all__ = ["AUGMENTATIONS", "augmentation_ranges", *(name for names in _EXPORTS.values() for name in names)]

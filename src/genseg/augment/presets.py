@@ -1,4 +1,4 @@
-"""Named augmentation presets: the geometric and intensity ranges of the ``augment`` recipe.
+"""The augmentation presets named in :data:`genseg.augment.AUGMENTATIONS`: the ranges of the ``augment`` recipe.
 
 ``standard`` is docs/method.md's mask augmentation T with a mild intensity jitter, applied to every
 sample. ``nnunet`` follows nnU-Net v2's default 2D training transforms as far as the two
@@ -13,19 +13,11 @@ from __future__ import annotations
 from genseg.augment.geometric import GeometricRanges
 from genseg.augment.intensity import IntensityRanges
 
-AUGMENTATIONS: dict[str, tuple[GeometricRanges, IntensityRanges]] = {
-    "standard": (GeometricRanges(), IntensityRanges()),
-    "nnunet": (
-        GeometricRanges(pad=(0.0, 0.0), scale=(0.7, 1.4), translate=(0.0, 0.0), rotate=(-180.0, 180.0),
-                        shear=(0.0, 0.0), probability=0.36),
-        IntensityRanges(brightness=(-0.1, 0.1), contrast=(0.75, 1.25), gamma=(0.7, 1.5), noise_std=(0.0, 0.05),
-                        probability=0.5),
-    ),
-}
+STANDARD = (GeometricRanges(), IntensityRanges())
 
-
-def augmentation_ranges(name: str) -> tuple[GeometricRanges, IntensityRanges]:
-    """The (geometric, intensity) ranges of preset ``name``."""
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {name!r}; available: {', '.join(AUGMENTATIONS)}")
-    return AUGMENTATIONS[name]
+NNUNET = (
+    GeometricRanges(pad=(0.0, 0.0), scale=(0.7, 1.4), translate=(0.0, 0.0), rotate=(-180.0, 180.0),
+                    shear=(0.0, 0.0), probability=0.36),
+    IntensityRanges(brightness=(-0.1, 0.1), contrast=(0.75, 1.25), gamma=(0.7, 1.5), noise_std=(0.0, 0.05),
+                    probability=0.5),
+)

@@ -23,7 +23,7 @@ from genseg.config import (
     TrainConfig,
 )
 from genseg.data import DataError, read_split
-from genseg.methods import METHOD_NAMES
+from genseg.methods import METHODS
 from genseg.planning import Plan
 from genseg.runs import needs_plan, plan_for, planned
 
@@ -64,7 +64,7 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {
-    **{name: Variant(name) for name in METHOD_NAMES},
+    **{name: Variant(name) for name in METHODS.names},
     "genseg": Variant("genseg", mlo={"upper": "arch", "hypergradient": "exact"}),
     "genseg-none": Variant("genseg", mlo={"upper": "none"}),  # the ablation: same schedule, no hypergradient
     "genseg-generator": Variant("genseg", mlo={"upper": "generator"}),

@@ -1,8 +1,9 @@
 """Mask-to-image generators, created by kind from the run's generator settings.
 
 :data:`GENERATORS` is the one list of kinds: each is a class implementing
-:class:`~genseg.generators.base.MaskToImage`, with an ``Options`` dataclass for its own settings.
-Adding a kind is a class and a line here.
+:class:`~genseg.generators.base.MaskToImage`, with a torch-free ``Options`` dataclass for its
+own settings (:mod:`genseg.generators.options`). Adding a kind is a class, its options and a line
+here.
 
 Example:
     >>> from genseg.config import GeneratorConfig
@@ -13,58 +14,43 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, fields
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from genseg.generators.base import RECORDED_WHEN_SET, MaskToImage
-from genseg.generators.composite import Compositor
-from genseg.generators.pix2pix import Pix2Pix
+from genseg.generators.options import RECORDED_WHEN_SET
+from genseg.registry import Registry
 
 if TYPE_CHECKING:
+    import torch
+
     from genseg.config import GeneratorConfig
+    from genseg.generators.base import MaskToImage
 
-GENERATORS: dict[str, type[MaskToImage]] = {
-    "pix2pix": Pix2Pix,
-    "composite": Compositor,
-}
-
-
-def available_generators() -> list[str]:
-    """The registered generator kinds, sorted."""
-    return sorted(GENERATORS)
+GENERATORS = Registry("generator", {
+    "pix2pix": ("genseg.generators.pix2pix:Pix2Pix", "genseg.generators.options:Pix2PixOptions"),
+    "composite": ("genseg.generators.composite:Compositor", "genseg.generators.options:CompositeOptions"),
+})
 
 
 def generator_class(name: str) -> type[MaskToImage]:
-    """The class of generator kind ``name``.
+    """The class of generator kind ``name`` (its module imported now).
 
     Raises:
         ValueError: for a name that is not registered (the available ones and the closest named).
     """
-    if name in GENERATORS:
-        return GENERATORS[name]
-    close = difflib.get_close_matches(name, GENERATORS, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown generator {name!r}; available: {', '.join(available_generators())}.{hint}")
+    return GENERATORS.load(name)
 
 
 def generator_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """The settings of kind ``name``, checked by its ``Options`` and completed with its defaults
-    (but for those added later and left at their default, see :func:`~genseg.generators.base.added_setting`).
+    (but for those added later and left at their default, see :func:`~genseg.generators.options.added_setting`).
 
     Raises:
         ValueError: an unknown kind, a setting the kind does not have, or a value it refuses.
     """
-    kind = generator_class(name)
-    accepted = [f.name for f in fields(kind.Options)]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"unknown generator setting(s) {unknown} for {name!r}; accepted: name, lr, "
-                         f"pretrain_iterations{''.join(', ' + option for option in accepted)}")
-    checked = asdict(kind.Options(**options))
-    return {f.name: checked[f.name] for f in fields(kind.Options)
+    checked = asdict(GENERATORS.check_options(name, options))
+    return {f.name: checked[f.name] for f in fields(GENERATORS.options_class(name))
             if not (f.metadata.get(RECORDED_WHEN_SET) and checked[f.name] == f.default)}
 
 
@@ -81,5 +67,10 @@ def create_generator(settings: GeneratorConfig, num_classes: int, image_channels
     return generator_class(settings.name)(settings, num_classes, image_channels, device)
 
 
-__all__ = ["GENERATORS", "MaskToImage", "available_generators", "create_generator", "generator_class",
-           "generator_options"]
+def __getattr__(name: str) -> Any:
+    if name == "MaskToImage":
+        return getattr(import_module("genseg.generators.base"), name)
+    raise AttributeError(f"module 'genseg.generators' has no attribute {name!r}")
+
+
+__all__ = ["GENERATORS", "MaskToImage", "create_generator", "generator_class", "generator_options"]

@@ -31,20 +31,6 @@ from genseg.augment import augment_labels, sample_geometric
 if TYPE_CHECKING:
     from genseg.config import GeneratorConfig
 
-#: The ``Options`` field metadata key of a setting written to config.json only when it is set.
-RECORDED_WHEN_SET = "recorded_when_set"
-
-
-def added_setting(default: Any) -> Any:
-    """An ``Options`` field for a setting added after runs were made without it.
-
-    It is recorded in the config's generator section only when it differs from ``default``, so
-    the runs that leave it off keep their config.json and their generator pre-training's key (a
-    hash of the config, :func:`~genseg.runs.pretraining_key`): they resume and share as before.
-    """
-    return field(default=default, metadata={RECORDED_WHEN_SET: True})
-
-
 @dataclass
 class SyntheticDraw:
     """The random part of a batch of synthetic pairs, drawn once.

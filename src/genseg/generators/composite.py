@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,6 +62,7 @@ from genseg.augment import (
 from genseg.generators.base import SyntheticDraw
 from genseg.generators.gan import AdversarialState, discriminator_loss, generator_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels
+from genseg.generators.options import CompositeOptions
 from genseg.generators.pix2pix import PatchDiscriminator
 
 if TYPE_CHECKING:
@@ -80,36 +81,6 @@ PLACEMENT_TRIES = 4
 """Positions tried for a paste before it is dropped."""
 RING_FRACTION = 0.03
 """The ring around a footprint, whose colour stands for the tissue it sits in: this share of the side."""
-
-
-@dataclass
-class CompositeOptions:
-    """The compositing generator's settings: the generator section's keys beside name, lr and
-    pretrain_iterations (``lr`` is the critic's learning rate).
-
-    Args:
-        pastes: foreground pastes onto each target.
-        probability: chance that each paste is made.
-        feather: initial width (sigma, px) of the soft alpha edge.
-        max_feather: the widest edge the parameters may reach (sets the blur kernel's size).
-        ndf: width of the critic of its own training.
-        appearance_lr: Adam's learning rate for the appearance parameters in its own training.
-    """
-
-    pastes: int = 1
-    probability: float = 1.0
-    feather: float = 1.0
-    max_feather: float = 4.0
-    ndf: int = 32
-    appearance_lr: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.pastes < 1 or not 0.0 < self.probability <= 1.0:
-            raise ValueError(f"pastes must be >= 1 and probability in (0, 1], got {self.pastes} and {self.probability}")
-        if not 0.1 <= self.feather <= self.max_feather <= 16:
-            raise ValueError(f"need 0.1 <= feather <= max_feather <= 16 px, got {self.feather} and {self.max_feather}")
-        if self.ndf < 4 or self.appearance_lr <= 0:
-            raise ValueError(f"ndf must be >= 4 and appearance_lr > 0, got {self.ndf} and {self.appearance_lr}")
 
 
 class Appearance(nn.Module):

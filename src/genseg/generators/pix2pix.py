@@ -31,17 +31,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from genseg.generators import cells
-from genseg.generators.base import MaskConditioned, added_setting
+from genseg.generators.base import MaskConditioned
 from genseg.generators.diffaugment import augment_critic_input, sample_critic_augmentation
 from genseg.generators.gan import AdversarialState, Critic, discriminator_loss, generator_loss, mode_seeking_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
+from genseg.generators.options import Pix2PixOptions
 from genseg.generators.spade import SPADE
 
 if TYPE_CHECKING:
@@ -237,46 +237,6 @@ class PatchDiscriminator(nn.Module):
     def forward(self, pairs: Tensor) -> Tensor:
         """Patch logits, (B, 1, h, w), for ``pairs`` = concat(mask encoding, image), (B, C, H, W)."""
         return self.model(pairs)
-
-
-@dataclass
-class Pix2PixOptions:
-    """pix2pix's own settings: the generator section's keys beside name, lr and pretrain_iterations.
-
-    Args:
-        ngf: generator base width.
-        ndf: critic base width.
-        searchable: whether the generator's cells are softmax(A)-weighted mixtures of candidate
-            operations (A: GenSeg's ``arch`` upper level).
-        lambda_l1: weight of the L1 reconstruction term of the generator's loss.
-        diffaugment: show the critic every pair, real and generated, under one random colour,
-            translation and cutout per step (:mod:`genseg.generators.diffaugment`).
-        spade: mask-conditioned normalization in the decoder (:mod:`genseg.generators.spade`).
-        noise: channels of the generator's latent input (0: none; dropout is then its only noise).
-        lambda_ms: weight of the mode-seeking term (:func:`~genseg.generators.gan.mode_seeking_loss`),
-            which needs ``noise``; each step then draws every mask twice.
-
-    The last four are off by default and recorded in config.json only when set
-    (:func:`~genseg.generators.base.added_setting`).
-    """
-
-    ngf: int = 32
-    ndf: int = 32
-    searchable: bool = True
-    lambda_l1: float = 100.0
-    diffaugment: bool = added_setting(False)
-    spade: bool = added_setting(False)
-    noise: int = added_setting(0)
-    lambda_ms: float = added_setting(0.0)
-
-    def __post_init__(self) -> None:
-        if self.ngf < 4 or self.ndf < 4:
-            raise ValueError(f"ngf and ndf must be at least 4, got {self.ngf} and {self.ndf}")
-        if self.lambda_l1 < 0 or self.lambda_ms < 0 or self.noise < 0:
-            raise ValueError(f"lambda_l1, lambda_ms and noise must be >= 0, got {self.lambda_l1}, "
-                             f"{self.lambda_ms} and {self.noise}")
-        if self.lambda_ms > 0 and self.noise == 0:
-            raise ValueError("lambda_ms rewards draws that differ with the noise: set noise > 0 too")
 
 
 class Pix2Pix(MaskConditioned, AdversarialState):

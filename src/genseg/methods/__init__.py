@@ -1,9 +1,10 @@
 """Training methods, created by name: each is a small strategy the shared loop calls.
 
-:data:`REGISTRY` is the one list of methods: a name and where its class lives, readable without
-importing torch (config validation, the CLI's help). Each class declares what it needs
-(:attr:`Method.needs_generator`, :attr:`Method.needs_unlabeled`); every other list of methods is
-derived from these. Adding a method is a class and a line here.
+:data:`METHODS` is the one list of methods, and :data:`UPPER_VARIABLES` the one list of GenSeg's
+upper-level variables (:mod:`genseg.methods.upper`): names and where their classes live,
+readable without importing torch (config validation, the CLI's help). Each method class declares
+what it needs (:attr:`Method.needs_generator`, :attr:`Method.needs_unlabeled`); every other list
+of methods is derived from these. Adding a method is a class and a line here.
 """
 
 from __future__ import annotations
@@ -11,18 +12,29 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from genseg.registry import Registry
+
 if TYPE_CHECKING:
     from genseg.methods.base import Method, TrainingContext
 
-REGISTRY: dict[str, str] = {
+METHODS = Registry("method", {
     "supervised": "genseg.methods.supervised:Supervised",
     "augment": "genseg.methods.supervised:Augment",
     "copypaste": "genseg.methods.copypaste:CopyPaste",
     "separate": "genseg.methods.separate:Separate",
     "genseg": "genseg.methods.genseg:GenSeg",
     "semisup": "genseg.methods.semisup:MeanTeacher",
-}
-METHOD_NAMES = tuple(REGISTRY)
+})
+
+UPPER_VARIABLES = Registry("upper-level variable", {
+    "arch": "genseg.methods.upper:ArchitectureWeights",
+    "generator": "genseg.methods.upper:GeneratorWeights",
+    "pairs": "genseg.methods.upper:PairWeights",
+    "gamma": "genseg.methods.upper:LearnedGamma",
+})
+"""What GenSeg's hypergradient can move; ``mlo.upper`` joins names with ``+``. A class with a
+``from_settings(generator, mlo_settings)`` constructor and the :class:`~genseg.methods.upper.UpperVariable`
+methods."""
 
 
 def method_class(name: str) -> type[Method]:
@@ -31,10 +43,7 @@ def method_class(name: str) -> type[Method]:
     Raises:
         ValueError: for a name that is not registered.
     """
-    if name not in REGISTRY:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(METHOD_NAMES)}")
-    module, attribute = REGISTRY[name].split(":")
-    return getattr(import_module(module), attribute)
+    return METHODS.load(name)
 
 
 def create_method(name: str, context: TrainingContext) -> Method:
@@ -44,7 +53,7 @@ def create_method(name: str, context: TrainingContext) -> Method:
 
 def generator_methods() -> tuple[str, ...]:
     """The methods that pre-train a generator on the budget's pairs before their first step."""
-    return tuple(name for name in REGISTRY if method_class(name).needs_generator)
+    return tuple(name for name in METHODS if method_class(name).needs_generator)
 
 
 def __getattr__(name: str) -> Any:
@@ -53,5 +62,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'genseg.methods' has no attribute {name!r}")
 
 
-__all__ = ["METHOD_NAMES", "REGISTRY", "Method", "TrainingContext", "create_method", "generator_methods",
+__all__ = ["METHODS", "UPPER_VARIABLES", "Method", "TrainingContext", "create_method", "generator_methods",
            "method_class"]

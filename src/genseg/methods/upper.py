@@ -5,7 +5,8 @@ Each variable is one small object behind :class:`UpperVariable`: its tensors for
 synthetic pairs' losses, what it does with its part of the hypergradient, the weights it gives
 the synthetic pairs in the segmenter's own step, a hook into the generator's own training step,
 and its state for checkpoints. :meth:`genseg.methods.genseg.GenSeg.step` loops over a list of them, so a
-new variable is one class and one :data:`UPPER_VARIABLES` entry.
+new variable is one class (with a ``from_settings`` constructor) and one line of
+:data:`genseg.methods.UPPER_VARIABLES`.
 
 ``mlo.upper`` names them: ``arch`` (the architecture weights A, the paper's choice),
 ``generator`` (all generator weights), ``pairs`` (a weight per synthetic pair, learning to
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from genseg.config import MLOConfig
 from genseg.generators.base import MaskToImage
+from genseg.methods import UPPER_VARIABLES
 from genseg.mlo import add_hypergradient
 
 
@@ -67,6 +69,11 @@ class ArchitectureWeights:
 
     name = "arch"
 
+    @classmethod
+    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> ArchitectureWeights:
+        """The variable a run's ``mlo`` settings describe."""
+        return cls(generator, settings.arch_lr)
+
     def __init__(self, generator: MaskToImage, lr: float) -> None:
         self.arch = list(generator.arch_parameters())
         if not self.arch:
@@ -108,6 +115,11 @@ class GeneratorWeights:
     """
 
     name = "generator"
+
+    @classmethod
+    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> GeneratorWeights:
+        """The variable a run's ``mlo`` settings describe."""
+        return cls(generator, settings.generator_feedback)
 
     def __init__(self, generator: MaskToImage, relative: float) -> None:
         self.weights = list(generator.weight_parameters())
@@ -159,6 +171,11 @@ class PairWeights:
 
     name = "pairs"
 
+    @classmethod
+    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> PairWeights:
+        """The variable a run's ``mlo`` settings describe."""
+        return cls(settings.candidates)
+
     def __init__(self, candidates: int = 1) -> None:
         self.candidates = candidates
         self.eps: Tensor | None = None
@@ -204,6 +221,11 @@ class LearnedGamma:
     """
 
     name = "gamma"
+
+    @classmethod
+    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> LearnedGamma:
+        """The variable a run's ``mlo`` settings describe."""
+        return cls(settings.arch_lr)
 
     def __init__(self, lr: float) -> None:
         self.log_scale = nn.Parameter(torch.zeros(1))
@@ -264,14 +286,7 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
     return float(relative * own_norm / feedback_norm) if feedback_norm > 0 else 0.0
 
 
-UPPER_VARIABLES = {
-    "arch": lambda generator, settings: ArchitectureWeights(generator, settings.arch_lr),
-    "generator": lambda generator, settings: GeneratorWeights(generator, settings.generator_feedback),
-    "pairs": lambda generator, settings: PairWeights(settings.candidates),
-    "gamma": lambda generator, settings: LearnedGamma(settings.arch_lr),
-}
-
-
 def upper_variables(generator: MaskToImage, settings: MLOConfig) -> list[UpperVariable]:
-    """The variables ``settings.upper`` names, in that order (none for ``"none"``)."""
-    return [UPPER_VARIABLES[name](generator, settings) for name in settings.upper_names]
+    """The variables ``settings.upper`` names (:data:`genseg.methods.UPPER_VARIABLES`), in that order
+    (none for ``"none"``)."""
+    return [UPPER_VARIABLES.load(name).from_settings(generator, settings) for name in settings.upper_names]

@@ -1,0 +1,85 @@
+"""Segmentation networks created by name: ``create_segmenter("unet", in_channels=1, classes=2)``.
+
+Every segmenter maps float images (B, C, H, W) in [0, 1] to logits (B, K, H, W), where K counts
+the background (a binary task has K = 2 and is trained with a softmax). All of them are built
+with random weights (nothing is downloaded) and are twice differentiable on CPU and GPU, which the
+GenSeg hypergradient needs. :data:`SEGMENTERS` is the one list: a builder
+(:mod:`genseg.segmenters.networks`) and a torch-free ``Options`` (:mod:`genseg.segmenters.options`)
+per name. Adding one is a builder, its options and a line here.
+
+Example:
+    >>> import torch
+    >>> model = create_segmenter("unet", in_channels=1, classes=2, base=8)
+    >>> check_input_size("unet", 128)
+    >>> model(torch.rand(2, 1, 128, 128)).shape
+    torch.Size([2, 2, 128, 128])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from genseg.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from genseg.config import SegmenterConfig
+
+SEGMENTERS = Registry("segmenter", {
+    "unet": ("genseg.segmenters.networks:build_unet", "genseg.segmenters.options:UNetOptions"),
+    "attention_unet": ("genseg.segmenters.networks:build_attention_unet",
+                       "genseg.segmenters.options:AttentionUNetOptions"),
+    "deeplabv3plus": ("genseg.segmenters.networks:build_deeplabv3plus",
+                      "genseg.segmenters.options:DeepLabV3PlusOptions"),
+    "segformer": ("genseg.segmenters.networks:build_segformer", "genseg.segmenters.options:SegFormerOptions"),
+})
+
+
+def create_segmenter(name: str, in_channels: int, classes: int, **options: Any) -> nn.Module:
+    """Build a registered segmenter with random weights.
+
+    Args:
+        name: one of :data:`SEGMENTERS`.
+        in_channels: image channels C (1 for grayscale, 3 for RGB).
+        classes: output channels K, background included (2 for a binary task).
+        **options: the segmenter's ``Options`` (e.g. ``base`` for ``"unet"``, ``encoder`` for
+            ``"deeplabv3plus"``).
+
+    Returns:
+        A module mapping (B, C, H, W) images to (B, K, H, W) logits.
+
+    Raises:
+        ValueError: unknown name, unknown option, or invalid channel/class counts.
+    """
+    checked = SEGMENTERS.check_options(name, options)
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be at least 1, got {in_channels}")
+    if classes < 2:
+        raise ValueError(f"classes counts the background and must be at least 2 (2 for a binary task), got {classes}")
+    return SEGMENTERS.load(name)(in_channels, classes, checked)
+
+
+def segmenter_from_config(config: SegmenterConfig, in_channels: int, classes: int) -> nn.Module:
+    """The segmenter a run's config names, with its options: the one place training and inference build it."""
+    return create_segmenter(config.name, in_channels, classes, **config.options)
+
+
+def check_input_size(name: str, size: int | tuple[int, int]) -> None:
+    """Raise ValueError if images of this side (or (H, W)) cannot go through segmenter ``name``.
+
+    Args:
+        name: a registered segmenter name.
+        size: square side, or (height, width).
+    """
+    options = SEGMENTERS.options_class(name)
+    sides = (size, size) if isinstance(size, int) else tuple(size)
+    for side in sides:
+        if side < options.min_size or side % options.size_multiple:
+            raise ValueError(
+                f"segmenter {name!r} needs image sides that are multiples of {options.size_multiple} "
+                f"and at least {options.min_size}, got {size}; resize the images (e.g. data size 128)"
+            )
+
+
+__all__ = ["SEGMENTERS", "check_input_size", "create_segmenter", "segmenter_from_config"]
