@@ -3,7 +3,7 @@
 For one data set, budget, seed and set of generator settings:
 
 1. the generator is pre-trained on the budget's training pairs, as ``separate`` pre-trains it
-   (:func:`genseg.generators.level.pretrain_generator`; its run folder under ``<out>/generators/``
+   (:func:`genseg.generator_level.pretrain_generator`; its run folder under ``<out>/generators/``
    is reused when finished, and a killed one goes on from its ``pretrain.pt``);
 2. (a) TSTR, train on synthetic, test on real: a segmenter learns from synthetic pairs alone,
    (G(T(y)), T(y)) drawn afresh each step from the training masks y under genseg's mask
@@ -53,7 +53,7 @@ from genseg.generation import (
     to_uint8,
     write_image_grid,
 )
-from genseg.generators.level import pretrain_generator
+from genseg.generator_level import pretrain_generator
 from genseg.losses import segmentation_loss
 from genseg.metrics import case_metrics, summarize
 from genseg.optim import build_optimizer, build_schedule

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, TrainConfig
-from genseg.generators.level import GeneratorLevel
+from genseg.generator_level import GeneratorLevel
 from genseg.methods import Method, create_method
 from genseg.runs import RunPaths, load_run_data
 from genseg.training import build_context, seed_everything

@@ -35,7 +35,7 @@ _EXPORTS = {
     "demo": "genseg.demo",
     "generate_pairs": "genseg.generation",
     "load_generator": "genseg.generation",
-    "pretrain_generator": "genseg.generators.level",
+    "pretrain_generator": "genseg.generator_level",
     "BenchmarkSpec": "genseg.benchmark",
     "load_spec": "genseg.benchmark",
     "run_benchmark": "genseg.benchmark",

@@ -449,7 +449,7 @@ def pretrain_generator(
     """Train only the mask-to-image generator (level 1) on the budget's training pairs."""
     _setup_logging(False)
     from genseg.config import DataConfig, GeneratorConfig, RunConfig, TrainConfig
-    from genseg.generators.level import pretrain_generator as run_pretraining
+    from genseg.generator_level import pretrain_generator as run_pretraining
 
     config = RunConfig(
         data=DataConfig(root=data, split_file=split, budget=budget, size=_size(size)),

@@ -7,7 +7,7 @@ the ``separate`` and ``genseg`` methods make them in training (:meth:`~genseg.ge
 and ``render``): for pix2pix ``(x~, y~) = (G(T(y)), T(y))``, a mask y of the folder under a random
 geometry T and the image the generator draws for it (its dropout is its source of variety); for
 the compositing generator, a composite of the run's own training pairs. The run is one of
-``genseg train`` with a generative method, or of :func:`~genseg.generators.level.pretrain_generator`.
+``genseg train`` with a generative method, or of :func:`~genseg.generator_level.pretrain_generator`.
 
 Example:
     >>> generate_pairs(Path("runs/lungs"), Path("lung_masks"), Path("synthetic"), n=200)  # doctest: +SKIP

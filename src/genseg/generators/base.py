@@ -9,7 +9,7 @@ GenSeg's hypergradient can render one draw several times. The draw takes the rea
 mask alone, because a composite carries real texture: its image needs the source pair's image
 aligned with the mask.
 
-The generator level (:mod:`genseg.generators.level`), the generative methods
+The generator level (:mod:`genseg.generator_level`), the generative methods
 (:mod:`genseg.methods.separate`, :mod:`genseg.methods.genseg`), GenSeg's upper-level variables
 (:mod:`genseg.methods.upper`) and the pair export (:mod:`genseg.generation`) use a generator
 through these members only. How it learns from real pairs (pix2pix: a GAN step with its own
@@ -114,7 +114,7 @@ class MaskToImage(Protocol):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs: its networks and their optimizers (any key but
-        ``pretrained_steps``, which :class:`~genseg.generators.level.GeneratorLevel` keeps beside them)."""
+        ``pretrained_steps``, which :class:`~genseg.generator_level.GeneratorLevel` keeps beside them)."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`."""

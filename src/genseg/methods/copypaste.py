@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from genseg.config import GeneratorConfig
+from genseg.generator_level import GeneratorLevel, sampled_pairs
 from genseg.generators.composite import Compositor
-from genseg.generators.level import GeneratorLevel, sampled_pairs
 from genseg.methods.base import TrainingContext
 from genseg.methods.separate import Separate
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from genseg.generators.level import GeneratorLevel, sampled_pairs
+from genseg.generator_level import GeneratorLevel, sampled_pairs
 from genseg.methods.base import Method, TrainingContext
 from genseg.runs import RunPaths
 
