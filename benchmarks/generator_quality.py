@@ -57,7 +57,8 @@ from genseg.generator_level import pretrain_generator
 from genseg.losses import segmentation_loss
 from genseg.metrics import case_metrics, summarize
 from genseg.optim import build_optimizer, build_schedule
-from genseg.runs import RunPaths, load_run_data, write_csv
+from genseg.run_data import load_run_data
+from genseg.runs import RunPaths, write_csv
 from genseg.runtime import seed_everything, set_threads
 from genseg.sampling import BatchSampler
 from genseg.segmenters import segmenter_from_config

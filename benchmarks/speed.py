@@ -31,7 +31,8 @@ import torch
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, TrainConfig
 from genseg.generator_level import GeneratorLevel
 from genseg.methods import Method, create_method
-from genseg.runs import RunPaths, load_run_data
+from genseg.run_data import load_run_data
+from genseg.runs import RunPaths
 from genseg.training import build_context, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]

@@ -116,7 +116,7 @@ def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: st
                                                                      datasets_dir: Path, splits_dir: Path) -> None:
     from genseg.config import DataConfig, RunConfig
     from genseg.data import read_split
-    from genseg.runs import plan_for
+    from genseg.run_data import plan_for
 
     split = read_split(splits_dir / f"{dataset}.json")
     for seed in (0, 1, 2):

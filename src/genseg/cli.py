@@ -350,7 +350,7 @@ def plan(
     """The image size train --size auto would choose, and the fingerprint it comes from."""
     from genseg.config import DataConfig, RunConfig, TrainConfig
     from genseg.data import index_cases, labels_of, read_split
-    from genseg.runs import default_split, plan_for, train_val_ids
+    from genseg.run_data import default_split, plan_for, train_val_ids
 
     config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis),
                        train=TrainConfig(seed=seed))

@@ -42,7 +42,8 @@ from genseg.data import (
 from genseg.data.io import atomic_write
 from genseg.metrics import case_metrics, summarize
 from genseg.postprocessing import choose_classes, keep_largest_component
-from genseg.runs import RunPaths, eval_name, load_config, train_val_ids, write_csv
+from genseg.run_data import train_val_ids
+from genseg.runs import RunPaths, eval_name, load_config, write_csv
 from genseg.segmenters import segmenter_from_config
 
 log = logging.getLogger(__name__)

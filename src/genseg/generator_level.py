@@ -27,7 +27,8 @@ from genseg.config import RunConfig
 from genseg.generators import create_generator
 from genseg.generators.base import MaskToImage
 from genseg.methods import generator_methods, method_class
-from genseg.runs import RunPaths, pretraining_key, start_run, weights_checkpoint
+from genseg.run_data import start_run, weights_checkpoint
+from genseg.runs import RunPaths, pretraining_key
 from genseg.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)

@@ -37,17 +37,8 @@ from genseg.locks import owned
 from genseg.methods import create_method
 from genseg.methods.base import Method, TrainingContext
 from genseg.optim import build_optimizer, build_schedule
-from genseg.runs import (
-    RunData,
-    RunPaths,
-    adopt_pretrained_generator,
-    load_config,
-    load_run_data,
-    save_config,
-    start_run,
-    weights_checkpoint,
-    write_csv,
-)
+from genseg.run_data import RunData, load_run_data, start_run, weights_checkpoint
+from genseg.runs import RunPaths, adopt_pretrained_generator, load_config, save_config, write_csv
 from genseg.runtime import resolve_device, seed_everything
 from genseg.segmenters import segmenter_from_config
 from genseg.stepper import SegmenterStepper

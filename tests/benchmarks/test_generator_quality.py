@@ -20,7 +20,8 @@ from genseg.data.phantom import make_phantom
 from genseg.evaluation import TrainedSegmenter, evaluate, load_segmenter
 from genseg.generation import TrainedGenerator
 from genseg.generators.base import MaskConditioned
-from genseg.runs import RunPaths, load_run_data
+from genseg.run_data import load_run_data
+from genseg.runs import RunPaths
 from genseg.training import train
 
 

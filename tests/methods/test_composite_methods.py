@@ -15,7 +15,8 @@ from torch import Tensor
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.methods import create_method
-from genseg.runs import RunPaths, load_run_data
+from genseg.run_data import load_run_data
+from genseg.runs import RunPaths
 from genseg.runtime import seed_everything
 from genseg.stepper import SegmenterStepper
 from genseg.training import build_context, train

@@ -22,7 +22,8 @@ from genseg.config import RunConfig
 from genseg.generators import MaskToImage, create_generator
 from genseg.methods import Method, create_method
 from genseg.methods.base import TrainingContext
-from genseg.runs import RunPaths, load_run_data
+from genseg.run_data import load_run_data
+from genseg.runs import RunPaths
 from genseg.runtime import seed_everything
 from genseg.stepper import SegmenterStepper
 from genseg.training import TrainingHooks, build_context, train

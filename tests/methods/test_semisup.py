@@ -11,7 +11,8 @@ from genseg.config import DataConfig, RunConfig, SegmenterConfig, TrainConfig
 from genseg.data import index_cases, make_split, write_split
 from genseg.data.phantom import make_phantom
 from genseg.methods import create_method
-from genseg.runs import RunPaths, images_only, load_run_data
+from genseg.run_data import images_only, load_run_data
+from genseg.runs import RunPaths
 from genseg.training import build_context
 
 

@@ -35,7 +35,8 @@ from genseg.benchmark.results import append_rows, evaluated_sets, result_rows
 from genseg.benchmark.spec import BenchmarkSpec, PlannedRun, plan_runs
 from genseg.data.io import atomic_write
 from genseg.locks import owned
-from genseg.runs import RunPaths, load_config, pretraining_key, save_config, write_plan
+from genseg.run_data import write_plan
+from genseg.runs import RunPaths, load_config, pretraining_key, save_config
 from genseg.runtime import available_cores
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from genseg.config import (
 from genseg.data import DataError, read_split
 from genseg.methods import METHODS
 from genseg.planning import Plan
-from genseg.runs import needs_plan, plan_for, planned
+from genseg.run_data import needs_plan, plan_for, planned
 
 DEFAULT_OUT = Path("benchmarks/results")
 

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from genseg.config import DataConfig, RunConfig
-from genseg.runs import RunPaths, load_run_data
+from genseg.run_data import load_run_data
+from genseg.runs import RunPaths
 
 
 def _nnunet_folder(root: Path, cases: int = 6) -> Path:
