@@ -15,12 +15,13 @@ import torch
 from PIL import Image
 
 from genseg.checkpoint import load_checkpoint
+from genseg.checkpoint_policy import BATCH_NORM_BATCHES, improves
 from genseg.config import RunConfig, SegmenterConfig
 from genseg.data import DataError, read_split
 from genseg.evaluation import evaluate, load_segmenter
 from genseg.methods import Method
 from genseg.runs import RunPaths
-from genseg.training import BATCH_NORM_BATCHES, TrainingHooks, improves, train, validation_dips
+from genseg.training import TrainingHooks, train, validation_dips
 
 PNG_HEADER_BYTES = 41  # signature and IHDR: the image's size, none of its pixels
 EASY_CASE_DICE = 0.85  # bright discs, 40 iterations: 0.96 measured (0.90-0.98 over seeds 0-2)

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm.auto import tqdm
 
 from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint, save_atomic
+from genseg.checkpoint_policy import History, KeptWeights, tensorboard_writer
 from genseg.config import AUTO, RunConfig
 from genseg.data.io import atomic_write, remove_stale_temporaries
 from genseg.evaluation import choose_postprocessing
@@ -37,8 +37,8 @@ from genseg.locks import owned
 from genseg.methods import create_method
 from genseg.methods.base import Method, TrainingContext
 from genseg.optim import build_optimizer, build_schedule
-from genseg.run_data import RunData, load_run_data, start_run, weights_checkpoint
-from genseg.runs import RunPaths, adopt_pretrained_generator, load_config, save_config, write_csv
+from genseg.run_data import RunData, load_run_data, start_run
+from genseg.runs import RunPaths, adopt_pretrained_generator, load_config, save_config
 from genseg.runtime import resolve_device, seed_everything
 from genseg.segmenters import segmenter_from_config
 from genseg.stepper import SegmenterStepper
@@ -154,7 +154,48 @@ def check_run_folder(paths: RunPaths, resume: bool) -> None:
 
 def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pretrained_generator: Path | None,
            tensorboard: bool, hooks: TrainingHooks) -> TrainResult:
-    """:func:`train`, in the folder it holds."""
+    """:func:`train`, in the folder it holds: the loop, between :func:`_start` and :func:`_finish`."""
+    config, data, context, method, schedule, kept, state = _start(config, paths, resume, progress,
+                                                                  pretrained_generator)
+    total = config.train.iterations
+    started = time.perf_counter() - state["seconds"]
+    method.prepare(paths.root)
+    board = tensorboard_writer(paths.root / "tensorboard") if tensorboard else None
+    history = History(paths.history, state["history"], board)
+    bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
+               disable=not progress, desc=config.train.method, dynamic_ncols=True)
+    running: dict[str, list[float]] = defaultdict(list)  # step scalars since the last validation
+    for iteration in bar:
+        scalars = method.step(iteration)
+        if not math.isfinite(scalars["loss"]):  # nothing after this step could be trusted: stop, loudly
+            raise ValueError(f"the training loss became {scalars['loss']} at iteration {iteration + 1}; the run "
+                             f"stopped (its last good checkpoint is {paths.last}): lower --lr, or check the images "
+                             "for extreme values")
+        for name, value in scalars.items():
+            running[name].append(value)
+        schedule.step()
+        done = iteration + 1
+        kept.after_step(done)
+        if done % config.train.val_every == 0 or done == total:
+            scores = hooks.score(kept.evaluated, context.validation)
+            means = {name: float(np.mean(values)) for name, values in running.items()}
+            running.clear()
+            state["best"] = kept.validated(done, scores, state["best"])
+            history.record({"iteration": done, "train_loss": means.pop("loss"), **scores, **means})
+            bar.set_postfix(loss=f"{history.rows[-1]['train_loss']:.3f}", val_dice=f"{scores['val_dice']:.3f}")
+        if done % config.train.checkpoint_every == 0 or done == total:
+            state["iteration"], state["seconds"] = done, time.perf_counter() - started
+            save_atomic(_snapshot(state, context, method, schedule, kept), paths.last)
+        if hooks.after_iteration is not None:
+            hooks.after_iteration(done, method)
+    seconds = time.perf_counter() - started
+    kept.finish(state["history"][-1] if state["history"] else {}, context.batches, hooks.score, context.validation)
+    return _finish(paths, state, seconds)
+
+
+def _start(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pretrained_generator: Path | None
+           ) -> tuple[RunConfig, RunData, TrainingContext, Method, LRScheduler, KeptWeights, dict[str, Any]]:
+    """The run's folder, config, data and collaborators, restored from last.pt when resumed."""
     paths.root.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temporaries(paths.root)  # left by a process killed mid-write: this one owns the folder
     _log_to_file(paths.log)
@@ -174,82 +215,22 @@ def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     device = resolve_device(config.train.device)
     context = build_context(config, data, device, progress)
     method = create_method(config.train.method, context)
-    segmenter = context.stepper.segmenter
     schedule = build_schedule(context.stepper.optimizer, config.train)
-    ema = _ema(segmenter, config.train.ema_decay)
-    total = config.train.iterations
-    averaging_from = total - round(total * config.train.average_last)  # iterations done before averaging
-    averaged = AveragedModel(segmenter) if averaging_from < total else None
+    kept = KeptWeights(paths, config, data, context.stepper.segmenter, method)
     state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": -1.0, "iteration": 0},
                              "history": [], "seconds": 0.0}
     if resume and paths.last.is_file():
         paths.result.unlink(missing_ok=True)  # a run extended to more iterations is unfinished until it ends again
-        snapshot = load_checkpoint(paths.last)
-        state = _restore(snapshot, context, method, schedule, ema)
+        state = _restore(load_checkpoint(paths.last), context, method, schedule, kept)
         log.info("resumed %s at iteration %d", paths.root, state["iteration"])
-        if averaged is not None:
-            _restore_average(averaged, snapshot.get("averaged"), averaging_from, state["iteration"])
     log.info("%s: %s on %d train + %d val pairs, %d classes, %s", paths.root, config.train.method,
              len(data.train_ids), len(data.val_ids), data.num_classes, config.segmenter.name)
-    started = time.perf_counter() - state["seconds"]
-    method.prepare(paths.root)
-    evaluated = ema.module if ema is not None else segmenter
+    return config, data, context, method, schedule, kept, state
 
-    def save_weights(checkpoint: str, model: nn.Module, iteration: int, scores: dict[str, Any]) -> None:
-        """best.pt, final.pt or averaged.pt: a segmenter beside the method's exported weights."""
-        weights = {**method.exported_weights(), "segmenter": model.state_dict()}
-        save_atomic(weights_checkpoint(config, data, weights, iteration, scores), paths.weights(checkpoint))
 
-    bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
-               disable=not progress, desc=config.train.method, dynamic_ncols=True)
-    running: dict[str, list[float]] = defaultdict(list)  # step scalars since the last validation
-    board = _tensorboard(paths.root / "tensorboard") if tensorboard else None
-    for iteration in bar:
-        scalars = method.step(iteration)
-        if not math.isfinite(scalars["loss"]):  # nothing after this step could be trusted: stop, loudly
-            raise ValueError(f"the training loss became {scalars['loss']} at iteration {iteration + 1}; the run "
-                             f"stopped (its last good checkpoint is {paths.last}): lower --lr, or check the images "
-                             "for extreme values")
-        for name, value in scalars.items():
-            running[name].append(value)
-        schedule.step()
-        if ema is not None:
-            ema.update_parameters(segmenter)
-        done = iteration + 1
-        if averaged is not None and done > averaging_from:
-            averaged.update_parameters(segmenter)
-        if done % config.train.val_every == 0 or done == total:
-            scores = hooks.score(evaluated, context.validation)
-            means = {name: float(np.mean(values)) for name, values in running.items()}
-            row = {"iteration": done, "train_loss": means.pop("loss"), **scores, **means}
-            running.clear()
-            state["history"].append(row)
-            if improves(scores, state["best"], config.train.select):
-                state["best"] = {**scores, "iteration": done}
-                save_weights("best", evaluated, done, scores)
-            write_csv(state["history"], paths.history)
-            if board is not None:
-                for name, value in row.items():
-                    if name != "iteration":
-                        board.add_scalar(name, value, done)
-                board.flush()
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_dice=f"{scores['val_dice']:.3f}")
-            log.info("iter %d %s", done, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
-        if done % config.train.checkpoint_every == 0 or done == total:
-            state["iteration"] = done
-            state["seconds"] = time.perf_counter() - started
-            snapshot = _snapshot(state, context, method, schedule, ema)
-            if averaged is not None:
-                snapshot["averaged"] = {"from": averaging_from, "state": averaged.state_dict()}
-            save_atomic(snapshot, paths.last)
-        if hooks.after_iteration is not None:
-            hooks.after_iteration(done, method)
-    seconds = time.perf_counter() - started
-    save_weights("final", evaluated, total, state["history"][-1] if state["history"] else {})
-    if averaged is not None and int(averaged.n_averaged) > 0:
-        # The averaged weights never ran a batch: their batch-norm statistics are measured anew.
-        update_bn((context.batches.augmented()[0] for _ in range(BATCH_NORM_BATCHES)), averaged.module)
-        save_weights("averaged", averaged.module, total, hooks.score(averaged.module, context.validation))
+def _finish(paths: RunPaths, state: dict[str, Any], seconds: float) -> TrainResult:
+    """The run's last steps once its weights are kept: the final-dip warning, the post-processing
+    choice on the validation cases, and result.json, the mark of a finished run."""
     _warn_if_final_dips(state["history"], paths.root)
     choose_postprocessing(paths.root)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -260,10 +241,6 @@ def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     text = json.dumps({**asdict(result), "run_dir": str(paths.root)}, indent=2) + "\n"
     atomic_write(paths.result, lambda temp: temp.write_text(text))  # the mark of a finished run: whole or absent
     return result
-
-
-BATCH_NORM_BATCHES = 32
-"""Augmented training batches over which the averaged weights' batch-norm statistics are measured."""
 
 
 DIP = 0.05
@@ -293,13 +270,6 @@ def _warn_if_final_dips(history: list[dict[str, float]], run: Path) -> None:
                     "takes averaged.pt, else best.pt; genseg evaluate scores each)", run, dice[-1], DIP)
 
 
-def improves(scores: dict[str, float], best: dict[str, float], select: str) -> bool:
-    """Whether a validation beats the best so far: by Dice (ties to the lower loss) or by loss."""
-    if select == "loss" or scores["val_dice"] == best["val_dice"]:
-        return scores["val_loss"] < best["val_loss"]
-    return scores["val_dice"] > best["val_dice"]
-
-
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
     """What a run's method works with, on ``device``: a new segmenter, seeded batches, the validation pairs."""
     segmenter = segmenter_from_config(config.segmenter, data.in_channels, data.num_classes).to(device)
@@ -317,24 +287,8 @@ def build_context(config: RunConfig, data: RunData, device: torch.device, progre
     )
 
 
-def _ema(model: nn.Module, decay: float) -> AveragedModel | None:
-    if decay == 0.0:
-        return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def _restore_average(averaged: AveragedModel, saved: dict[str, Any] | None, averaging_from: int, done: int) -> None:
-    """Continue a saved average, unless the run was extended: then its window moved and the average
-    restarts at the iteration the run resumes from."""
-    if saved is not None and saved["from"] == averaging_from:
-        averaged.load_state_dict(saved["state"])
-    elif done > averaging_from:
-        log.warning("averaged.pt averages the weights from iteration %d, where this run resumed, not from %d: "
-                    "the run was extended", done, averaging_from)
-
-
 def _snapshot(state: dict[str, Any], context: TrainingContext, method: Method, schedule: LRScheduler,
-              ema: AveragedModel | None) -> dict:
+              kept: KeptWeights) -> dict:
     """last.pt: the loop's state, each collaborator's, and the global random state."""
     return {
         **state,
@@ -342,30 +296,20 @@ def _snapshot(state: dict[str, Any], context: TrainingContext, method: Method, s
         "schedule": schedule.state_dict(),
         **context.batches.state_dict(),
         "method": method.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
+        **kept.state_dict(),
         "torch_rng": torch.get_rng_state(),
     }
 
 
 def _restore(snapshot: dict[str, Any], context: TrainingContext, method: Method, schedule: LRScheduler,
-             ema: AveragedModel | None) -> dict:
+             kept: KeptWeights) -> dict:
     context.stepper.load_state_dict(snapshot)
     schedule.load_state_dict(snapshot["schedule"])
     method.load_state_dict(snapshot["method"])
-    if ema is not None and snapshot["ema"] is not None:
-        ema.load_state_dict(snapshot["ema"])
+    kept.load_state_dict(snapshot, snapshot["iteration"])
     context.batches.load_state_dict(snapshot)
     torch.set_rng_state(snapshot["torch_rng"])
     return {k: snapshot[k] for k in ("iteration", "best", "history", "seconds")}
-
-
-def _tensorboard(folder: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ValueError("TensorBoard logging needs the tensorboard package: "
-                         "pip install 'genseg[tensorboard]'") from None
-    return SummaryWriter(str(folder))
 
 
 def _log_to_file(path: Path) -> None:
