@@ -51,7 +51,7 @@ def test_teacher_follows_the_student_and_consistency_ramps_up(tmp_path: Path) ->
     assert weights == sorted(weights) and weights[0] < 0.01 and weights[-1] == pytest.approx(1.0)
     teacher_before = [p.clone() for p in method.teacher.parameters()]
     scalars = method.step(0)
-    assert {"loss", "loss_supervised", "consistency"} <= set(scalars)
+    assert {"loss", "loss_real", "consistency"} <= set(scalars)
     # the first update is a plain copy (decay 0), later ones move part of the way
     assert all(torch.equal(t, s) for t, s in zip(method.teacher.parameters(), student.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(teacher_before, method.teacher.parameters()))
@@ -66,3 +66,24 @@ def test_semisup_without_unlabeled_images_is_refused(tmp_path: Path) -> None:
     data.unlabeled = None
     with pytest.raises(ValueError, match="unlabeled"):
         create_method("semisup", build_context(config, data, torch.device("cpu"), progress=False))
+
+
+def test_mean_teacher_steps_through_the_stepper_with_the_labeled_pairs_in_their_own_pass(tmp_path: Path) -> None:
+    """The labeled batch sees the batch statistics it sees in every other method; the
+    unlabeled images go through the student in a second pass."""
+    config = _config(tmp_path)
+    data = load_run_data(config, RunPaths(tmp_path / "run"))
+    context = build_context(config, data, torch.device("cpu"), progress=False)
+    method = create_method("semisup", context)
+    steps: list[dict] = []
+    stepped = context.stepper.step
+    context.stepper.step = lambda *args, **kwargs: steps.append(kwargs) or stepped(*args, **kwargs)
+    batch_sizes: list[int] = []
+    handle = context.stepper.segmenter.register_forward_hook(
+        lambda module, inputs, output: batch_sizes.append(inputs[0].shape[0]))
+    scalars = method.step(3)
+    handle.remove()
+    assert len(steps) == 1 and steps[0]["extra"] is not None
+    assert len(batch_sizes) == 2 and batch_sizes[0] == config.train.batch_size  # labeled, then unlabeled
+    weight = method.consistency_weight(3)
+    assert scalars["loss"] == pytest.approx(scalars["loss_real"] + weight * scalars["consistency"], rel=1e-5)

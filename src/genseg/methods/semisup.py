@@ -4,7 +4,9 @@ The student (the segmenter) learns from the augmented labeled pairs plus a consi
 unlabeled images, its softmax under one intensity jitter should match that of the teacher, an
 exponential moving average of the student, under another. Both views share one geometric
 augmentation, so their predictions stay pixel-aligned. The consistency weight ramps up with the
-usual sigmoid schedule over the first 40 % of the iterations.
+usual sigmoid schedule over the first 40 % of the iterations. The step is the stepper's, the
+consistency its extra term: the unlabeled images pass through the student on their own, so the
+labeled pairs see the batch statistics they see in every other method.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genseg.augment import apply_intensity, augment_pairs, sample_geometric, sample_intensity
-from genseg.losses import segmentation_loss
 from genseg.methods.base import Method, TrainingContext
 
 CONSISTENCY_WEIGHT = 1.0
@@ -46,23 +48,20 @@ class MeanTeacher(Method):
         return CONSISTENCY_WEIGHT * math.exp(-5.0 * (1.0 - progress) ** 2)
 
     def step(self, iteration: int) -> dict[str, float]:
-        optimizer = self.context.stepper.optimizer
         images, masks = self.context.batches.augmented()
-        unlabeled = self._unlabeled_views()
-        self.student.train()
-        optimizer.zero_grad(set_to_none=True)
-        logits = self.student(torch.cat([images, unlabeled[0]]))
-        labeled_logits, student_logits = logits.split([images.shape[0], unlabeled[0].shape[0]])
+        student_view, teacher_view = self._unlabeled_views()
         with torch.no_grad():
             self.teacher.train()
-            teacher_probabilities = torch.softmax(self.teacher(unlabeled[1]), dim=1)
-        supervised = segmentation_loss(labeled_logits, masks)
-        consistency = F.mse_loss(torch.softmax(student_logits, dim=1), teacher_probabilities)
-        loss = supervised + self.consistency_weight(iteration) * consistency
-        loss.backward()
-        optimizer.step()
+            teacher_probabilities = torch.softmax(self.teacher(teacher_view), dim=1)
+        weight = self.consistency_weight(iteration)
+
+        def consistency(student: nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+            term = F.mse_loss(torch.softmax(student(student_view), dim=1), teacher_probabilities)
+            return weight * term, {"consistency": term.item()}
+
+        scalars = self.context.stepper.step(images, masks, extra=consistency)
         self._update_teacher(iteration)
-        return {"loss": loss.item(), "loss_supervised": supervised.item(), "consistency": consistency.item()}
+        return scalars
 
     def _unlabeled_views(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Two intensity views (student, teacher) of one geometric augmentation of unlabeled images."""
