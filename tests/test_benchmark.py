@@ -41,6 +41,7 @@ from genseg.benchmark.spec import PROTOCOL_METHODS
 from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
+from genseg.run_data import write_plan
 from genseg.runs import CHECKPOINTS, RunPaths, pretraining_key, write_csv
 from genseg.training import train
 
@@ -656,8 +657,9 @@ def test_shift_script_writes_shifted_test_cases_with_their_masks(
     assert warm.shape == rgb.shape and warm[..., 0].mean() > warm[..., 2].mean()  # the white balance shifts
 
 
-def test_plan_resolves_auto_sizes_dev_splits_and_segmenter_overrides(phantom: tuple[Path, Path],
-                                                                       tmp_path: Path) -> None:
+def test_plan_resolves_auto_sizes_dev_splits_and_segmenter_overrides(phantom: tuple[Path, Path], tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run is planned once: a run folder's plan.json is read back, never decided again."""
     data_root, splits_root = phantom
     spec = spec_from_dict({
         "datasets": ["phantom"], "budgets": [4], "methods": ["augment", "inst"], "seeds": [0], "size": "auto",
@@ -666,6 +668,14 @@ def test_plan_resolves_auto_sizes_dev_splits_and_segmenter_overrides(phantom: tu
     })
     plain, instance = plan_runs(spec)
     assert plain.config.data.size == plain.plan.size == 32  # the phantom's side caps the plan
+    for run in (plain, instance):  # as the runner does for a new run folder
+        write_plan(run.plan, RunPaths(spec.out / "runs" / run.name))
+
+    def never(*args: object) -> None:
+        raise AssertionError("a run with a plan.json was planned again")
+
+    monkeypatch.setattr("genseg.benchmark.spec.plan_run", never)
+    assert [run.config for run in plan_runs(spec)] == [plain.config, instance.config]
     assert plain.eval_sets == {"test": ("test", None), "dev": ("dev", None)}
     assert plain.config.segmenter.options == {} and instance.config.segmenter.options == {"norm": "instance"}
     with pytest.raises(ValueError, match="splits"):

@@ -99,9 +99,31 @@ def test_plan_without_a_split_plans_the_split_train_would_make(tiny_phantom: Pat
     trained = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), "--budget", "4",
                                   "--iterations", "1", "--threads", "1"])
     assert trained.exit_code == 0, trained.output
-    size = json.loads((run / "plan.json").read_text())["size"]
-    assert planned.output.startswith(f"plan: {size} px")
+    plan = json.loads((run / "plan.json").read_text())
+    lines = planned.output.splitlines()
+    assert lines[0].startswith(f"run: {len(plan['train_ids'])} train + {len(plan['val_ids'])} val cases")
+    assert lines[1].startswith(f"plan: {plan['size']} px")
     assert planned.output.strip().endswith("labels 0, 1 (2 classes)")
+
+
+@pytest.mark.parametrize("error", [ValueError("an internal check"), RuntimeError("a broken kernel")])
+def test_an_unexpected_error_is_reported_as_a_bug_with_its_traceback_in_a_file(
+    error: Exception, tiny_phantom: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only DataError and ConfigError (and missing or existing files) are the user's: a plain
+    ValueError from deep inside is a bug, and is not dressed up as bad input."""
+
+    def broken(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr("genseg.run_data.plan_run", broken)
+    result = runner.invoke(app, ["plan", "--data", str(tiny_phantom), "--budget", "4"])
+    assert result.exit_code == 1
+    first, second = result.output.strip().splitlines()[:2]
+    assert first == f"error: {type(error).__name__}: {error}" and "it is a bug" in second
+    traceback_file = Path(second.split("traceback is in ")[1].split(";")[0])
+    assert "Traceback" in traceback_file.read_text() and "broken" in traceback_file.read_text()
+    traceback_file.unlink()
 
 
 def test_version_and_fast_path_errors(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from genseg.config import RunConfig, SegmenterConfig
 from genseg.data import DataError, read_split
 from genseg.evaluation import evaluate, load_segmenter
 from genseg.methods import Method
-from genseg.runs import RunPaths
+from genseg.runs import RunPaths, load_config
 from genseg.training import TrainingHooks, train, validation_dips
 
 PNG_HEADER_BYTES = 41  # signature and IHDR: the image's size, none of its pixels
@@ -242,18 +242,28 @@ def _lesion_folder(root: Path, cases: int = 8) -> Path:
 @pytest.mark.parametrize(("data", "kind", "expected"), [
     ("lesions", "auto", "composite"), ("phantom", "auto", "pix2pix"), ("lesions", "pix2pix", "pix2pix")])
 def test_the_plan_picks_the_generator_kind_unless_one_is_named(
-    data: str, kind: str, expected: str, tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+    data: str, kind: str, expected: str, tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = _lesion_folder(tmp_path / "lesions") if data == "lesions" else tiny_phantom
     config = tiny_config(root, "separate", iterations=2, generator={"name": kind}, data={"size": None})
     train(config, tmp_path / "run", progress=False)
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     saved = RunConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
-    assert plan["synthesis"] == ("composite" if data == "lesions" else "pix2pix")  # what the masks call for
-    assert saved.generator.name == expected  # the plan's choice, or the one named
+    assert plan["data_set"]["synthesis"] == ("composite" if data == "lesions" else "pix2pix")  # what the masks call for
+    assert saved.generator.name == plan["generator"] == expected  # the plan's choice, or the one named
+    assert ("generator.name" in plan["decided"]) == (kind == "auto") and "data.size" in plan["decided"]
+    assert saved.data.size == plan["size"] and len(plan["train_ids"]) == saved.data.n_train
     assert saved.generator.pretrain_iterations == 3  # the generic settings stay
-    resumed = train(config, tmp_path / "run", resume=True, progress=False)  # resumes with the kind it planned
+
+    def never(*args: object) -> None:
+        raise AssertionError("a resumed run was planned again")
+
+    monkeypatch.setattr("genseg.run_data.plan_run", never)
+    extended = replace(config, train=replace(config.train, iterations=3))
+    resumed = train(extended, tmp_path / "run", resume=True, progress=False)  # the kind and size it planned
     assert resumed.run_dir == tmp_path / "run"
+    assert load_config(RunPaths(tmp_path / "run")).generator.name == expected
 
 
 def test_a_pretrained_generator_is_reused_only_for_the_same_settings(
@@ -451,3 +461,16 @@ def test_a_trained_run_whose_data_changed_is_not_resumed(run: Path, config: RunC
     with pytest.raises(DataError, match=r"data folder changed since this run drew its split: 1 removed \(e\.g\. "
                                         r"case_003\).*start a new run"):
         train(moved, copy, resume=True, progress=False)
+
+
+def test_an_unexpected_error_leaves_its_traceback_in_the_run_log(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a broken kernel")
+
+    monkeypatch.setattr("genseg.training.create_method", broken)
+    with pytest.raises(RuntimeError, match="a broken kernel"):
+        train(tiny_config(tiny_phantom, "augment", iterations=2), tmp_path / "run", progress=False)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "unexpected error, a bug in genseg" in log and "Traceback" in log and "a broken kernel" in log

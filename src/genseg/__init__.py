@@ -42,6 +42,8 @@ _EXPORTS = {
     "create_segmenter": "genseg.segmenters",
     "create_generator": "genseg.generators",
     "DataError": "genseg.errors",
+    "ConfigError": "genseg.errors",
+    "UserError": "genseg.errors",
 }
 
 __all__ = sorted(_EXPORTS)

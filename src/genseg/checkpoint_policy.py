@@ -20,6 +20,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from genseg.batches import Batches
 from genseg.checkpoint import save_atomic
 from genseg.config import RunConfig
+from genseg.errors import ConfigError
 from genseg.methods.base import Method
 from genseg.run_data import RunData, weights_checkpoint
 from genseg.runs import RunPaths, write_csv
@@ -137,6 +138,6 @@ def tensorboard_writer(folder: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ValueError("TensorBoard logging needs the tensorboard package: "
+        raise ConfigError("TensorBoard logging needs the tensorboard package: "
                          "pip install 'genseg[tensorboard]'") from None
     return SummaryWriter(str(folder))

@@ -26,6 +26,7 @@ from rich.table import Table
 from genseg import __version__
 from genseg.augment import AUGMENTATIONS
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, TrainConfig
+from genseg.errors import ConfigError, UserError
 from genseg.generators import GENERATORS
 from genseg.methods import METHODS, UPPER_VARIABLES
 from genseg.segmenters import SEGMENTERS
@@ -52,22 +53,37 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected user errors into a one-line message instead of a traceback."""
+    """Turn user errors into a one-line message instead of a traceback; report anything else as a bug."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genseg.errors import DataError
-
         try:
             return command(*args, **kwargs)
-        except (DataError, ValueError, FileExistsError, FileNotFoundError) as error:
+        except (UserError, FileExistsError, FileNotFoundError) as error:
             _one_line(str(error))
         except OSError as error:
             if error.errno not in _DISK_FIXES:
-                raise
+                _report_bug(error)
             _one_line(f"{error.filename or 'a file'}: cannot write ({error.strerror}); {_DISK_FIXES[error.errno]}")
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:  # what no check foresaw is a bug, and reported as one
+            _report_bug(error)
 
     return wrapper
+
+
+def _report_bug(error: BaseException) -> None:
+    """One line that says an unexpected error is a bug, and a file with its traceback to report."""
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="genseg-bug-", suffix=".log", delete=False) as handle:
+        handle.write("".join(traceback.format_exception(error)))
+    console.print(f"[bold red]error:[/] {escape(f'{type(error).__name__}: {error}')}", soft_wrap=True)
+    console.print(f"genseg did not expect this error: it is a bug, or a setting genseg does not check yet. The "
+                  f"traceback is in {escape(handle.name)}; please report it with that file.", soft_wrap=True)
+    raise typer.Exit(code=1) from None
 
 
 _DISK_FIXES = {
@@ -116,7 +132,7 @@ def _comma_list(text: Optional[str], convert: Callable[[str], Any]) -> Optional[
     try:
         return [convert(item.strip()) for item in text.split(",") if item.strip()]
     except ValueError:
-        raise ValueError(f"expected a comma-separated list, got {text!r}") from None
+        raise ConfigError(f"expected a comma-separated list, got {text!r}") from None
 
 
 def _size(text: str) -> Optional[int]:
@@ -126,7 +142,7 @@ def _size(text: str) -> Optional[int]:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"--size must be auto or an integer multiple of 32, got {text!r}") from None
+        raise ConfigError(f"--size must be auto or an integer multiple of 32, got {text!r}") from None
 
 
 def _existing(path: Path, what: str) -> Path:
@@ -224,14 +240,14 @@ def train(
     if pretrained_generator is not None:
         _existing(pretrained_generator, "generator pre-training")
     if resume and out is None:
-        raise ValueError("--resume needs the --out folder of the run to continue")
+        raise ConfigError("--resume needs the --out folder of the run to continue")
     _setup_logging(verbose)
     from genseg.runtime import set_threads
     from genseg.training import train as run_training
 
     run_config = _train_config(config, out if resume else None, given)
     if run_config.data.root is None:
-        raise ValueError("no data folder: pass --data DIR (or a --config file that names one)")
+        raise ConfigError("no data folder: pass --data DIR (or a --config file that names one)")
     out = out or Path("runs") / (f"{run_config.data.root.name}-{run_config.train.method}-"
                                  f"n{run_config.data.budget}-s{run_config.train.seed}")
     set_threads(threads)
@@ -252,7 +268,7 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
         try:
             values = json.loads(config_file.read_text())
         except json.JSONDecodeError as error:
-            raise ValueError(f"{config_file}: not a JSON config ({error}); use a run's config.json") from None
+            raise ConfigError(f"{config_file}: not a JSON config ({error}); use a run's config.json") from None
     elif resumed is not None and (resumed / "config.json").is_file():
         values = json.loads((resumed / "config.json").read_text())
     else:
@@ -267,7 +283,7 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
     for key, value in parse_settings(given.pop("setting", [])).items():
         section, dot, name = key.partition(".")
         if not dot or section not in ("data", "segmenter", "generator", "mlo", "train") or not name:
-            raise ValueError(f"--set {key}=...: name a section and a key, SECTION.KEY=VALUE, with SECTION one of "
+            raise ConfigError(f"--set {key}=...: name a section and a key, SECTION.KEY=VALUE, with SECTION one of "
                              "data, segmenter, generator, mlo, train (as in a run's config.json)")
         values.setdefault(section, {})[name] = value
     for option, value in given.items():
@@ -279,7 +295,7 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
     try:
         return RunConfig.from_dict(values)
     except TypeError as error:
-        raise ValueError(f"{config_file}: {error}") from None
+        raise ConfigError(f"{config_file}: {error}") from None
 
 
 @app.command()
@@ -328,7 +344,7 @@ def report(
 ) -> None:
     """A self-contained HTML page: learning curves, cases worst-first, overlays, synthetic pairs, config."""
     if (run is None) == (benchmark is None):
-        raise ValueError("pass one of --run DIR or --benchmark DIR")
+        raise ConfigError("pass one of --run DIR or --benchmark DIR")
     _existing(run or benchmark, "run folder" if run else "benchmark folder")
     _setup_logging(False)
     from genseg.report import benchmark_report, run_report
@@ -346,18 +362,20 @@ def plan(
     split: Optional[Path] = typer.Option(None, help="Split file (default: the one train would make)."),
     max_size: int = typer.Option(512, help="Largest size the plan may choose."),
     axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
+    method: str = typer.Option(_T.method, help=f"Method to plan for: {_METHODS}."),
 ) -> None:
-    """The image size train --size auto would choose, and the fingerprint it comes from."""
+    """What train would plan: the budget's cases and labels, the image size and generator kind, and why."""
     from genseg.config import DataConfig, RunConfig, TrainConfig
     from genseg.data import index_cases, labels_of, read_split
-    from genseg.run_data import default_split, plan_for, train_val_ids
+    from genseg.run_data import default_split, plan_run
 
     config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis),
-                       train=TrainConfig(seed=seed))
+                       train=TrainConfig(method=method, seed=seed))
     index = index_cases(data)
     made = read_split(split) if split else default_split(config, index)
-    console.print(plan_for(config, made).describe())
-    console.print(labels_of(index, sum(train_val_ids(config, made), [])).describe())
+    run_plan = plan_run(config, index, made)
+    console.print(run_plan.describe())
+    console.print(labels_of(index, [*run_plan.train_ids, *run_plan.val_ids]).describe())
 
 
 @app.command()
@@ -517,10 +535,10 @@ def benchmark(
         return
     spec = load_spec(config, given) if config else spec_from_dict(given)
     if address is not None and not ray:
-        raise ValueError("--address names a Ray cluster: add --ray")
+        raise ConfigError("--address names a Ray cluster: add --ray")
     if ray and importlib.util.find_spec("ray") is None:
         if address is not None:
-            raise ValueError("--ray --address needs Ray on this machine: pip install 'genseg[ray]'")
+            raise ConfigError("--ray --address needs Ray on this machine: pip install 'genseg[ray]'")
         console.print("Ray is not installed (pip install 'genseg[ray]'): running the benchmark on the local "
                       f"runner with {workers} worker(s)")
         ray = False

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wilcoxon
 
+from genseg.errors import ConfigError
 from genseg.runs import RunPaths, read_csv
 
 
@@ -54,7 +55,7 @@ def paired_difference(run_a: Path, run_b: Path, eval_set: str = "test", checkpoi
     """
     a, b = (_per_case(_cases_csv(Path(run), eval_set, checkpoint), metric) for run in (run_a, run_b))
     if a.keys() != b.keys():
-        raise ValueError(f"{run_a} and {run_b} were scored on different {eval_set} cases")
+        raise ConfigError(f"{run_a} and {run_b} were scored on different {eval_set} cases")
     return paired_scores(a, b)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genseg.augment import AUGMENTATIONS
+from genseg.errors import ConfigError
 from genseg.methods import METHODS, UPPER_VARIABLES
 from genseg.segmenters import SEGMENTERS
 
@@ -29,7 +30,7 @@ AUTO = "auto"
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise ConfigError(message)
 
 
 def default_n_val(budget: int) -> int:
@@ -387,7 +388,7 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, separator, text = pair.partition("=")
         if not separator or not key:
-            raise ValueError(f"expected KEY=VALUE, got {pair!r} (e.g. spade=true)")
+            raise ConfigError(f"expected KEY=VALUE, got {pair!r} (e.g. spade=true)")
         try:
             settings[key] = json.loads(text)
         except json.JSONDecodeError:

@@ -40,6 +40,7 @@ from genseg.data import (
     write_mask_png,
 )
 from genseg.data.io import atomic_write
+from genseg.errors import ConfigError
 from genseg.metrics import case_metrics, summarize
 from genseg.postprocessing import choose_classes, keep_largest_component
 from genseg.run_data import train_val_ids
@@ -117,7 +118,7 @@ def require_finished(run: RunPaths) -> None:
 
 
 def _no_segmenter(run: RunPaths) -> ValueError:
-    return ValueError(f"{run.root} holds no segmenter (a genseg pretrain-generator run?); "
+    return ConfigError(f"{run.root} holds no segmenter (a genseg pretrain-generator run?); "
                       "evaluate and predict need a run of genseg train")
 
 
@@ -180,7 +181,7 @@ def assemble_case(samples: list[Sample], labels: list[np.ndarray], axis: int) ->
 def case_ids_for(split_name: str, run: RunPaths, config: RunConfig, index: CaseIndex, same_data: bool) -> list[str]:
     """The case ids of ``split_name``; a folder other than the training one is used whole."""
     if split_name not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split_name!r}")
+        raise ConfigError(f"split must be one of {SPLITS}, got {split_name!r}")
     if split_name == "all" or not same_data:
         return index.ids
     split = read_split(run.split)

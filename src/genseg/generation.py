@@ -29,6 +29,7 @@ from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import DataError, normalize_intensity, read_image, read_mask, resize_labels, write_mask_png
 from genseg.data.io import atomic_write, is_image_file
+from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
 from genseg.methods import generator_methods
 from genseg.run_data import load_run_data
@@ -71,7 +72,7 @@ def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator
     state = load_checkpoint(RunPaths(run_dir).weights(checkpoint))
     config = RunConfig.from_dict(state["config"])
     if "generator" not in state:
-        raise ValueError(f"run {run_dir} was trained with method {config.train.method}, which has no generator; "
+        raise ConfigError(f"run {run_dir} was trained with method {config.train.method}, which has no generator; "
                          f"train with --method {' or '.join(generator_methods())}")
     model = create_generator(config.generator, state["num_classes"], state["in_channels"])
     model.network.load_state_dict(state["generator"])
@@ -127,10 +128,10 @@ def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: i
         Images (n, C, S, S) in [0, 1] and their label maps (n, S, S).
     """
     if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+        raise ConfigError(f"n must be at least 1, got {n}")
     if images is None:
         if generator.model.draws_from_images:
-            raise ValueError(f"the {generator.config.generator.name} generator draws from real pairs: "
+            raise ConfigError(f"the {generator.config.generator.name} generator draws from real pairs: "
                              "pass their images")
         images = torch.zeros(masks.shape[0], generator.image_channels, *masks.shape[-2:])  # never read
     draw_rng = torch.Generator().manual_seed(seed)
@@ -179,7 +180,7 @@ def generate_pairs(
     """
     generator = load_generator(Path(run_dir), checkpoint)
     if generator.image_channels not in (1, 3):
-        raise ValueError(f"the run's images have {generator.image_channels} channels; generate writes "
+        raise ConfigError(f"the run's images have {generator.image_channels} channels; generate writes "
                          "PNG images and needs 1 (gray) or 3 (RGB)")
     source_images, source = _sources(generator, run_dir, masks_dir)
     real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
@@ -209,7 +210,7 @@ def _sources(generator: TrainedGenerator, run_dir: Path, masks_dir: Path | None)
         assert train.masks is not None
         return train.images, train.masks
     if generator.model.draws_from_images:
-        raise ValueError(f"the {generator.config.generator.name} generator pastes the run's own training pairs; "
+        raise ConfigError(f"the {generator.config.generator.name} generator pastes the run's own training pairs; "
                          "leave out --masks")
     return None, read_label_maps(Path(masks_dir), generator.config.data.size, generator.num_classes)
 

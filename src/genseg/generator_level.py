@@ -24,6 +24,7 @@ from genseg.augment import augment_pairs, sample_geometric
 from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import RunConfig
+from genseg.errors import ConfigError
 from genseg.generators import create_generator
 from genseg.generators.base import MaskToImage
 from genseg.methods import generator_methods, method_class
@@ -142,7 +143,7 @@ def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -
         The checkpoint written (``out/final.pt``).
     """
     if not method_class(config.train.method).needs_generator:
-        raise ValueError(f"method {config.train.method!r} has no generator; use one of {generator_methods()}")
+        raise ConfigError(f"method {config.train.method!r} has no generator; use one of {generator_methods()}")
     paths = RunPaths(Path(out))
     if paths.weights("final").is_file() or paths.last.is_file():
         raise FileExistsError(f"{paths.root} already holds a run; choose another --out")

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from genseg.errors import ConfigError
+
 
 @contextmanager
 def owned(folder: Path, name: str, busy: str) -> Iterator[None]:
@@ -29,7 +31,7 @@ def owned(folder: Path, name: str, busy: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ValueError(busy) from None
+            raise ConfigError(busy) from None
         try:
             yield
         finally:

@@ -1,4 +1,12 @@
-"""A plan per data set from its fingerprint, as nnU-Net plans: the working resolution and the synthesis.
+"""The plan stage, as nnU-Net's (fingerprint -> plan -> trainer): a run's plan, decided once.
+
+:class:`RunPlan` is everything a run was planned to be: its budget's training and validation cases,
+its label values, its image size and generator kind, and the data set's :class:`Plan` they were
+decided from. It is written to the run's ``plan.json`` when the run starts (or by the benchmark
+before it), and read back, never decided again, by a resumed run and by the benchmark
+(:func:`genseg.run_data.plan_run` makes one).
+
+The data set's plan comes from its fingerprint: the working resolution and the synthesis.
 
 The fingerprint is measured on the budget's labeled cases only (nothing else with a label is
 read): the median image side, how wide the labeled structures are, how much of the image they
@@ -34,7 +42,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from genseg.config import AUTO
 from genseg.data import Sample
+from genseg.errors import ConfigError
 
 MIN_WIDTH_PX = 4.0
 """Narrowest structure width, in pixels after resizing, the plan keeps."""
@@ -106,6 +116,56 @@ class Plan:
                 f"spread {f.position_spread:.2f} of the side)")
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is planned to be: what it trains on, at which size, with which generator.
+
+    Args:
+        train_ids: the budget's training cases.
+        val_ids: the budget's validation cases.
+        label_values: the mask values, in class order (class 0 is the background).
+        size: the run's image side; the data set's plan's unless the config set one.
+        generator: the run's generator kind; the plan's synthesis where the config left it to the
+            plan, and what the config names otherwise (also for a method that trains none).
+        data_set: the data set's plan, from the budget's fingerprint.
+        decided: the settings the plan decided (``data.size``, ``generator.name``); the config set the others.
+    """
+
+    train_ids: tuple[str, ...]
+    val_ids: tuple[str, ...]
+    label_values: tuple[int, ...]
+    size: int
+    generator: str
+    data_set: Plan
+    decided: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunPlan:
+        """The plan ``to_dict`` wrote.
+
+        Raises:
+            KeyError, TypeError: the values are not such a plan (a ``plan.json`` from before run
+                plans held only the data set's plan).
+        """
+        data_set = dict(values["data_set"])
+        data_set["fingerprint"] = Fingerprint(**data_set["fingerprint"])
+        return cls(train_ids=tuple(values["train_ids"]), val_ids=tuple(values["val_ids"]),
+                   label_values=tuple(int(v) for v in values["label_values"]), size=int(values["size"]),
+                   generator=str(values["generator"]), data_set=Plan(**data_set),
+                   decided=tuple(values.get("decided", ())))
+
+    def describe(self) -> str:
+        """Lines for logs and the CLI: the run's choices, then the data set's plan."""
+        generator = f", generator {self.generator}" if self.generator != AUTO else ""  # AUTO: the method trains none
+        chosen = (f"run: {len(self.train_ids)} train + {len(self.val_ids)} val cases, labels "
+                  f"{list(self.label_values)}, {self.size} px{generator}"
+                  + (f" ({', '.join(self.decided)} from the plan)" if self.decided else ""))
+        return f"{chosen}\n{self.data_set.describe()}"
+
+
 def structure_width(mask: np.ndarray) -> float:
     """Median width of the labeled structures of a 2D label map: 2 x area / boundary length, per class.
 
@@ -122,7 +182,7 @@ def structure_width(mask: np.ndarray) -> float:
 def fingerprint(samples: list[Sample]) -> Fingerprint:
     """Measure the budget's labeled samples (2D images, or the slices of volumes)."""
     if not samples or any(sample.mask is None for sample in samples):
-        raise ValueError("a fingerprint needs labeled samples")
+        raise ConfigError("a fingerprint needs labeled samples")
     per_case: dict[str, list[float]] = {}
     for sample in samples:
         assert sample.mask is not None
@@ -164,7 +224,7 @@ def make_plan(fp: Fingerprint, max_size: int = 512, multiple: int = 32) -> Plan:
     unless the images are smaller.
     """
     if max_size < multiple or max_size % multiple:
-        raise ValueError(f"max_size must be a multiple of {multiple}, got {max_size}")
+        raise ConfigError(f"max_size must be a multiple of {multiple}, got {max_size}")
     native = multiple * math.ceil(fp.native_side / multiple)
     upper = min(native, max_size)
     lower = min(BASE_SIZE, upper)

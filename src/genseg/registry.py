@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from importlib import import_module
 from typing import Any
 
+from genseg.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -52,10 +54,10 @@ class Registry:
         """Add a plug-in: paths ``"module:attribute"`` (imported on first use), or the objects
         themselves (a plug-in defined in a script or a test). A name already taken is refused."""
         if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is registered already")
+            raise ConfigError(f"{self.kind} {name!r} is registered already")
         for path in (target, options):
             if isinstance(path, str) and ":" not in path:
-                raise ValueError(f"{self.kind} {name!r}: {path!r} must be 'module:attribute'")
+                raise ConfigError(f"{self.kind} {name!r}: {path!r} must be 'module:attribute'")
         self._entries[name] = Entry(name, target, options)
 
     def unregister(self, name: str) -> None:
@@ -84,7 +86,7 @@ class Registry:
             return self._entries[name]
         close = difflib.get_close_matches(str(name), self.names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names)}{hint}")
+        raise ConfigError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names)}{hint}")
 
     def load(self, name: str) -> Any:
         """The implementation of ``name`` (its module imported now)."""
@@ -104,7 +106,7 @@ class Registry:
         accepted = [f.name for f in fields(options_class)] if options_class is not None else []
         unknown = sorted(set(options) - set(accepted))
         if unknown:
-            raise ValueError(f"unknown setting(s) {unknown} for {self.kind} {name!r}; "
+            raise ConfigError(f"unknown setting(s) {unknown} for {self.kind} {name!r}; "
                              f"accepted: {', '.join(accepted) or 'none'}")
         return None if options_class is None else options_class(**options)
 

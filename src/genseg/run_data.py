@@ -1,8 +1,10 @@
-"""A run's data: its split, its budget's labeled pairs in memory, its label map and its plan.
+"""A run's data: its split, its plan, and its budget's labeled pairs in memory.
 
-Only the budget's N cases are read with their masks (:func:`load_run_data`). What the config
-leaves to the plan (the image size, the generator kind) is resolved here, once, when the run
-starts (:func:`start_run`), and written to ``plan.json``.
+Only the budget's N cases are read with their masks. The plan stage (:func:`plan_run`) decides,
+once, what the run trains on and what the config left to the plan (the image size, the generator
+kind); :func:`start_run` writes it to ``plan.json`` (or takes the one the benchmark wrote), and a
+resumed run reads it back (:func:`read_run_plan`). :func:`load_run_data` then loads the planned
+cases and decides nothing.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from genseg.data import (
     to_tensors,
     write_split,
 )
+from genseg.data.io import atomic_write
+from genseg.errors import ConfigError
 from genseg.methods import method_class
-from genseg.planning import Plan, fingerprint, make_plan
+from genseg.planning import RunPlan, fingerprint, make_plan
 from genseg.runs import RunPaths, save_config
 
 log = logging.getLogger(__name__)
@@ -102,42 +106,90 @@ class RunData:
     train_ids: list[str]
     val_ids: list[str]
     unlabeled: PairTensors | None = None
-    plan: Plan | None = None
 
     @property
     def num_classes(self) -> int:
         return self.labels.num_classes
 
 
-def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
-    """Save a new run's config and load its data; what the plan chose is saved, with ``plan.json``.
+def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
+    """The plan stage: the run's budget in its split, its label values, and the data set's plan
+    from the budget's fingerprint, which fills in what the config leaves to it (``data.size``
+    None, ``generator.name`` auto for a method that trains a generator).
 
-    Returns:
-        The config with the image size and generator kind resolved, and the run's data.
+    Raises:
+        DataError: the budget's masks are background everywhere, or mix label encodings.
     """
-    save_config(config, paths)
-    data = load_run_data(config, paths)
-    if data.plan is not None:
-        config = planned(config, data.plan)
-        save_config(config, paths)
-        write_plan(data.plan, paths)
-    return config, data
+    train_ids, val_ids = train_val_ids(config, split)
+    labels = labels_of(index, train_ids + val_ids)
+    samples = load_samples(index, train_ids + val_ids, axis=config.data.axis, labels=labels)
+    data_set = make_plan(fingerprint(samples), max_size=config.data.max_size)
+    decided = []
+    size = config.data.size
+    if size is None:
+        size, decided = data_set.size, [*decided, "data.size"]
+    generator = config.generator.name
+    if _leaves_generator(config):
+        generator, decided = data_set.synthesis, [*decided, "generator.name"]
+    return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided))
 
 
 def needs_plan(config: RunConfig) -> bool:
     """Whether the config leaves something to the plan: the image size, or the kind of the generator
     of a method that trains one."""
-    planned_kind = config.generator.name == AUTO and method_class(config.train.method).needs_generator
-    return config.data.size is None or planned_kind
+    return config.data.size is None or _leaves_generator(config)
 
 
-def planned(config: RunConfig, plan: Plan) -> RunConfig:
+def _leaves_generator(config: RunConfig) -> bool:
+    return config.generator.name == AUTO and method_class(config.train.method).needs_generator
+
+
+def planned(config: RunConfig, plan: RunPlan) -> RunConfig:
     """The config with what it left to the plan filled in from ``plan``; what it sets stays."""
-    if config.data.size is None:
+    if "data.size" in plan.decided and config.data.size is None:
         config = replace(config, data=replace(config.data, size=plan.size))
-    if config.generator.name == AUTO and method_class(config.train.method).needs_generator:
-        config = replace(config, generator=config.generator.of_kind(plan.synthesis))
+    if "generator.name" in plan.decided and _leaves_generator(config):
+        config = replace(config, generator=config.generator.of_kind(plan.generator))
     return config
+
+
+def write_plan(plan: RunPlan, paths: RunPaths) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    atomic_write(paths.plan, lambda path: path.write_text(json.dumps(plan.to_dict(), indent=2) + "\n"))
+
+
+def read_run_plan(paths: RunPaths) -> RunPlan | None:
+    """The run's ``plan.json``; None if it has none, or one from before plans held the run's cases
+    (its config.json then holds what was planned)."""
+    if not paths.plan.is_file():
+        return None
+    try:
+        return RunPlan.from_dict(json.loads(paths.plan.read_text()))
+    except (KeyError, TypeError):
+        return None
+    except ValueError as error:  # JSON that does not parse
+        raise DataError(f"the run's plan does not parse ({error}); delete it to plan the run again",
+                        paths.plan) from None
+
+
+def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
+    """Start a new run: save its config, plan it (or take the plan already in its folder, written
+    by the benchmark for this budget) and load its data.
+
+    Returns:
+        The config with the plan's choices filled in, and the run's data.
+    """
+    save_config(config, paths)  # the folder is a run's from here on (training.check_run_folder)
+    index = _index(config)
+    split = resolve_split(config, index, paths)
+    plan = read_run_plan(paths)
+    if plan is None or [list(plan.train_ids), list(plan.val_ids)] != list(train_val_ids(config, split)):
+        plan = plan_run(config, index, split)
+        write_plan(plan, paths)
+    log.info("%s", plan.describe())
+    config = planned(config, plan)
+    save_config(config, paths)
+    return config, load_run_data(config, paths, plan)
 
 
 def train_val_ids(config: RunConfig, split: Split) -> tuple[list[str], list[str]]:
@@ -145,64 +197,46 @@ def train_val_ids(config: RunConfig, split: Split) -> tuple[list[str], list[str]
     return budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
 
 
-def plan_for(config: RunConfig, split: Split) -> Plan:
-    """The plan of a run's budget before the run exists (what ``size=None`` and the generator ``auto`` resolve to)."""
+def _index(config: RunConfig) -> CaseIndex:
     if config.data.root is None:
-        raise DataError("no data folder given; pass --data DIR")
-    index = index_cases(config.data.root, layout=config.data.layout)
-    train_ids, val_ids = train_val_ids(config, split)
-    return _plan(config, load_samples(index, train_ids + val_ids, axis=config.data.axis))
+        raise DataError("no data folder given; pass --data DIR (or run genseg demo)")
+    return index_cases(config.data.root, layout=config.data.layout)
 
 
-def _plan(config: RunConfig, budget_samples: list) -> Plan:
-    """The plan from the budget's labeled samples, under the config's cap."""
-    return make_plan(fingerprint(budget_samples), max_size=config.data.max_size)
-
-
-def write_plan(plan: Plan, paths: RunPaths) -> None:
-    paths.plan.write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
-
-
-def load_run_data(config: RunConfig, paths: RunPaths) -> RunData:
-    """Index the data folder, pick the budget's train/val cases, and load them as tensors.
+def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = None) -> RunData:
+    """Index the data folder and load the planned train/val cases as tensors, at ``data.size``.
 
     Only the budget's N cases are read with their masks: nothing else with a label reaches
     training. The semi-supervised method also gets the images (never the masks) of the rest
-    of the pool.
+    of the pool. Without a plan the cases are the budget's in the run's split.
+
+    Raises:
+        ValueError: the config's image size is still left to the plan (start the run with
+            :func:`start_run`, which plans it).
+        DataError: the masks' values differ from those the run was planned with.
     """
-    if config.data.root is None:
-        raise DataError("no data folder given; pass --data DIR (or run genseg demo)")
-    index = index_cases(config.data.root, layout=config.data.layout)
+    if config.data.size is None:
+        raise ConfigError("the image size is left to the plan: start the run (genseg train) or set data.size")
+    index = _index(config)
     split = resolve_split(config, index, paths)
     check_sizes(index, [*split.test, *split.pool.get(config.train.seed, [])])  # headers only: no label is read
-    train_ids, val_ids = train_val_ids(config, split)
+    train_ids, val_ids = (list(plan.train_ids), list(plan.val_ids)) if plan else train_val_ids(config, split)
     labels = labels_of(index, train_ids + val_ids)  # background-only masks stop here
+    if plan is not None and labels.values != plan.label_values:
+        raise DataError(f"the budget's masks hold the values {list(labels.values)}, the run was planned with "
+                        f"{list(plan.label_values)}: the data changed; start a new run with another --out", paths.plan)
     log.info("%s", labels.describe())
-    train_samples = load_samples(index, train_ids, axis=config.data.axis, labels=labels)
-    val_samples = load_samples(index, val_ids, axis=config.data.axis, labels=labels)
-    classes = labels.num_classes
-    plan = None
-    if needs_plan(config):
-        plan = _plan(config, train_samples + val_samples)
-        log.info("%s", plan.describe())
-    size = config.data.size or plan.size
-    train = to_tensors(train_samples, size, classes)
+    size, classes = config.data.size, labels.num_classes
+    train = to_tensors(load_samples(index, train_ids, axis=config.data.axis, labels=labels), size, classes)
+    val = to_tensors(load_samples(index, val_ids, axis=config.data.axis, labels=labels), size, classes)
     unlabeled = None
     if method_class(config.train.method).needs_unlabeled:
         labeled = set(train_ids) | set(val_ids)
         rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
         unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=config.data.axis,
                                             require_masks=False), size, classes)
-    return RunData(
-        train=train,
-        val=to_tensors(val_samples, size, classes),
-        labels=labels,
-        in_channels=train.images.shape[1],
-        train_ids=train_ids,
-        val_ids=val_ids,
-        unlabeled=unlabeled,
-        plan=plan,
-    )
+    return RunData(train=train, val=val, labels=labels, in_channels=train.images.shape[1],
+                   train_ids=train_ids, val_ids=val_ids, unlabeled=unlabeled)
 
 
 def weights_checkpoint(config: RunConfig, data: RunData, weights: dict[str, Any], iteration: int,

@@ -3,7 +3,7 @@
 Layout of ``runs/NAME/``::
 
     config.json   the RunConfig          split.json   the split actually used
-    plan.json     the planned image size and generator kind, and the fingerprint they came from
+    plan.json     the run's plan: its cases, labels, image size and generator kind, and the fingerprint
     train.log     the log                history.csv  validation curve
     last.pt       resumable state        best.pt / final.pt  segmenter weights
     result.json   wall time, peak memory, best validation scores
@@ -26,6 +26,7 @@ from pathlib import Path
 from genseg.config import RunConfig
 from genseg.data import DataError
 from genseg.data.io import atomic_write
+from genseg.errors import ConfigError
 from genseg.methods import generator_methods, method_class
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class RunPaths:
         """``best.pt`` (chosen on the validation pairs, ``train.select``), ``final.pt`` (last iteration)
         or ``averaged.pt`` (the weights averaged over the last ``train.average_last`` of the run)."""
         if checkpoint not in CHECKPOINTS:
-            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
+            raise ConfigError(f"checkpoint must be one of {CHECKPOINTS}, got {checkpoint!r}")
         return self.root / f"{checkpoint}.pt"
 
     def saved_checkpoints(self) -> tuple[str, ...]:

@@ -14,6 +14,8 @@ import random
 import numpy as np
 import torch
 
+from genseg.errors import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
@@ -21,10 +23,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu")
+            raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu")
         index = torch.device(name).index
         if index is not None and index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} GPUs are visible (cuda:0..)")
+            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} GPUs are visible (cuda:0..)")
     return torch.device(name)
 
 
@@ -51,7 +53,7 @@ def set_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads to ``threads`` (default :func:`default_threads`); returns the count."""
     count = threads if threads is not None else default_threads()
     if count < 1:
-        raise ValueError(f"threads must be at least 1, got {count}")
+        raise ConfigError(f"threads must be at least 1, got {count}")
     torch.set_num_threads(count)
     return count
 

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genseg.errors import ConfigError
+
 
 class BatchSampler:
     """Row indices for batches of ``batch_size``, from one seeded generator.
@@ -29,7 +31,7 @@ class BatchSampler:
 
     def __init__(self, rng: torch.Generator, batch_size: int, mode: str = "replacement") -> None:
         if mode not in ("replacement", "epochs"):
-            raise ValueError(f"sampling must be 'replacement' or 'epochs', got {mode!r}")
+            raise ConfigError(f"sampling must be 'replacement' or 'epochs', got {mode!r}")
         self.rng, self.batch_size, self.mode = rng, batch_size, mode
         self._queues: dict[int, list[int]] = {}  # rows left in the current permutation, per row count
 

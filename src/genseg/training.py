@@ -32,12 +32,13 @@ from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.checkpoint_policy import History, KeptWeights, tensorboard_writer
 from genseg.config import AUTO, RunConfig
 from genseg.data.io import atomic_write, remove_stale_temporaries
+from genseg.errors import ConfigError, UserError
 from genseg.evaluation import choose_postprocessing
 from genseg.locks import owned
 from genseg.methods import create_method
 from genseg.methods.base import Method, TrainingContext
 from genseg.optim import build_optimizer, build_schedule
-from genseg.run_data import RunData, load_run_data, start_run
+from genseg.run_data import RunData, load_run_data, planned, read_run_plan, start_run
 from genseg.runs import RunPaths, adopt_pretrained_generator, load_config, save_config
 from genseg.runtime import resolve_device, seed_everything
 from genseg.segmenters import segmenter_from_config
@@ -81,20 +82,24 @@ def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
         ValueError: ``config`` differs from the saved one in anything else, or asks for fewer
             iterations than the run already has.
     """
-    saved = load_config(RunPaths(Path(run_dir)))
-    if config.data.size is None:  # a planned size was resolved when the run started
+    paths = RunPaths(Path(run_dir))
+    saved, plan = load_config(paths), read_run_plan(paths)
+    if plan is not None:  # what the config leaves to the plan was decided when the run started
+        config = planned(config, plan)
+    # what is still left open resumes as it started (so do runs from before plan.json held the run's plan)
+    if config.data.size is None:
         config = replace(config, data=replace(config.data, size=saved.data.size))
-    if config.generator.name == AUTO:  # and so was a planned generator kind
+    if config.generator.name == AUTO:
         config = replace(config, generator=saved.generator)
     wanted, stored = config.to_dict(), saved.to_dict()
     changed = [f"{section}.{key} ({stored[section].get(key)!r} -> {value!r})"
                for section, values in wanted.items() for key, value in values.items()
                if stored[section].get(key) != value and (section, key) != ("train", "iterations")]
     if changed:
-        raise ValueError(f"{run_dir} was trained with other settings: {', '.join(changed)}; resume it with its "
+        raise ConfigError(f"{run_dir} was trained with other settings: {', '.join(changed)}; resume it with its "
                          "own settings (only a larger --iterations may change) or train a new run (another --out)")
     if config.train.iterations < saved.train.iterations:
-        raise ValueError(f"{run_dir} is a run of {saved.train.iterations} iterations; --iterations can only "
+        raise ConfigError(f"{run_dir} is a run of {saved.train.iterations} iterations; --iterations can only "
                          f"extend it, got {config.train.iterations}")
     return replace(saved, train=replace(saved.train, iterations=config.train.iterations))
 
@@ -130,7 +135,14 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
     resolve_device(config.train.device)  # a device that is not there stops here, before anything is written
     with owned(paths.root, LOCK, f"{paths.root} is being trained by another process; wait for it to end or "
                                  "choose another --out"):
-        return _train(config, paths, resume, progress, pretrained_generator, tensorboard, hooks or TrainingHooks())
+        try:
+            return _train(config, paths, resume, progress, pretrained_generator, tensorboard, hooks or TrainingHooks())
+        except UserError as error:
+            log.error("the run stopped: %s", error)
+            raise
+        except Exception:
+            log.exception("the run stopped on an unexpected error, a bug in genseg; its traceback:")
+            raise
 
 
 LOCK = ".train.lock"
@@ -168,7 +180,7 @@ def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     for iteration in bar:
         scalars = method.step(iteration)
         if not math.isfinite(scalars["loss"]):  # nothing after this step could be trusted: stop, loudly
-            raise ValueError(f"the training loss became {scalars['loss']} at iteration {iteration + 1}; the run "
+            raise ConfigError(f"the training loss became {scalars['loss']} at iteration {iteration + 1}; the run "
                              f"stopped (its last good checkpoint is {paths.last}): lower --lr, or check the images "
                              "for extreme values")
         for name, value in scalars.items():
@@ -207,7 +219,7 @@ def _start(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     if resume and paths.config.is_file():
         config = resume_config(paths.root, config)
         save_config(config, paths)
-        data = load_run_data(config, paths)
+        data = load_run_data(config, paths, read_run_plan(paths))
     else:
         config, data = start_run(config, paths)
     if pretrained_generator is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genseg.benchmark.runner import RunTask, execute_run, failed_row
+from genseg.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class RayExecutor:
         try:
             import ray
         except ModuleNotFoundError:
-            raise ValueError("--ray needs Ray: pip install 'genseg[ray]'") from None
+            raise ConfigError("--ray needs Ray: pip install 'genseg[ray]'") from None
         if not tasks:
             return
         if not ray.is_initialized():

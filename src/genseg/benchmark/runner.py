@@ -34,6 +34,7 @@ from genseg.benchmark.report import write_reports
 from genseg.benchmark.results import append_rows, evaluated_sets, result_rows
 from genseg.benchmark.spec import BenchmarkSpec, PlannedRun, plan_runs
 from genseg.data.io import atomic_write
+from genseg.errors import ConfigError
 from genseg.locks import owned
 from genseg.run_data import write_plan
 from genseg.runs import RunPaths, load_config, pretraining_key, save_config
@@ -122,7 +123,7 @@ class LocalExecutor:
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, got {self.workers}")
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
 
     def execute(self, tasks: list[RunTask]) -> Iterator[tuple[RunTask, list[dict[str, Any]]]]:
         context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
@@ -230,7 +231,7 @@ def _prepare_run_folder(run: PlannedRun, paths: RunPaths) -> bool:
     try:
         resume_config(paths.root, run.config)  # as dataclasses: fields added since take their defaults
     except ValueError as error:
-        raise ValueError(f"{error}; delete the folder or choose another out folder") from None
+        raise ConfigError(f"{error}; delete the folder or choose another out folder") from None
     # result.json is written last by train, and config.json holds the iterations it was trained for
     return paths.result.is_file() and load_config(paths).train.iterations == run.config.train.iterations
 

@@ -22,10 +22,12 @@ from genseg.config import (
     SegmenterConfig,
     TrainConfig,
 )
-from genseg.data import DataError, read_split
+from genseg.data import DataError, index_cases, read_split
+from genseg.errors import ConfigError
 from genseg.methods import METHODS
-from genseg.planning import Plan
-from genseg.run_data import needs_plan, plan_for, planned
+from genseg.planning import RunPlan
+from genseg.run_data import needs_plan, plan_run, planned, read_run_plan
+from genseg.runs import RunPaths
 
 DEFAULT_OUT = Path("benchmarks/results")
 
@@ -152,29 +154,29 @@ class BenchmarkSpec:
             splits_root = self.data_root.parent / "benchmark" / "splits"
         self.splits_root = None if splits_root is None else Path(splits_root)
         if not self.datasets:
-            raise ValueError("no data sets given: pass --datasets or set datasets = [...] in the TOML file")
+            raise ConfigError("no data sets given: pass --datasets or set datasets = [...] in the TOML file")
         if not self.seeds:
-            raise ValueError("no seeds given: pass --seeds or set seeds = [...]")
+            raise ConfigError("no seeds given: pass --seeds or set seeds = [...]")
         if not self.splits or set(self.splits) - {"test", "dev"}:
-            raise ValueError(f"splits must name test and/or dev, got {self.splits}")
+            raise ConfigError(f"splits must name test and/or dev, got {self.splits}")
         for name in PER_DATASET_TABLES:
             unknown = sorted(set(getattr(self, name)) - set(self.datasets))
             if unknown:
-                raise ValueError(f"{name} names data sets that are not in datasets {self.datasets}: {unknown}")
+                raise ConfigError(f"{name} names data sets that are not in datasets {self.datasets}: {unknown}")
         for dataset in self.datasets:
             if not self.budgets.get(dataset):
-                raise ValueError(f"no budgets for data set {dataset!r}: pass --budgets or set budgets.{dataset}")
+                raise ConfigError(f"no budgets for data set {dataset!r}: pass --budgets or set budgets.{dataset}")
             extra = sorted(set(self.methods_at.get(dataset, {})) - set(self.budgets[dataset]))
             if extra:
-                raise ValueError(f"methods_at.{dataset} names budgets {extra} that are not in its budgets "
+                raise ConfigError(f"methods_at.{dataset} names budgets {extra} that are not in its budgets "
                                  f"{self.budgets[dataset]}")
         for name in self.variants:
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-                raise ValueError(f"variant name {name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
+                raise ConfigError(f"variant name {name!r} must be letters, digits, '.', '_' or '-' (it names folders)")
         named = [*self.methods, *(m for at in self.methods_at.values() for ms in at.values() for m in ms)]
         unknown = sorted(set(named) - set(self.variants))
         if unknown:
-            raise ValueError(f"unknown method variants {unknown}; known: {', '.join(self.variants)} "
+            raise ConfigError(f"unknown method variants {unknown}; known: {', '.join(self.variants)} "
                              "(define more in a TOML [variants.NAME] table)")
 
     def methods_for(self, dataset: str, budget: int) -> list[str]:
@@ -204,7 +206,7 @@ class PlannedRun:
     config: RunConfig
     ood: tuple[Path, ...] = ()
     splits: tuple[str, ...] = ("test",)
-    plan: Plan | None = None
+    plan: RunPlan | None = None
 
     @property
     def name(self) -> str:
@@ -246,16 +248,16 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> BenchmarkS
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        raise ValueError(f"{path}: reading TOML needs Python >= 3.11; pass the benchmark as options instead") from None
+        raise ConfigError(f"{path}: reading TOML needs Python >= 3.11; pass the benchmark as options instead") from None
     path = Path(path)
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: invalid TOML: {error}") from None
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
     try:
         return spec_from_dict(_narrowed(values, overrides or {}))
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise ConfigError(f"{path}: {error}") from None
 
 
 
@@ -289,9 +291,9 @@ def spec_from_dict(values: dict[str, Any]) -> BenchmarkSpec:
     known = set(BenchmarkSpec.__dataclass_fields__)
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown benchmark settings {unknown}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown benchmark settings {unknown}; known: {', '.join(sorted(known))}")
     if "datasets" not in values or "budgets" not in values:
-        raise ValueError("a benchmark needs datasets and budgets (--datasets and --budgets, or TOML keys)")
+        raise ConfigError("a benchmark needs datasets and budgets (--datasets and --budgets, or TOML keys)")
     if isinstance(values["budgets"], list):  # one list for every data set, as --budgets gives
         values["budgets"] = {dataset: values["budgets"] for dataset in values["datasets"]}
     if "methods_at" in values:
@@ -319,15 +321,19 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
     for dataset in spec.datasets:
         root, split_file = _existing(spec.data_root / dataset), _existing(spec.splits_root / f"{dataset}.json")
         ood = tuple(_existing(_ood_folder(spec, other)) for other in spec.ood.get(dataset, []))
+        index = None
         for budget in spec.budgets[dataset]:
             for seed in spec.seeds:
                 for variant in spec.methods_for(dataset, budget):
                     config = _run_config(spec, dataset, root, split_file, budget, variant, seed)
-                    plan = None
-                    if needs_plan(config):
-                        plan = plan_for(config, read_split(split_file))
-                        config = planned(config, plan)
-                    runs.append(PlannedRun(dataset, budget, variant, seed, config, ood, tuple(spec.splits), plan))
+                    folder = RunPaths(spec.out / "runs" / run_name(dataset, budget, variant, config.segmenter.name,
+                                                                    seed))
+                    plan = read_run_plan(folder)  # a run planned before is never planned again
+                    if plan is None and needs_plan(config):  # its size or generator kind names the run's rows
+                        index = index or index_cases(root, layout=config.data.layout)
+                        plan = plan_run(config, index, read_split(split_file))
+                    runs.append(PlannedRun(dataset, budget, variant, seed, planned(config, plan) if plan else config,
+                                           ood, tuple(spec.splits), plan))
     return runs
 
 
@@ -335,7 +341,7 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
 def _variant(name: str, table: dict[str, Any]) -> Variant:
     allowed = {"method", "mlo", "generator", "train", "segmenter"}
     if not isinstance(table, dict) or "method" not in table or set(table) - allowed:
-        raise ValueError(f"[variants.{name}] needs method = \"...\" and may have mlo, generator, train and segmenter "
+        raise ConfigError(f"[variants.{name}] needs method = \"...\" and may have mlo, generator, train and segmenter "
                          f"tables; got {sorted(table) if isinstance(table, dict) else table!r}")
     return Variant(**table)
 
@@ -345,7 +351,7 @@ def _budget_key(dataset: str, budget: str | int) -> int:
     try:
         return int(budget)
     except ValueError:
-        raise ValueError(f"methods_at.{dataset} keys must be budgets (integers), got {budget!r}") from None
+        raise ConfigError(f"methods_at.{dataset} keys must be budgets (integers), got {budget!r}") from None
 
 
 
@@ -377,7 +383,7 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
                                  **spec.train, **variant.train, "method": variant.method, "seed": seed}),
         )
     except (TypeError, ValueError) as error:  # TypeError: an override names no config field
-        raise ValueError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None
+        raise ConfigError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None
 
 
 
@@ -385,5 +391,5 @@ def _size(value: int | str) -> int | None:
     if value == "auto":
         return None
     if not isinstance(value, int):
-        raise ValueError(f"sizes are integers or \"auto\", got {value!r}")
+        raise ConfigError(f"sizes are integers or \"auto\", got {value!r}")
     return value

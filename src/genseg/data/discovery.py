@@ -27,7 +27,7 @@ from pathlib import Path
 
 from genseg.data.io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, file_stem, is_image_file, is_volume_file
 from genseg.data.sample import Case, CaseIndex
-from genseg.errors import DataError
+from genseg.errors import ConfigError, DataError
 
 LAYOUTS = ("folders", "nnunet", "msd")
 ROI_FOLDERS = ("roi", "fov")
@@ -66,7 +66,7 @@ def index_cases(root: Path, layout: str = "auto") -> CaseIndex:
         return _index_nnunet(root)
     if layout == "msd":
         return _index_msd(root)
-    raise ValueError(f"layout must be auto, {', '.join(LAYOUTS)}; got {layout!r}")
+    raise ConfigError(f"layout must be auto, {', '.join(LAYOUTS)}; got {layout!r}")
 
 
 def detect_layout(root: Path) -> str:
@@ -101,7 +101,7 @@ def index_images(folder: Path, layout: str = "folders") -> CaseIndex:
     """
     folder = Path(folder)
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+        raise ConfigError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
     if folder.is_file():
         if not (is_image_file(folder) or is_volume_file(folder)):
             raise DataError(f"not an image or volume file; accepted types: {_ACCEPTED_TYPES}", folder)

@@ -21,7 +21,7 @@ from genseg.data.discovery import channel_paths
 from genseg.data.io import load_nifti, normalize_intensity, read_image, read_label_volume, read_mask, read_volume
 from genseg.data.labels import LabelMap, label_map
 from genseg.data.sample import Case, CaseIndex, Sample
-from genseg.errors import DataError
+from genseg.errors import ConfigError, DataError
 
 
 def load_samples(
@@ -46,7 +46,7 @@ def load_samples(
             or a mask value ``labels`` lacks.
     """
     if axis not in (0, 1, 2):
-        raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+        raise ConfigError(f"axis must be 0, 1 or 2, got {axis}")
     samples: list[Sample] = []
     file_by_channels: dict[int, Path] = {}
     for case_id in case_ids:

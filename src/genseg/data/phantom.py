@@ -19,6 +19,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from genseg.data.io import atomic_write, write_mask_png
+from genseg.errors import ConfigError
 
 _README = """\
 SYNTHETIC DEMO DATA made by genseg.data.make_phantom (n_cases={n_cases}, size={size}, seed={seed}).
@@ -41,7 +42,7 @@ def make_phantom(out_dir: Path, *, n_cases: int = 40, size: int = 128, seed: int
         ``out_dir``, ready for :func:`~genseg.data.discovery.index_cases`.
     """
     if n_cases < 1 or size < 32:
-        raise ValueError(f"n_cases must be >= 1 and size >= 32, got {n_cases} and {size}")
+        raise ConfigError(f"n_cases must be >= 1 and size >= 32, got {n_cases} and {size}")
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     width = max(3, len(str(n_cases - 1)))

@@ -24,7 +24,7 @@ import numpy as np
 
 from genseg.data.io import atomic_write
 from genseg.data.sample import CaseIndex
-from genseg.errors import DataError
+from genseg.errors import ConfigError, DataError
 
 _SEED_PREFIX = "seed"
 
@@ -118,7 +118,7 @@ def make_split(
     """
     ids = sorted(set(case_ids))
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     min_pool = max(2, min_pool)
     if len(ids) < min_pool:
         raise DataError(f"a budget of {min_pool} labeled cases needs at least {min_pool} cases, found {len(ids)}; "
@@ -143,7 +143,7 @@ def budget_ids(split: Split, seed: int, n_train: int, n_val: int) -> tuple[list[
         raise DataError(f"split of {split.dataset!r} has no pool for seed {seed}; available: {available}")
     pool = split.pool[seed]
     if n_train < 1 or n_val < 0:
-        raise ValueError(f"n_train must be >= 1 and n_val >= 0, got {n_train} and {n_val}")
+        raise ConfigError(f"n_train must be >= 1 and n_val >= 0, got {n_train} and {n_val}")
     if n_train + n_val > len(pool):
         raise DataError(
             f"budget of {n_train + n_val} cases ({n_train} train + {n_val} val) is larger than the "

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from genseg.errors import ConfigError
+
 #: The ``Options`` field metadata key of a setting written to config.json only when it is set.
 RECORDED_WHEN_SET = "recorded_when_set"
 
@@ -53,12 +55,12 @@ class Pix2PixOptions:
 
     def __post_init__(self) -> None:
         if self.ngf < 4 or self.ndf < 4:
-            raise ValueError(f"ngf and ndf must be at least 4, got {self.ngf} and {self.ndf}")
+            raise ConfigError(f"ngf and ndf must be at least 4, got {self.ngf} and {self.ndf}")
         if self.lambda_l1 < 0 or self.lambda_ms < 0 or self.noise < 0:
-            raise ValueError(f"lambda_l1, lambda_ms and noise must be >= 0, got {self.lambda_l1}, "
+            raise ConfigError(f"lambda_l1, lambda_ms and noise must be >= 0, got {self.lambda_l1}, "
                              f"{self.lambda_ms} and {self.noise}")
         if self.lambda_ms > 0 and self.noise == 0:
-            raise ValueError("lambda_ms rewards draws that differ with the noise: set noise > 0 too")
+            raise ConfigError("lambda_ms rewards draws that differ with the noise: set noise > 0 too")
 
 
 @dataclass
@@ -84,8 +86,9 @@ class CompositeOptions:
 
     def __post_init__(self) -> None:
         if self.pastes < 1 or not 0.0 < self.probability <= 1.0:
-            raise ValueError(f"pastes must be >= 1 and probability in (0, 1], got {self.pastes} and {self.probability}")
+            raise ConfigError(f"pastes must be >= 1 and probability in (0, 1], got {self.pastes} and "
+                              f"{self.probability}")
         if not 0.1 <= self.feather <= self.max_feather <= 16:
-            raise ValueError(f"need 0.1 <= feather <= max_feather <= 16 px, got {self.feather} and {self.max_feather}")
+            raise ConfigError(f"need 0.1 <= feather <= max_feather <= 16 px, got {self.feather} and {self.max_feather}")
         if self.ndf < 4 or self.appearance_lr <= 0:
-            raise ValueError(f"ndf must be >= 4 and appearance_lr > 0, got {self.ndf} and {self.appearance_lr}")
+            raise ConfigError(f"ndf must be >= 4 and appearance_lr > 0, got {self.ndf} and {self.appearance_lr}")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from genseg.errors import ConfigError
 from genseg.generators import cells
 from genseg.generators.base import MaskConditioned
 from genseg.generators.diffaugment import augment_critic_input, sample_critic_augmentation
@@ -84,16 +85,16 @@ class UNetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if num_downs < 2:
-            raise ValueError(f"num_downs must be at least 2, got {num_downs}")
+            raise ConfigError(f"num_downs must be at least 2, got {num_downs}")
         if mask_channels < 1 or image_channels < 1 or ngf < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"mask_channels, image_channels and ngf must be positive, got "
                 f"{mask_channels}, {image_channels}, {ngf}"
             )
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
+            raise ConfigError(f"noise must be >= 0, got {noise}")
         self.num_downs = num_downs
         self.noise_channels = noise
         condition_channels = mask_channels + noise  # what the mask and the latent bring in
@@ -141,7 +142,7 @@ class UNetGenerator(nn.Module):
         factor = 2**self.num_downs
         height, width = masks.shape[-2:]
         if height % factor or width % factor:
-            raise ValueError(
+            raise ConfigError(
                 f"generator input of size {height}x{width} is not divisible by 2**num_downs = "
                 f"{factor}; resize the data to a multiple of {factor} or lower num_downs"
             )
@@ -165,7 +166,7 @@ class UNetGenerator(nn.Module):
         """The mask encoding, with the latents broadcast over the image beside it if there is noise."""
         if self.noise_channels == 0:
             if latents is not None:
-                raise ValueError("this generator has no noise input (noise=0); pass no latents")
+                raise ConfigError("this generator has no noise input (noise=0); pass no latents")
             return masks
         if latents is None:
             latents = self.sample_latents(masks.shape[0], masks.device)
@@ -217,7 +218,7 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, in_channels: int, ndf: int = 32, n_layers: int = 3) -> None:
         super().__init__()
         if in_channels < 1 or ndf < 1 or n_layers < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"in_channels, ndf and n_layers must be positive, got {in_channels}, {ndf}, {n_layers}"
             )
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]

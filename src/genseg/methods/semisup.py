@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genseg.augment import apply_intensity, augment_pairs, sample_geometric, sample_intensity
+from genseg.errors import ConfigError
 from genseg.methods.base import Method, TrainingContext
 
 CONSISTENCY_WEIGHT = 1.0
@@ -37,7 +38,7 @@ class MeanTeacher(Method):
         super().__init__(context)
         unlabeled = context.batches.unlabeled
         if unlabeled is None or unlabeled.images.shape[0] == 0:
-            raise ValueError("semisup needs unlabeled images: the pool of the split file must hold "
+            raise ConfigError("semisup needs unlabeled images: the pool of the split file must hold "
                              "more cases than the budget")
         self.student = context.stepper.segmenter
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)

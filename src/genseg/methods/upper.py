@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from genseg.config import MLOConfig
+from genseg.errors import ConfigError
 from genseg.generators.base import MaskToImage
 from genseg.methods import UPPER_VARIABLES
 from genseg.mlo import add_hypergradient
@@ -77,7 +78,7 @@ class ArchitectureWeights:
     def __init__(self, generator: MaskToImage, lr: float) -> None:
         self.arch = list(generator.arch_parameters())
         if not self.arch:
-            raise ValueError("mlo.upper needs the generator's architecture weights A, but the generator has "
+            raise ConfigError("mlo.upper needs the generator's architecture weights A, but the generator has "
                              "none; use pix2pix with generator.searchable=True, or mlo.upper='generator'")
         self.optimizer = torch.optim.Adam(self.arch, lr=lr, betas=(0.5, 0.999))
 

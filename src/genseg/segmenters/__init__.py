@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from genseg.errors import ConfigError
 from genseg.registry import Registry
 
 if TYPE_CHECKING:
@@ -54,9 +55,9 @@ def create_segmenter(name: str, in_channels: int, classes: int, **options: Any) 
     """
     checked = SEGMENTERS.check_options(name, options)
     if in_channels < 1:
-        raise ValueError(f"in_channels must be at least 1, got {in_channels}")
+        raise ConfigError(f"in_channels must be at least 1, got {in_channels}")
     if classes < 2:
-        raise ValueError(f"classes counts the background and must be at least 2 (2 for a binary task), got {classes}")
+        raise ConfigError(f"classes counts the background and must be at least 2 (2 for a binary task), got {classes}")
     return SEGMENTERS.load(name)(in_channels, classes, checked)
 
 
@@ -76,7 +77,7 @@ def check_input_size(name: str, size: int | tuple[int, int]) -> None:
     sides = (size, size) if isinstance(size, int) else tuple(size)
     for side in sides:
         if side < options.min_size or side % options.size_multiple:
-            raise ValueError(
+            raise ConfigError(
                 f"segmenter {name!r} needs image sides that are multiples of {options.size_multiple} "
                 f"and at least {options.min_size}, got {size}; resize the images (e.g. data size 128)"
             )

@@ -12,6 +12,7 @@ import segmentation_models_pytorch as smp
 from monai.networks.nets import AttentionUnet, BasicUNet
 from torch import nn
 
+from genseg.errors import ConfigError
 from genseg.segmenters.options import AttentionUNetOptions, DeepLabV3PlusOptions, SegFormerOptions, UNetOptions
 
 
@@ -74,6 +75,6 @@ def _checked_encoder(encoder: str) -> str:
     names = smp.encoders.get_encoder_names()
     if encoder not in names:
         close = difflib.get_close_matches(encoder, names, n=1)
-        raise ValueError(f"option 'encoder': unknown smp encoder {encoder!r}"
+        raise ConfigError(f"option 'encoder': unknown smp encoder {encoder!r}"
                          + (f"; did you mean {close[0]!r}?" if close else ""))
     return encoder

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from genseg.errors import ConfigError
+
 
 def _check_positive(option: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"option {option!r} must be a positive integer, got {value!r}")
+        raise ConfigError(f"option {option!r} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class UNetOptions:
     def __post_init__(self) -> None:
         _check_positive("base", self.base)
         if self.norm not in ("batch", "instance"):
-            raise ValueError(f"option 'norm' must be 'batch' or 'instance', got {self.norm!r}")
+            raise ConfigError(f"option 'norm' must be 'batch' or 'instance', got {self.norm!r}")
 
 
 @dataclass(frozen=True)
