@@ -38,7 +38,7 @@ def test_help_works_for_every_command(command: list[str]) -> None:
 def test_help_shows_the_defaults_of_word_options() -> None:
     """A default in square brackets such as [augment] is text, not a rich style tag to drop."""
     output = " ".join(runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output.split())
-    assert "semisup [augment]" in output and "[unet]" in output and "[replacement]" in output
+    assert "semisup [augment]" in output and "[unet]" in output and "cuda:N [auto]" in output
 
 
 def test_image_without_mask_is_one_line_naming_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_version_and_fast_path_errors(tmp_path: Path) -> None:
 
 def test_config_file_with_overrides_and_resume_that_extends(tiny_phantom: Path, tmp_path: Path) -> None:
     first = tmp_path / "first"
-    args = ["--size", "32", "--iterations", "2", "--val-every", "2", "--budget", "4", "--batch-size", "2"]
+    args = ["--size", "32", "--iterations", "2", "--set", "train.val_every=2", "--budget", "4", "--batch-size", "2"]
     assert runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(first), *args]).exit_code == 0
     # A run's config.json is a config file; given options override it.
     second = tmp_path / "second"
@@ -157,7 +157,8 @@ def test_config_file_with_overrides_and_resume_that_extends(tiny_phantom: Path, 
 def test_train_evaluate_predict(tiny_phantom: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     trained = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), "--size", "32",
-                                  "--iterations", "4", "--val-every", "2", "--budget", "4", "--batch-size", "2"])
+                                  "--iterations", "4", "--set", "train.val_every=2", "--budget", "4",
+                                  "--batch-size", "2"])
     assert trained.exit_code == 0, trained.output
     assert (run / "best.pt").is_file() and (run / "final.pt").is_file()
 
@@ -175,11 +176,11 @@ def test_train_evaluate_predict(tiny_phantom: Path, tmp_path: Path) -> None:
         [p.name for p in (tiny_phantom / "images").iterdir()] + ["predictions.json"])
 
 
-def test_generator_and_synthetic_options_reach_the_config(tiny_phantom: Path, tmp_path: Path) -> None:
+def test_generator_and_synthetic_settings_reach_the_config(tiny_phantom: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ["--size", "32", "--iterations", "1", "--budget", "4", "--batch-size", "2", "--method", "separate",
-            "--pretrain-iterations", "1", "--ngf", "4", "--generator-option", "spade=true",
-            "--generator-option", "noise=2", "--synthetic-batch-size", "1"]
+            "--pretrain-iterations", "1", "--generator", "pix2pix", "--set", "generator.ngf=4",
+            "--set", "generator.spade=true", "--set", "generator.noise=2", "--set", "train.synthetic_batch_size=1"]
     result = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), *args])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
@@ -187,9 +188,20 @@ def test_generator_and_synthetic_options_reach_the_config(tiny_phantom: Path, tm
     assert (generator["ngf"], generator["spade"], generator["noise"]) == (4, True, 2)
     assert saved["train"]["synthetic_batch_size"] == 1
     unknown = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "other"),
-                                  *args[:-3], "sparkle=1"])
+                                  *args[:-2], "--set", "generator.sparkle=1"])
     line = _single_error_line(unknown.output)
     assert "sparkle" in line and "accepted" in line
+
+
+@pytest.mark.parametrize(("flag", "key"), [("--upper", "mlo.upper"), ("--ngf=4", "generator.ngf"),
+                                           ("--generator-option", "generator.KEY"), ("--val-every", "train.val_every")])
+def test_a_former_train_flag_names_its_set_key(flag: str, key: str, tiny_phantom: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "run"), flag, "2"])
+    line = _single_error_line(result.output)
+    assert result.exit_code == 2 and f"is now --set {key}=VALUE" in line and not (tmp_path / "run").exists()
+    typo = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "run"),
+                               "--iteratons", "2"])
+    assert "no option or argument '--iteratons'" in _single_error_line(typo.output)
 
 
 @pytest.mark.parametrize(("budget", "n_val"), [(2, 1), (3, 1), (9, 2), (20, 4)])
@@ -226,11 +238,12 @@ def test_any_config_field_is_reachable_through_set(tiny_phantom: Path, tmp_path:
     trained = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), "--size", "32",
                                   "--iterations", "4", "--budget", "4", "--set", "train.checkpoint_every=2",
                                   "--set", "segmenter.options={\"base\": 4}", "--set", "train.val_every=1",
-                                  "--val-every", "2"])
+                                  "--set", "train.val_every=2", "--set", "train.iterations=9"])
     assert trained.exit_code == 0, trained.output
     saved = json.loads((run / "config.json").read_text())
     assert saved["train"]["checkpoint_every"] == 2 and saved["segmenter"]["options"] == {"base": 4}
-    assert saved["train"]["val_every"] == 2  # a named option wins over --set
+    assert saved["train"]["val_every"] == 2  # the last --set of a key wins
+    assert saved["train"]["iterations"] == 4  # and a named option wins over --set
     wrong = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "x"),
                                 "--set", "checkpoint_every=2"])
     assert wrong.exit_code == 2 and "SECTION.KEY=VALUE" in wrong.output and not (tmp_path / "x").exists()

@@ -129,7 +129,7 @@ def test_a_run_without_averaging_has_no_averaged_checkpoint_and_predicts_with_th
     train(replace(config, train=replace(config.train, average_last=0.0)), run, progress=False)
     assert RunPaths(run).saved_checkpoints() == ("best", "final")
     assert RunPaths(run).preferred_checkpoint() == "best"
-    with pytest.raises(FileNotFoundError, match="--average-last 0"):
+    with pytest.raises(FileNotFoundError, match="train.average_last=0"):
         evaluate(run, split="test", checkpoints=("averaged",), overlays=0)
 
 

@@ -13,7 +13,6 @@ import inspect
 import logging
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Optional
@@ -24,11 +23,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from genseg import __version__
-from genseg.augment import AUGMENTATIONS
 from genseg.config import DataConfig, GeneratorConfig, MLOConfig, TrainConfig
 from genseg.errors import ConfigError, UserError
 from genseg.generators import GENERATORS
-from genseg.methods import METHODS, UPPER_VARIABLES
+from genseg.methods import METHODS
 from genseg.segmenters import SEGMENTERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,  # "[default]" is no style tag
@@ -154,24 +152,29 @@ def _existing(path: Path, what: str) -> Path:
     return path
 
 
-# train's options that set a config field: option -> (section, field). One place: the defaults
-# shown in --help are the dataclasses' own, and only options given on the command line override
-# the config (from --config FILE, from the run being resumed, or the defaults).
+# train's options that set a config field: option -> (section, field). The ones people reach for
+# first; --set SECTION.KEY=VALUE reaches every other field (REPLACED_BY_SET: the flags it replaced).
+# One place: the defaults shown in --help are the dataclasses' own, and only options given on the
+# command line override the config (from --config FILE, from the run being resumed, or the defaults).
 _TRAIN_FIELDS = {
     "data": ("data", "root"), "split": ("data", "split_file"), "budget": ("data", "budget"),
-    "n_val": ("data", "n_val"), "size": ("data", "size"), "max_size": ("data", "max_size"), "axis": ("data", "axis"),
+    "n_val": ("data", "n_val"), "size": ("data", "size"), "axis": ("data", "axis"),
     "segmenter": ("segmenter", "name"),
-    "generator": ("generator", "name"),
-    "ngf": ("generator", "ngf"), "pretrain_iterations": ("generator", "pretrain_iterations"),
-    "upper": ("mlo", "upper"), "hypergradient": ("mlo", "hypergradient"), "upper_every": ("mlo", "every"),
-    "unroll_steps": ("mlo", "unroll_steps"), "arch_lr": ("mlo", "arch_lr"), "gamma": ("mlo", "gamma"),
-    "val_views": ("mlo", "val_views"),
-    **{name: ("train", name) for name in ("method", "iterations", "batch_size", "synthetic_batch_size", "lr", "optimizer", "schedule",
-                                           "warmup", "sampling", "augmentation", "val_every", "select", "seed", "device")},
-    "ema": ("train", "ema_decay"), "average_last": ("train", "average_last"),
-    "generator_option": ("generator", None),  # KEY=VALUE settings of the generator's kind (config.parse_settings)
+    "generator": ("generator", "name"), "pretrain_iterations": ("generator", "pretrain_iterations"),
+    **{name: ("train", name) for name in ("method", "iterations", "batch_size", "lr", "seed", "device")},
     "setting": (None, None),  # --set SECTION.KEY=VALUE: any field
 }
+
+REPLACED_BY_SET = {
+    "--max-size": "data.max_size", "--synthetic-batch-size": "train.synthetic_batch_size",
+    "--optimizer": "train.optimizer", "--schedule": "train.schedule", "--warmup": "train.warmup",
+    "--sampling": "train.sampling", "--augmentation": "train.augmentation", "--val-every": "train.val_every",
+    "--select": "train.select", "--ema": "train.ema_decay", "--average-last": "train.average_last",
+    "--val-views": "mlo.val_views", "--upper": "mlo.upper", "--hypergradient": "mlo.hypergradient",
+    "--upper-every": "mlo.every", "--unroll-steps": "mlo.unroll_steps", "--arch-lr": "mlo.arch_lr",
+    "--gamma": "mlo.gamma", "--ngf": "generator.ngf", "--generator-option KEY=VALUE": "generator.KEY",
+}
+"""train's former flags and the ``--set`` key of each (docs/usage.md)."""
 
 
 def _defaults(section: type) -> SimpleNamespace:
@@ -184,9 +187,10 @@ _D, _G, _M, _T = (_defaults(section) for section in (DataConfig, GeneratorConfig
 _METHODS = " | ".join(METHODS.names)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @_user_errors
 def train(
+    context: typer.Context,
     data: Optional[Path] = typer.Option(None, help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/DATA-METHOD-nBUDGET-sSEED)."),
     config: Optional[Path] = typer.Option(None, help="A config file (a run's config.json); options below override it."),
@@ -197,31 +201,11 @@ def train(
     seed: Optional[int] = typer.Option(None, help=f"Run seed; also picks pool.seed<s> of the split file [{_T.seed}]."),
     segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
     size: Optional[str] = typer.Option(None, help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan) [auto]."),
-    max_size: Optional[int] = typer.Option(None, help=f"Largest size an auto plan may choose [{_D.max_size}]."),
     axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes [{_D.axis}]."),
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
     batch_size: Optional[int] = typer.Option(None, help=f"Real pairs per step [{_T.batch_size}]."),
-    synthetic_batch_size: Optional[int] = typer.Option(None, help=f"separate, genseg: synthetic pairs per step, at most the batch size [{_T.synthetic_batch_size}]."),
     lr: Optional[float] = typer.Option(None, help=f"Segmenter peak learning rate [{_T.lr}]."),
-    optimizer: Optional[str] = typer.Option(None, help=f"adam | adamw | sgd (Nesterov 0.99, as nnU-Net; use --lr 0.01) [{_T.optimizer}]."),
-    schedule: Optional[str] = typer.Option(None, help=f"Learning rate schedule: constant | poly | cosine [{_T.schedule}]."),
-    warmup: Optional[int] = typer.Option(None, help=f"Linear warm-up iterations before the schedule [{_T.warmup}]."),
-    sampling: Optional[str] = typer.Option(None, help=f"Batches: replacement | epochs (each pair once per pass) [{_T.sampling}]."),
-    augmentation: Optional[str] = typer.Option(None, help=f"Augmentation preset: {' | '.join(AUGMENTATIONS.names)} [{_T.augmentation}]."),
-    val_every: Optional[int] = typer.Option(None, help=f"Iterations between validations [{_T.val_every}]."),
-    select: Optional[str] = typer.Option(None, help=f"What picks best.pt: dice (highest validation Dice) | loss (lowest validation loss) [{_T.select}]."),
-    ema: Optional[float] = typer.Option(None, help=f"EMA decay of the segmenter's weights, 0 = off [{_T.ema_decay}]."),
-    average_last: Optional[float] = typer.Option(None, help=f"Average the weights of the run's last fraction into averaged.pt (SWA), 0 = off [{_T.average_last:.3g}]."),
-    val_views: Optional[int] = typer.Option(None, help=f"Augmented views per validation pair in the validation loss [{_M.val_views}]."),
-    upper: Optional[str] = typer.Option(None, help=f"genseg upper-level variables: {' | '.join(UPPER_VARIABLES.names)}, or several joined by + (both = arch+generator) | none [{_M.upper}]"),
-    hypergradient: Optional[str] = typer.Option(None, help=f"genseg hypergradient: exact | darts [{_M.hypergradient}]"),
-    upper_every: Optional[int] = typer.Option(None, help=f"genseg: the upper-level and GAN steps every k iterations [{_M.every}]."),
-    unroll_steps: Optional[int] = typer.Option(None, help=f"genseg: segmenter steps unrolled for the hypergradient [{_M.unroll_steps}]."),
-    arch_lr: Optional[float] = typer.Option(None, help=f"genseg: Adam learning rate of A [{_M.arch_lr}]."),
-    gamma: Optional[float] = typer.Option(None, help=f"Weight of the synthetic-pair loss (separate, genseg) [{_M.gamma}]."),
     generator: Optional[str] = typer.Option(None, help=f"Generator kind of separate and genseg: {' | '.join(GENERATORS.names)} [{_G.name}: the plan's choice]."),
-    generator_option: Optional[list[str]] = typer.Option(None, "--generator-option", help="A setting of the generator's kind, KEY=VALUE, repeatable (e.g. --generator-option spade=true); " + "; ".join(f"{name}: {', '.join(f.name for f in fields(GENERATORS.options_class(name)))}" for name in GENERATORS) + "."),
-    ngf: Optional[int] = typer.Option(None, help="Generator base width: pix2pix's ngf (separate, genseg)."),
     pretrain_iterations: Optional[int] = typer.Option(None, help=f"Generator pre-training steps on the training pairs, before the first segmenter step of separate and genseg [{_G.pretrain_iterations}]."),
     device: Optional[str] = typer.Option(None, help=f"auto (cuda when present) | cpu | cuda | cuda:N [{_T.device}]"),
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the cores this process may use that are idle]."),
@@ -231,8 +215,13 @@ def train(
     tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
-    """Train a segmenter on the budget's labeled pairs; keep the best, the final and the averaged checkpoint (the weights of the last third)."""
+    """Train a segmenter on the budget's labeled pairs; keep the best, the final and the averaged checkpoint (the weights of the last third).
+
+    Every other setting: --set SECTION.KEY=VALUE (e.g. --set mlo.upper=generator, --set train.schedule=poly,
+    --set generator.spade=true), as in a run's config.json.
+    """
     given = {name: value for name, value in locals().items() if name in _TRAIN_FIELDS and value is not None}
+    _refuse_unknown_options(context.args)
     if data is not None:
         _existing(data, "data folder")
     if config is not None:
@@ -258,6 +247,19 @@ def train(
     console.print(f"run folder: [bold]{result.run_dir}[/]  next: genseg evaluate --run {result.run_dir}")
 
 
+def _refuse_unknown_options(extra: list[str]) -> None:
+    """One line for an option train does not have, with the ``--set`` key of a former flag."""
+    if not extra:
+        return
+    flag = extra[0].split("=")[0]
+    former = {old.split()[0]: key for old, key in REPLACED_BY_SET.items()}
+    if flag in former:
+        raise ConfigError(f"{flag} is now --set {former[flag]}=VALUE (genseg train --help: the options; "
+                          "docs/usage.md: every --set key)")
+    raise ConfigError(f"train has no option or argument {extra[0]!r}; genseg train --help lists the options, "
+                      "and --set SECTION.KEY=VALUE sets any field of a run's config.json")
+
+
 def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: dict[str, Any]) -> Any:
     """The run's config: a file's, or the resumed run's, or the defaults; then the given options."""
     import json
@@ -273,8 +275,6 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
         values = json.loads((resumed / "config.json").read_text())
     else:
         values = {}  # every setting not given takes its default, derived ones (n_val) from what is given
-    if "ngf" in given and "generator" not in given and values.get("generator", {}).get("name", "auto") == "auto":
-        given = {**given, "generator": "pix2pix"}  # ngf is pix2pix's
     if "budget" in given and "n_val" not in given:  # the validation share follows the new budget
         values.get("data", {}).pop("n_val", None)
     if "generator" in given and given["generator"] != values.get("generator", {}).get("name"):
@@ -287,9 +287,6 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
                              "data, segmenter, generator, mlo, train (as in a run's config.json)")
         values.setdefault(section, {})[name] = value
     for option, value in given.items():
-        if option == "generator_option":
-            values.setdefault("generator", {}).update(parse_settings(value))
-            continue
         section, name = _TRAIN_FIELDS[option]
         values.setdefault(section, {})[name] = _size(value) if option == "size" else value
     try:

@@ -88,7 +88,8 @@ def load_segmenter(run_dir: Path, checkpoint: str | None = None, *, unfinished: 
     if not unfinished:
         require_finished(run)
     if checkpoint == "averaged" and not path.is_file():
-        raise FileNotFoundError(f"{path}: no averaged weights here; the run was trained with --average-last 0")
+        raise FileNotFoundError(f"{path}: no averaged weights here; the run was trained with "
+                                "--set train.average_last=0")
     state = load_checkpoint(path)
     if "segmenter" not in state:
         raise _no_segmenter(run)
