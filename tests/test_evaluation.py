@@ -116,6 +116,18 @@ def test_predict_writes_masks_at_each_input_size(picture_run: Path, tiny_phantom
             assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
 
 
+def test_tta_is_scored_beside_the_plain_inference_and_recorded(picture_run: Path, tiny_phantom: Path,
+                                                               tmp_path: Path) -> None:
+    plain = evaluate(picture_run, checkpoints=("final",), overlays=0)["final"]
+    mirrored = evaluate(picture_run, checkpoints=("final",), overlays=0, tta=True)["final"]
+    assert (picture_run / "eval" / "test" / "final" / "cases.csv").is_file()  # left as it was
+    assert mirrored["tta"] and not plain["tta"]
+    assert json.loads((picture_run / "eval" / "test" / "final-tta" / "summary.json").read_text()) == mirrored
+    assert mirrored["n_cases"] == plain["n_cases"]
+    written = predict(picture_run, tiny_phantom / "images", tmp_path / "masks", checkpoint="final", tta=True)
+    assert len(written) == 12 and json.loads((tmp_path / "masks" / PREDICTIONS_MANIFEST).read_text())["tta"]
+
+
 def test_predict_never_writes_into_its_input_or_the_data_or_over_files(picture_run: Path, tiny_phantom: Path,
                                                                         tmp_path: Path) -> None:
     """The mask folder of a data set as --out replaced its reference masks without a word."""

@@ -303,17 +303,19 @@ def evaluate(
     split: str = typer.Option("test", help="test | dev (pool cases outside the budget) | val | train | all"),
     checkpoint: str = typer.Option("all", help="best | final | averaged | all (every one the run saved)"),
     overlays: int = typer.Option(6, help="Cases that get an overlay PNG."),
+    tta: bool = typer.Option(False, help="Average the mirrored views (4x the inference time); results in eval/SPLIT/CHECKPOINT-tta/."),
 ) -> None:
     """Per-case Dice, IoU and HD95 of a run's checkpoints; CSV, JSON and overlays in run/eval/."""
     _setup_logging(False)
     from genseg.evaluation import evaluate as run_evaluation
 
     checkpoints = None if checkpoint == "all" else (checkpoint,)
-    summaries = run_evaluation(run, data=data, split=split, checkpoints=checkpoints, overlays=overlays)
+    summaries = run_evaluation(run, data=data, split=split, checkpoints=checkpoints, overlays=overlays, tta=tta)
     _print_summaries(summaries)
     for name, summary in summaries.items():
-        console.print(f"{name}: {summary['split']} Dice {summary['dice_mean']:.4f}  ->  "
-                      f"{run / 'eval' / summary['split'] / name}")
+        folder = name + ("-tta" if summary["tta"] else "")
+        console.print(f"{folder}: {summary['split']} Dice {summary['dice_mean']:.4f}  ->  "
+                      f"{run / 'eval' / summary['split'] / folder}")
 
 
 @app.command()
@@ -324,12 +326,13 @@ def predict(
     out: Path = typer.Option(..., help="Folder for the predicted masks."),
     checkpoint: Optional[str] = typer.Option(None, help="best | final | averaged [averaged where the run saved it, else best]"),
     overwrite: bool = typer.Option(False, help="Replace masks that exist in --out already."),
+    tta: bool = typer.Option(False, help="Average the mirrored views (4x the inference time)."),
 ) -> None:
     """Write a mask for every input image: PNG for 2D images, NIfTI for volumes, same geometry; predictions.json last."""
     _setup_logging(False)
     from genseg.evaluation import predict as run_prediction
 
-    written = run_prediction(run, input, out, checkpoint=checkpoint, overwrite=overwrite)
+    written = run_prediction(run, input, out, checkpoint=checkpoint, overwrite=overwrite, tta=tta)
     console.print(f"wrote {len(written)} masks to {out}")
 
 

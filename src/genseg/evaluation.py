@@ -12,7 +12,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ from genseg.postprocessing import choose_classes, keep_largest_component
 from genseg.run_data import train_val_ids
 from genseg.runs import RunPaths, eval_name, load_config, write_csv
 from genseg.segmenters import segmenter_from_config
+from genseg.tta import mirrored_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class TrainedSegmenter:
     largest_component: tuple[int, ...] = ()
     checkpoint: str = ""
     """Which of the run's checkpoints it is (best, final, averaged)."""
+    tta: bool = False
+    """Whether inference averages the mirrored views (:mod:`genseg.tta`, 4x the cost)."""
 
     @property
     def num_classes(self) -> int:
@@ -164,7 +167,8 @@ def predict_samples(segmenter: TrainedSegmenter, samples: list[Sample], batch_si
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
         images = to_tensors(chunk, segmenter.size, segmenter.num_classes).images
-        probabilities = torch.softmax(segmenter.model(images), dim=1)
+        probabilities = (mirrored_probabilities(segmenter.model, images) if segmenter.tta
+                         else torch.softmax(segmenter.model(images), dim=1))
         for sample, probs in zip(chunk, probabilities):
             original = resize_probabilities(probs[None], sample.image.shape[-2:])
             predictions.append(original[0].argmax(0).numpy().astype(np.int64))
@@ -209,6 +213,7 @@ def evaluate(
     split: str = "test",
     checkpoints: tuple[str, ...] | None = None,
     overlays: int = 6,
+    tta: bool = False,
 ) -> dict[str, dict]:
     """Score a run's checkpoints case by case and write CSV, JSON and overlay PNGs.
 
@@ -221,6 +226,8 @@ def evaluate(
             or ``all``.
         checkpoints: some of :data:`~genseg.runs.CHECKPOINTS` (default: every one the run saved).
         overlays: how many cases get an overlay PNG: the worst by Dice.
+        tta: average the mirrored views (:mod:`genseg.tta`); the results go to
+            ``eval/<split>/<checkpoint>-tta/`` beside those without.
 
     Returns:
         checkpoint -> summary (mean/SD per metric, counts of undefined HD95).
@@ -235,7 +242,8 @@ def evaluate(
     names = {value: key for key, value in index.labels.items()}
     require_finished(run)
     checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
-    segmenters = {checkpoint: load_segmenter(run.root, checkpoint) for checkpoint in checkpoints}
+    segmenters = {checkpoint: replace(load_segmenter(run.root, checkpoint), tta=tta)
+                  for checkpoint in checkpoints}
     rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}
     views: dict[str, dict[str, OverlayView]] = {checkpoint: {} for checkpoint in checkpoints}
     labels = next(iter(segmenters.values())).labels  # the run's: every checkpoint has it
@@ -253,8 +261,9 @@ def evaluate(
     for checkpoint, segmenter in segmenters.items():
         summary = {"run": str(run.root), "data": str(root), "split": name, "checkpoint": checkpoint,
                    "iteration": segmenter.iteration, "largest_component": list(segmenter.largest_component),
-                   **summarize(rows[checkpoint])}
-        with replaced_folder(run.eval_dir(name, checkpoint)) as out:  # whole, or the earlier one untouched
+                   "tta": tta, **summarize(rows[checkpoint])}
+        folder = run.eval_dir(name, checkpoint + ("-tta" if tta else ""))
+        with replaced_folder(folder) as out:  # whole, or the earlier one untouched
             for row in sorted(rows[checkpoint], key=lambda row: row["dice"])[:overlays]:
                 write_overlay(views[checkpoint][row["case"]], row["dice"], out / "overlays" / f"{row['case']}.png")
             write_csv(rows[checkpoint], out / "cases.csv")
@@ -291,7 +300,7 @@ PREDICTIONS_MANIFEST = "predictions.json"
 
 
 def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | None = None,
-            overwrite: bool = False) -> list[Path]:
+            overwrite: bool = False, tta: bool = False) -> list[Path]:
     """Write a label map for every image in ``input_dir`` (a folder, or one file): PNG for 2D
     images, NIfTI for volumes, with ``checkpoint``'s weights (default: the run's preferred one,
     see :func:`load_segmenter`).
@@ -301,9 +310,9 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
     checked, and the output folder too, before the first mask is written: a bad file leaves no
     partial output, and nothing is written into the input or the run's data folder or over an
     existing file (unless ``overwrite``). :data:`PREDICTIONS_MANIFEST` is written last, so a
-    prediction killed midway is recognisable.
+    prediction killed midway is recognisable. ``tta`` averages the mirrored views (:mod:`genseg.tta`).
     """
-    segmenter = load_segmenter(Path(run_dir), checkpoint)
+    segmenter = replace(load_segmenter(Path(run_dir), checkpoint), tta=tta)
     axis = segmenter.config.data.axis
     index = index_images(Path(input_dir))
     for case_id in index.cases:  # check every input first
@@ -323,7 +332,7 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
             write_label_volume(targets[case_id], labels, affine)
         else:
             write_mask_png(targets[case_id], labels)
-    manifest = {"run": str(Path(run_dir).resolve()), "checkpoint": segmenter.checkpoint,
+    manifest = {"run": str(Path(run_dir).resolve()), "checkpoint": segmenter.checkpoint, "tta": tta,
                 "files": [path.name for path in targets.values()]}
     atomic_write(out_dir / PREDICTIONS_MANIFEST, lambda temp: temp.write_text(json.dumps(manifest, indent=2) + "\n"))
     log.info("wrote %d predictions to %s", len(targets), out_dir)

@@ -88,7 +88,9 @@ def _evaluation_section(summary_path: Path) -> str:
     summary = json.loads(summary_path.read_text())
     folder = summary_path.parent
     cases = sorted(read_csv(folder / "cases.csv"), key=lambda row: float(row["dice"]))
-    title = f"Evaluation: {summary['split']}, {summary['checkpoint']} checkpoint (iteration {summary['iteration']})"
+    mirrored = ", mirrored views averaged (TTA)" if summary.get("tta") else ""
+    title = (f"Evaluation: {summary['split']}, {summary['checkpoint']} checkpoint (iteration {summary['iteration']})"
+             f"{mirrored}")
     kept = summary.get("largest_component") or []
     shown = f" (the worst {WORST_CASES_SHOWN})" if len(cases) > WORST_CASES_SHOWN else ""
     lines = [f"<h2>{html.escape(title)}</h2>",
