@@ -9,14 +9,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from genseg.batches import Batches
-from genseg.config import RunConfig
 from genseg.stepper import SegmenterStepper
 from genseg.validation import ValidationSet
+
+if TYPE_CHECKING:
+    from genseg.config import RunConfig
 
 
 @dataclass

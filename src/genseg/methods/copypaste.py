@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genseg.config import GeneratorConfig
 from genseg.generator_level import GeneratorLevel, sampled_pairs
 from genseg.generators.composite import Compositor
 from genseg.methods.base import TrainingContext
@@ -31,7 +30,7 @@ class CopyPaste(Separate):
     def __init__(self, context: TrainingContext) -> None:  # noqa: D107 - Separate's, with a fixed compositor
         settings = context.config.generator
         if settings.name != "composite":
-            settings = GeneratorConfig("composite")
+            settings = settings.of_kind("composite")
         batches = context.batches
         compositor = Compositor(settings, batches.num_classes, batches.channels, context.device)
         self.context = context

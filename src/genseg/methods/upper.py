@@ -17,16 +17,18 @@ feedback).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from genseg.config import MLOConfig
 from genseg.errors import ConfigError
 from genseg.generators.base import MaskToImage
 from genseg.methods import UPPER_VARIABLES
 from genseg.mlo import add_hypergradient
+
+if TYPE_CHECKING:
+    from genseg.config import MLOConfig
 
 
 class UpperVariable(Protocol):
