@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genseg.config import GeneratorConfig, RunConfig, parse_settings
+from genseg.config import GeneratorConfig, MethodConfig, RunConfig, parse_settings
 from genseg.data import CaseIndex, DataError, LabelMap, index_cases, load_samples, read_split
 from genseg.evaluation import TrainedSegmenter, case_reference, load_segmenter, predict_case
 from genseg.generation import (
@@ -82,7 +82,7 @@ def generator_config(real: RunConfig, settings: dict[str, Any], pretrain_iterati
     """The config of the generator's pre-training: the real run's data and recipe, these generator settings."""
     settings = {"name": "pix2pix", **settings}  # the kind measured unless the settings name another
     return replace(real, generator=GeneratorConfig(pretrain_iterations=pretrain_iterations, **settings),
-                   train=replace(real.train, method="separate"))
+                   method=MethodConfig("separate"))
 
 
 def train_on_synthetic(generator: TrainedGenerator, images: Tensor, masks: Tensor, iterations: int,

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import torch
 
-from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, TrainConfig
+from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig
 from genseg.generator_level import GeneratorLevel
 from genseg.methods import Method, create_method
+from genseg.methods.options import GenSegOptions, SyntheticPairOptions
 from genseg.run_data import load_run_data
 from genseg.runs import RunPaths
 from genseg.training import build_context, seed_everything
@@ -45,7 +46,7 @@ def build_method(config: RunConfig) -> Method:
     with tempfile.TemporaryDirectory() as folder:
         data = load_run_data(config, RunPaths(Path(folder)))
     context = build_context(config, data, torch.device("cpu"), progress=False)
-    return create_method(config.train.method, context)
+    return create_method(config.method.name, context)
 
 
 class PretrainingStep:
@@ -75,9 +76,9 @@ def interleaved_seconds(methods: dict[str, Method | PretrainingStep], iterations
 
 def split_line(config: RunConfig, seconds: dict[int, float]) -> str:
     """For genseg: the mean of iterations with the generator side's updates and of the others."""
-    if config.train.method != "genseg":
+    if config.method.name != "genseg":
         return ""
-    every = config.mlo.every
+    every = config.method.settings.every
     upper = [s for i, s in seconds.items() if i % every == 0]
     other = [s for i, s in seconds.items() if i % every != 0]
     return (f"   (generator-side iterations {statistics.mean(upper):.3f} s, "
@@ -89,24 +90,23 @@ def variants(base: RunConfig, every: list[int], upper: list[str], estimators: li
     """``augment``, then ``separate`` and each GenSeg setting per synthetic batch size, by name."""
     configs = {"augment": base}
     for pairs in synthetic:
-        recipe = replace(base.train, synthetic_batch_size=pairs)
         suffix = "" if pairs is None else f" synthetic={pairs}"
-        configs[f"separate{suffix}"] = replace(base, train=replace(recipe, method="separate"))
+        configs[f"separate{suffix}"] = replace(base, method=MethodConfig("separate", synthetic_batch_size=pairs))
         for steps in every:
             for variable in upper:
                 for estimator in estimators:
                     if variable == "none" and estimator != estimators[0]:  # no hypergradient to vary
                         continue
                     configs[f"genseg upper={variable} {estimator} every={steps}{suffix}"] = replace(
-                        base, train=replace(recipe, method="genseg"),
-                        mlo=MLOConfig(upper=variable, hypergradient=estimator, every=steps))
+                        base, method=MethodConfig("genseg", upper=variable, hypergradient=estimator, every=steps,
+                                                  synthetic_batch_size=pairs))
     return configs
 
 
 def separate_of(configs: dict[str, RunConfig], config: RunConfig) -> str:
     """The name of the ``separate`` variant with ``config``'s synthetic batch size: its reference."""
-    return next(name for name, other in configs.items() if other.train.method == "separate"
-                and other.train.synthetic_batch_size == config.train.synthetic_batch_size)
+    return next(name for name, other in configs.items() if other.method.name == "separate"
+                and other.method.options["synthetic_batch_size"] == config.method.options["synthetic_batch_size"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,26 +117,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--budget", type=int, default=9)
     parser.add_argument("--iterations", type=int, default=24)
-    parser.add_argument("--every", type=int, nargs="+", default=[MLOConfig.every],
-                        help="GenSeg's mlo.every values to time (default: the config default)")
+    parser.add_argument("--every", type=int, nargs="+", default=[GenSegOptions.every],
+                        help="GenSeg's method.every values to time (default: the config default)")
     parser.add_argument("--upper", nargs="+", default=["none", "arch", "pairs", "gamma"])
     parser.add_argument("--hypergradient", nargs="+", default=["exact"])
     parser.add_argument("--run-iterations", type=int, default=2000,
                         help="segmenter steps of the run the pre-training's share is given for (the benchmark's)")
-    parser.add_argument("--synthetic", type=int, nargs="+", default=[TrainConfig.synthetic_batch_size],
+    parser.add_argument("--synthetic", type=int, nargs="+", default=[SyntheticPairOptions.synthetic_batch_size],
                         help="synthetic pairs per step of separate and genseg (default: the config default)")
     args = parser.parse_args(argv)
     base = RunConfig(
         data=DataConfig(root=args.data, split_file=args.split, budget=args.budget, size=args.size),
         generator=GeneratorConfig("pix2pix", pretrain_iterations=0),
-        train=TrainConfig(method="augment"),
     )
     configs = variants(base, args.every, args.upper, args.hypergradient, args.synthetic)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, size {args.size}, "
           f"batch {base.train.batch_size}, {args.iterations} iterations "
           "of each variant, in turn", flush=True)
     methods: dict[str, Method | PretrainingStep] = {name: build_method(config) for name, config in configs.items()}
-    first_separate = next(name for name, config in configs.items() if config.train.method == "separate")
+    first_separate = next(name for name, config in configs.items() if config.method.name == "separate")
     methods[PRETRAINING] = PretrainingStep(methods[first_separate].synthesis)  # the same generator in every variant
     seconds = interleaved_seconds(methods, args.iterations)
     means = {name: statistics.mean(values.values()) for name, values in seconds.items()}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-from genseg.config import DataConfig, GeneratorConfig, MLOConfig, RunConfig, SegmenterConfig, TrainConfig
+from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig, SegmenterConfig, TrainConfig
 from genseg.data.phantom import make_phantom
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,20 +66,21 @@ def make_tiny_config(
     iterations: int = 6,
     data: dict[str, Any] | None = None,
     generator: dict[str, Any] | None = None,
-    mlo: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> RunConfig:
     """A RunConfig small enough for unit tests; sections can be overridden field by field.
 
     The generator is pix2pix unless ``generator`` names another kind (or ``auto``), with narrow
-    networks for the kinds that have them."""
+    networks for the kinds that have them; ``options`` are the method's settings."""
     kind = (generator or {}).get("name", "pix2pix")
+    fewer_generator_steps = {"every": 2} if method == "genseg" else {}  # 3 generator-side updates in 6 steps
     narrow = {"pix2pix": {"ngf": 4, "ndf": 4}, "composite": {"ndf": 4}}.get(kind, {})
     return RunConfig(
         data=DataConfig(**{"root": root, "budget": budget, "size": 32, **(data or {})}),
         segmenter=SegmenterConfig(options={"base": 4}),
         generator=GeneratorConfig(**{"name": kind, "pretrain_iterations": 3, **narrow, **(generator or {})}),
-        mlo=MLOConfig(**{"every": 2, **(mlo or {})}),  # 3 generator-side updates in 6 iterations
-        train=TrainConfig(method=method, iterations=iterations, val_every=2, checkpoint_every=2, batch_size=2,
+        method=MethodConfig(method, **{**fewer_generator_steps, **(options or {})}),
+        train=TrainConfig(iterations=iterations, val_every=2, checkpoint_every=2, batch_size=2,
                           seed=seed),
     )
 

@@ -40,6 +40,7 @@ from genseg.benchmark.ray_executor import RayExecutor
 from genseg.benchmark.spec import PROTOCOL_METHODS
 from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
+from genseg.config import MethodConfig
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
 from genseg.run_data import write_plan
 from genseg.runs import CHECKPOINTS, RunPaths, pretraining_key, write_csv
@@ -112,8 +113,7 @@ name = "pix2pix"
 ngf = 8
 
 [variants.genseg-fast]
-method = "genseg"
-mlo = {{ every = 4 }}
+method = {{ name = "genseg", every = 4 }}
 train = {{ ema_decay = 0.5 }}
 """)
     assert load_spec(path, {"iterations": 7}).iterations == 7  # options override the file
@@ -128,7 +128,8 @@ train = {{ ema_decay = 0.5 }}
         "b-n5-augment-s0", "b-n5-genseg-fast-s0", "b-n5-augment-s1", "b-n5-genseg-fast-s1",
     ])
     custom = runs["b-n5-genseg-fast-s1"].config
-    assert (custom.train.method, custom.mlo.every, custom.train.ema_decay) == ("genseg", 4, 0.5)  # the variant's win
+    settings = custom.method.settings
+    assert (custom.method.name, settings.every, custom.train.ema_decay) == ("genseg", 4, 0.5)  # the variant's win
     assert custom.train.average_last == runs["a-n3-augment-s0"].config.train.average_last == 0.0
     assert runs["a-n3-augment-s0"].config.train.ema_decay == 0.9
     assert (custom.generator.name, custom.generator.options["ngf"]) == ("pix2pix", 8)  # the shared table
@@ -156,7 +157,7 @@ def test_spec_from_options_applies_budgets_to_every_dataset() -> None:
                            "seeds": [0], "out": "results"})
     assert spec.budgets == {"a": [3, 9], "b": [3, 9]}
     assert spec.out == Path("results")
-    assert spec.variants["genseg-darts"].mlo == {"upper": "arch", "hypergradient": "darts"}
+    assert spec.variants["genseg-darts"].options == {"upper": "arch", "hypergradient": "darts"}
     assert spec_from_dict({"datasets": ["a"], "budgets": [3]}).methods == list(PROTOCOL_METHODS)
 
 
@@ -167,7 +168,7 @@ def test_every_upper_level_variable_has_a_built_in_variant() -> None:
 
     for name in [*UPPER_VARIABLES, "none"]:
         variant = VARIANTS["genseg" if name == "arch" else f"genseg-{name}"]
-        assert variant.method == "genseg" and variant.mlo["upper"] == name
+        assert variant.method == "genseg" and variant.options["upper"] == name
 
 
 def test_the_repository_benchmarks_plan_and_configure_shared_runs_alike() -> None:
@@ -214,9 +215,12 @@ def test_bad_settings_are_value_errors(folders: tuple[Path, Path]) -> None:
         spec_from_dict({"datasets": ["a", "b"], "budgets": {"a": [3]}})
     typo = spec_from_dict({"datasets": ["a"], "budgets": [3], "methods": ["x"], "data_root": data_root,
                            "splits_root": splits_root,
-                           "variants": {"x": {"method": "genseg", "mlo": {"uper": "none"}}}})
+                           "variants": {"x": {"method": {"name": "genseg", "uper": "none"}}}})
     with pytest.raises(ValueError, match="variant 'x'.*uper"):
         plan_runs(typo)
+    with pytest.raises(ValueError, match=r"\[variants.x\] mlo = .*method = \{ name = \"genseg\""):
+        spec_from_dict({"datasets": ["a"], "budgets": [3], "methods": ["x"],
+                        "variants": {"x": {"method": "genseg", "mlo": {"upper": "none"}}}})
     with pytest.raises(DataError, match="not found"):
         plan_runs(spec_from_dict({"datasets": ["missing"], "budgets": [3], "data_root": data_root}))
 
@@ -601,14 +605,13 @@ def test_runs_that_differ_only_in_method_share_one_pretraining(tmp_path: Path, p
         "datasets": ["phantom"], "budgets": [4], "methods": ["sep", "gs"], "seeds": [0], "size": 32,
         "iterations": 2, "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
         "variants": {"sep": {"method": "separate", "generator": tiny},
-                     "gs": {"method": "genseg", "generator": tiny, "mlo": {"upper": "none"}}},
+                     "gs": {"method": {"name": "genseg", "upper": "none"}, "generator": tiny}},
     })
     separate, genseg = plan_runs(spec)
     key = pretraining_key(separate.config)
     assert key is not None and key == pretraining_key(genseg.config)
     assert pretraining_key(replace(separate.config, train=replace(separate.config.train, seed=1))) != key
-    assert pretraining_key(replace(separate.config, train=replace(separate.config.train,
-                                                                            method="augment"))) is None
+    assert pretraining_key(replace(separate.config, method=MethodConfig("augment"))) is None
 
     assert run_benchmark(spec).ok == [separate.name, genseg.name]
     shared = spec.out / "pretrained" / f"{key}.pt"

@@ -160,7 +160,7 @@ def test_train_evaluate_predict(tiny_phantom: Path, tmp_path: Path) -> None:
                                   "--iterations", "4", "--set", "train.val_every=2", "--budget", "4",
                                   "--batch-size", "2"])
     assert trained.exit_code == 0, trained.output
-    assert (run / "best.pt").is_file() and (run / "final.pt").is_file()
+    assert (run / "best.pt").is_file() and (run / "final.pt").is_file() and (run / "averaged.pt").is_file()
 
     evaluated = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoint", "final"])
     assert evaluated.exit_code == 0, evaluated.output
@@ -180,20 +180,20 @@ def test_generator_and_synthetic_settings_reach_the_config(tiny_phantom: Path, t
     run = tmp_path / "run"
     args = ["--size", "32", "--iterations", "1", "--budget", "4", "--batch-size", "2", "--method", "separate",
             "--pretrain-iterations", "1", "--generator", "pix2pix", "--set", "generator.ngf=4",
-            "--set", "generator.spade=true", "--set", "generator.noise=2", "--set", "train.synthetic_batch_size=1"]
+            "--set", "generator.spade=true", "--set", "generator.noise=2", "--set", "method.synthetic_batch_size=1"]
     result = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(run), *args])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "config.json").read_text())
     generator = saved["generator"]
     assert (generator["ngf"], generator["spade"], generator["noise"]) == (4, True, 2)
-    assert saved["train"]["synthetic_batch_size"] == 1
+    assert saved["method"] == {"name": "separate", "gamma": 1.0, "synthetic_batch_size": 1}
     unknown = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "other"),
                                   *args[:-2], "--set", "generator.sparkle=1"])
     line = _single_error_line(unknown.output)
     assert "sparkle" in line and "accepted" in line
 
 
-@pytest.mark.parametrize(("flag", "key"), [("--upper", "mlo.upper"), ("--ngf=4", "generator.ngf"),
+@pytest.mark.parametrize(("flag", "key"), [("--upper", "method.upper"), ("--ngf=4", "generator.ngf"),
                                            ("--generator-option", "generator.KEY"), ("--val-every", "train.val_every")])
 def test_a_former_train_flag_names_its_set_key(flag: str, key: str, tiny_phantom: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "run"), flag, "2"])
@@ -202,6 +202,33 @@ def test_a_former_train_flag_names_its_set_key(flag: str, key: str, tiny_phantom
     typo = runner.invoke(app, ["train", "--data", str(tiny_phantom), "--out", str(tmp_path / "run"),
                                "--iteratons", "2"])
     assert "no option or argument '--iteratons'" in _single_error_line(typo.output)
+
+
+def test_the_method_s_settings_are_set_under_method(tmp_path: Path) -> None:
+    """GenSeg's settings were the mlo section; another method's settings are refused in one line."""
+    from genseg.cli import _train_config
+
+    config = _train_config(None, None, {"data": tmp_path, "method": "genseg", "setting": ["method.upper=pairs"]})
+    assert (config.method.name, config.method.settings.upper) == ("genseg", "pairs")
+    with pytest.raises(ValueError, match=r"the method's now: --set method.upper=VALUE"):
+        _train_config(None, None, {"data": tmp_path, "method": "genseg", "setting": ["mlo.upper=pairs"]})
+    with pytest.raises(ValueError, match=r"\['upper'\] for method 'augment'; accepted: none"):
+        _train_config(None, None, {"data": tmp_path, "setting": ["method.upper=pairs"]})
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps(config.to_dict()))
+    assert _train_config(saved, None, {"method": "separate"}).method.options == {"gamma": 1.0,
+                                                                              "synthetic_batch_size": 2}
+
+
+def test_a_run_without_a_config_file_takes_every_default(tmp_path: Path) -> None:
+    """A fresh run read as a config.json of before averaging existed: average_last 0, no averaged.pt."""
+    from genseg.cli import _train_config
+    from genseg.config import RunConfig
+
+    config = _train_config(None, None, {"data": tmp_path, "method": "copypaste"})
+    defaults = RunConfig()
+    assert config.train == defaults.train and config.train.average_last > 0
+    assert config.method.options["synthetic_batch_size"] == 2
 
 
 @pytest.mark.parametrize(("budget", "n_val"), [(2, 1), (3, 1), (9, 2), (20, 4)])

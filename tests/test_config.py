@@ -12,7 +12,7 @@ import pytest
 from genseg.config import (
     DataConfig,
     GeneratorConfig,
-    MLOConfig,
+    MethodConfig,
     RunConfig,
     SegmenterConfig,
     TrainConfig,
@@ -54,18 +54,8 @@ def test_default_n_val_matches_the_benchmark_budgets(budget: int, n_val: int) ->
         (GeneratorConfig, "lambda_l1", -1.0),
         (GeneratorConfig, "lr", 0.0),
         (GeneratorConfig, "pretrain_iterations", -1),
-        (MLOConfig, "upper", "everything"),
-        (MLOConfig, "hypergradient", "neumann"),
-        (MLOConfig, "unroll_steps", 0),
-        (MLOConfig, "every", 0),
-        (MLOConfig, "arch_lr", 0.0),
-        (MLOConfig, "generator_feedback", -1.0),
-        (MLOConfig, "gamma", -0.5),
-        (MLOConfig, "val_views", 0),
-        (TrainConfig, "method", "mixup"),
         (TrainConfig, "iterations", 0),
         (TrainConfig, "batch_size", 0),
-        (TrainConfig, "synthetic_batch_size", 0),
         (TrainConfig, "lr", -1e-3),
         (TrainConfig, "val_every", 0),
         (TrainConfig, "checkpoint_every", 0),
@@ -79,10 +69,45 @@ def test_invalid_values_raise_naming_the_field(section: type, field: str, value:
         section(**{field: value})
 
 
+@pytest.mark.parametrize(
+    ("method", "field", "value"),
+    [
+        ("genseg", "upper", "everything"),
+        ("genseg", "hypergradient", "neumann"),
+        ("genseg", "unroll_steps", 0),
+        ("genseg", "every", 0),
+        ("genseg", "arch_lr", 0.0),
+        ("genseg", "generator_feedback", -1.0),
+        ("genseg", "gamma", -0.5),
+        ("genseg", "val_views", 0),
+        ("separate", "synthetic_batch_size", 0),
+        ("copypaste", "gamma", -1.0),
+        ("semisup", "teacher_decay", 1.0),
+        ("semisup", "ramp_up", 2.0),
+    ],
+)
+def test_invalid_method_settings_raise_naming_the_field(method: str, field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        MethodConfig(method, **{field: value})
+
+
+def test_a_setting_the_method_does_not_have_is_refused_in_one_line() -> None:
+    with pytest.raises(ValueError, match="unknown method .mixup."):
+        MethodConfig("mixup")
+    refused = r"unknown setting\(s\) \['gamma'\] for method 'augment'; accepted: none"
+    with pytest.raises(ValueError, match=refused) as error:
+        MethodConfig("augment", gamma=1.0)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="upper"):
+        MethodConfig("separate", upper="arch")  # GenSeg's, not separate's
+    assert MethodConfig("separate", gamma=0.5).settings.gamma == 0.5
+    assert MethodConfig("genseg").settings.every == 8 and MethodConfig("augment").settings is None
+
+
 def test_darts_unrolls_one_step_only() -> None:
-    assert MLOConfig(hypergradient="exact", unroll_steps=3).unroll_steps == 3
+    assert MethodConfig("genseg", hypergradient="exact", unroll_steps=3).settings.unroll_steps == 3
     with pytest.raises(ValueError, match="unroll_steps"):
-        MLOConfig(hypergradient="darts", unroll_steps=2)
+        MethodConfig("genseg", hypergradient="darts", unroll_steps=2)
 
 
 def test_round_trip_through_json() -> None:
@@ -90,8 +115,8 @@ def test_round_trip_through_json() -> None:
         data=DataConfig(root=Path("/data/lungs"), split_file=Path("splits/lungs.json"), budget=35, size=64, axis=2),
         segmenter=SegmenterConfig(name="unet", options={"base": 8}),
         generator=GeneratorConfig("pix2pix", ngf=16, searchable=False, pretrain_iterations=10),
-        mlo=MLOConfig(upper="both", hypergradient="darts", every=3, val_views=4),
-        train=TrainConfig(method="genseg", iterations=20, ema_decay=0.99, seed=2, device="auto"),
+        method=MethodConfig("genseg", upper="both", hypergradient="darts", every=3, val_views=4),
+        train=TrainConfig(iterations=20, ema_decay=0.99, seed=2, device="auto"),
     )
     restored = RunConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert restored == config
@@ -120,7 +145,7 @@ def test_generator_settings_of_the_kind_are_completed_with_its_defaults() -> Non
     ("values", "named"),
     [
         ({"train": {"iters": 5}}, "iters"),
-        ({"mlo": {"upper": "arch", "lr_arch": 0.1}}, "lr_arch"),
+        ({"method": {"name": "genseg", "upper": "arch", "lr_arch": 0.1}}, "lr_arch"),
         ({"optimizer": {"lr": 0.1}}, "optimizer"),
     ],
 )
@@ -143,13 +168,15 @@ def test_data_paths_are_made_absolute(tmp_path, monkeypatch) -> None:
 
 
 def test_upper_level_names_join_variables_with_plus() -> None:
-    from genseg.config import MLOConfig
+    from genseg.methods.options import GenSegOptions
 
-    assert MLOConfig(upper="arch+generator").upper_names == MLOConfig(upper="both").upper_names == ["arch", "generator"]
-    assert MLOConfig(upper="generator").upper_names == ["generator"] and MLOConfig(upper="none").upper_names == []
+    assert GenSegOptions(upper="arch+generator").upper_names == GenSegOptions(upper="both").upper_names \
+        == ["arch", "generator"]
+    assert GenSegOptions(upper="generator").upper_names == ["generator"]
+    assert GenSegOptions(upper="none").upper_names == []
     for bad in ("arch+arch", "beta", "arch+", ""):
         with pytest.raises(ValueError, match="upper must be"):
-            MLOConfig(upper=bad)
+            GenSegOptions(upper=bad)
 
 
 def test_key_value_settings_are_read_as_json_values() -> None:
@@ -160,12 +187,33 @@ def test_key_value_settings_are_read_as_json_values() -> None:
             parse_settings([bad])
 
 
+def _former_layout(method: str, mlo: dict[str, Any], **train: Any) -> dict[str, Any]:
+    """A config.json as genseg wrote it before the method section: the name in train, an mlo section."""
+    values = RunConfig().to_dict()
+    del values["method"]
+    values["train"].update(method=method, **train)
+    return {**values, "mlo": mlo}
+
+
+def test_a_config_written_before_the_method_section_loads_into_it() -> None:
+    """GenSeg's settings and synthetic_batch_size move into the method section; those the method
+    does not have (GenSeg's, under augment) had no effect on it and are dropped."""
+    mlo = {"upper": "pairs", "hypergradient": "exact", "unroll_steps": 1, "every": 4, "arch_lr": 0.003,
+           "generator_feedback": 0.5, "gamma": 0.5, "val_views": 2, "candidates": 3}
+    genseg = RunConfig.from_dict(json.loads(json.dumps(_former_layout("genseg", mlo, synthetic_batch_size=1))))
+    assert genseg.method == MethodConfig("genseg", **{**mlo, "synthetic_batch_size": 1})
+    assert RunConfig.from_dict(_former_layout("separate", mlo)).method.options == {
+        "gamma": 0.5, "synthetic_batch_size": None}  # saved before the setting existed: the whole batch
+    assert RunConfig.from_dict(_former_layout("augment", mlo)).method == MethodConfig("augment")
+    assert RunConfig.from_dict(RunConfig().to_dict()).method == MethodConfig("augment")
+
+
 def test_a_run_saved_before_a_setting_existed_keeps_what_it_trained_with() -> None:
-    """Runs saved before train.synthetic_batch_size generated a whole batch; new runs take 2."""
+    """Runs saved before train.average_last kept the final weights only; new runs average."""
     saved = RunConfig().to_dict()
-    del saved["train"]["synthetic_batch_size"]
-    assert RunConfig.from_dict(saved).train.synthetic_batch_size is None
-    assert RunConfig.from_dict(RunConfig().to_dict()).train.synthetic_batch_size == 2
+    del saved["train"]["average_last"]
+    assert RunConfig.from_dict(saved).train.average_last == 0.0
+    assert RunConfig.from_dict(RunConfig().to_dict()).train.average_last == TrainConfig().average_last
 
 
 @pytest.mark.parametrize(("values", "message"), [
@@ -174,11 +222,15 @@ def test_a_run_saved_before_a_setting_existed_keeps_what_it_trained_with() -> No
     ({"train": {"iterations": 4.5}}, "train.iterations must be int, got 4.5"),
     ({"train": {"iterations": True}}, "train.iterations must be int, got true"),  # silently 1 before
     ({"data": {"size": "64"}}, 'data.size must be int or None, got "64"'),
+    ({"method": {"name": "genseg", "every": "8"}}, 'method.every must be int, got "8"'),
+    ({"method": {"name": 3}}, "method.name must be str, got 3"),
+    ({"mlo": []}, "config section 'mlo' must be an object of settings, got []"),
 ])
 def test_a_config_file_of_the_wrong_shape_or_types_is_one_clear_error(values: object, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         RunConfig.from_dict(values)  # type: ignore[arg-type]
-    assert RunConfig.from_dict({"train": {"lr": 1, "synthetic_batch_size": None}}).train.lr == 1  # an int is a float
+    assert RunConfig.from_dict({"train": {"lr": 1}, "method": {"name": "separate", "synthetic_batch_size": None}}
+                               ).train.lr == 1  # an int is a float, None where the setting allows it
 
 
 def test_a_negative_seed_is_refused_in_one_line() -> None:

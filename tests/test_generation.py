@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from genseg.cli import app
-from genseg.config import DataConfig, GeneratorConfig, RunConfig, SegmenterConfig, TrainConfig
+from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig, SegmenterConfig, TrainConfig
 from genseg.data import DataError, index_cases, make_phantom, read_mask, write_mask_png
 from genseg.generation import generate_pairs, load_generator
 from genseg.training import train
@@ -22,7 +22,8 @@ def _tiny_run(data: Path, out: Path, method: str, generator: str = "pix2pix") ->
         data=DataConfig(root=data, budget=4, size=32),
         segmenter=SegmenterConfig(options={"base": 4}),
         generator=GeneratorConfig(generator, ndf=4, pretrain_iterations=2, **kind),
-        train=TrainConfig(method=method, iterations=2, val_every=1, batch_size=2),
+        method=MethodConfig(method),
+        train=TrainConfig(iterations=2, val_every=1, batch_size=2),
     )
     train(config, out, progress=False)
     return out

@@ -114,14 +114,14 @@ def test_many_small_pieces_are_not_lesions() -> None:
     ("drive", 5, "pix2pix")])
 def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: str, budget: int, expected: str,
                                                                      datasets_dir: Path, splits_dir: Path) -> None:
-    from genseg.config import DataConfig, RunConfig, TrainConfig
+    from genseg.config import DataConfig, MethodConfig, RunConfig, TrainConfig
     from genseg.data import index_cases, read_split
     from genseg.run_data import plan_run
 
     split, index = read_split(splits_dir / f"{dataset}.json"), index_cases(datasets_dir / dataset)
     for seed in (0, 1, 2):
         config = RunConfig(data=DataConfig(root=datasets_dir / dataset, budget=budget),
-                           train=TrainConfig(method="separate", seed=seed))
+                           method=MethodConfig("separate"), train=TrainConfig(seed=seed))
         plan = plan_run(config, index, split)
         assert plan.data_set.synthesis == plan.generator == expected, seed
         assert plan.decided == ("data.size", "generator.name")

@@ -14,9 +14,10 @@ from torch import Tensor, nn
 
 from genseg.augment import AUGMENTATIONS, GeometricRanges, IntensityRanges
 from genseg.benchmark import EXECUTORS
-from genseg.config import MLOConfig, RunConfig, SegmenterConfig
+from genseg.config import MethodConfig, RunConfig, SegmenterConfig
 from genseg.evaluation import load_segmenter
 from genseg.methods import METHODS, UPPER_VARIABLES
+from genseg.methods.options import GenSegOptions
 from genseg.methods.supervised import Augment
 from genseg.methods.upper import LearnedGamma
 from genseg.registry import Registry
@@ -36,21 +37,31 @@ def build_tiny_conv(in_channels: int, classes: int, options: TinyConvOptions) ->
                          nn.Conv2d(options.width, classes, 1))
 
 
-class AugmentTwice(Augment):
-    """Two augmented steps per iteration: a method that is one class."""
+@dataclass
+class RepeatOptions:
+    repeats: int = 2
 
-    name = "augment_twice"
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+
+
+class AugmentRepeated(Augment):
+    """Several augmented steps per iteration: a method that is one class, with its own setting."""
+
+    name = "augment_repeated"
 
     def step(self, iteration: int) -> dict[str, float]:
-        super().step(iteration)
-        return super().step(iteration)
+        for _ in range(self.context.config.method.settings.repeats):
+            scalars = super().step(iteration)
+        return scalars
 
 
 class HalfGamma(LearnedGamma):
     """An upper-level variable that is one class: the learned gamma, starting from half."""
 
     @classmethod
-    def from_settings(cls, generator: object, settings: MLOConfig) -> HalfGamma:
+    def from_settings(cls, generator: object, settings: GenSegOptions) -> HalfGamma:
         variable = cls(settings.arch_lr)
         variable.log_scale.data.fill_(-0.693)
         return variable
@@ -70,7 +81,7 @@ class InlineExecutor:
 @pytest.fixture
 def registered() -> Iterator[None]:
     additions = [(SEGMENTERS, "tiny_conv", build_tiny_conv, TinyConvOptions),
-                 (METHODS, "augment_twice", AugmentTwice, None),
+                 (METHODS, "augment_repeated", AugmentRepeated, RepeatOptions),
                  (UPPER_VARIABLES, "half_gamma", HalfGamma, None),
                  (AUGMENTATIONS, "flips_only", (GeometricRanges(pad=(0.0, 0.0), scale=(1.0, 1.0),
                                                                 translate=(0.0, 0.0), rotate=(0.0, 0.0),
@@ -87,30 +98,34 @@ def registered() -> Iterator[None]:
 def test_a_segmenter_a_method_and_a_preset_registered_from_outside_train_a_run(
     registered: None, tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    config = tiny_config(tiny_phantom, "augment_twice", iterations=2)
+    config = tiny_config(tiny_phantom, "augment_repeated", iterations=2, options={"repeats": 3})
     config.segmenter = SegmenterConfig("tiny_conv", {"width": 3})
     config.train.augmentation = "flips_only"
     train(config, tmp_path / "run", progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert (saved["train"]["method"], saved["segmenter"]["name"], saved["train"]["augmentation"]) == (
-        "augment_twice", "tiny_conv", "flips_only")
+    assert (saved["method"], saved["segmenter"]["name"], saved["train"]["augmentation"]) == (
+        {"name": "augment_repeated", "repeats": 3}, "tiny_conv", "flips_only")
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        MethodConfig("augment_repeated", repeats=0)
+    with pytest.raises(ValueError, match=r"\['gamma'\] for method 'augment_repeated'; accepted: repeats"):
+        RunConfig.from_dict({**saved, "method": {"name": "augment_repeated", "gamma": 1.0}})
     model = load_segmenter(tmp_path / "run").model
     assert isinstance(model[0], nn.Conv2d) and model[0].out_channels == 3
-    assert MLOConfig(upper="half_gamma+arch").upper_names == ["half_gamma", "arch"]
+    assert GenSegOptions(upper="half_gamma+arch").upper_names == ["half_gamma", "arch"]
     assert EXECUTORS.load("inline") is InlineExecutor
 
 
 def test_an_upper_level_variable_registered_from_outside_is_built_from_the_settings(registered: None) -> None:
     from genseg.methods.upper import upper_variables
 
-    (variable,) = upper_variables(None, MLOConfig(upper="half_gamma"))  # type: ignore[arg-type]
+    (variable,) = upper_variables(None, GenSegOptions(upper="half_gamma"))  # type: ignore[arg-type]
     assert isinstance(variable, HalfGamma) and float(variable.log_scale.detach().exp()) == pytest.approx(0.5, abs=1e-3)
 
 
 def test_unknown_names_and_settings_are_named_with_the_registered_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown method 'agument'; available: supervised, augment, .*"
                                          r"did you mean 'augment'\?"):
-        RunConfig.from_dict({"train": {"method": "agument"}})
+        RunConfig.from_dict({"method": {"name": "agument"}})
     with pytest.raises(ValueError, match=r"\['depth'\] for segmenter 'unet'; accepted: base, norm"):
         SegmenterConfig("unet", {"depth": 3})
     with pytest.raises(ValueError, match="upper-level variable"):

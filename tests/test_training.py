@@ -270,7 +270,7 @@ def test_a_pretrained_generator_is_reused_only_for_the_same_settings(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
     train(tiny_config(tiny_phantom, "separate", iterations=2), tmp_path / "separate", progress=False)
-    reused = tiny_config(tiny_phantom, "genseg", iterations=2, mlo={"upper": "none"})
+    reused = tiny_config(tiny_phantom, "genseg", iterations=2, options={"upper": "none"})
     train(reused, tmp_path / "genseg", progress=False, pretrained_generator=tmp_path / "separate")
     assert (tmp_path / "genseg" / "pretrain.pt").read_bytes() == (tmp_path / "separate" / "pretrain.pt").read_bytes()
     with pytest.raises(DataError, match="other data, budget, seed"):

@@ -6,7 +6,7 @@ The public API mirrors the CLI::
     import genseg
 
     config = genseg.RunConfig(data=genseg.DataConfig(root=Path("data/lungs"), budget=9),
-                              train=genseg.TrainConfig(method="genseg"))
+                              method=genseg.MethodConfig("genseg", upper="pairs"))
     genseg.train(config, Path("runs/lungs"))
     genseg.evaluate(Path("runs/lungs"), split="test")
     genseg.predict(Path("runs/lungs"), Path("new_images"), Path("predictions"))
@@ -26,7 +26,7 @@ _EXPORTS = {
     "DataConfig": "genseg.config",
     "SegmenterConfig": "genseg.config",
     "GeneratorConfig": "genseg.config",
-    "MLOConfig": "genseg.config",
+    "MethodConfig": "genseg.config",
     "TrainConfig": "genseg.config",
     "train": "genseg.training",
     "evaluate": "genseg.evaluation",

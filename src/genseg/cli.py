@@ -6,6 +6,7 @@ User errors (bad data, bad options) print one clear line and exit with status 2.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import importlib.util
@@ -23,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from genseg import __version__
-from genseg.config import DataConfig, GeneratorConfig, MLOConfig, TrainConfig
+from genseg.config import DataConfig, GeneratorConfig, MethodConfig, TrainConfig
 from genseg.errors import ConfigError, UserError
 from genseg.generators import GENERATORS
 from genseg.methods import METHODS
@@ -161,18 +162,19 @@ _TRAIN_FIELDS = {
     "n_val": ("data", "n_val"), "size": ("data", "size"), "axis": ("data", "axis"),
     "segmenter": ("segmenter", "name"),
     "generator": ("generator", "name"), "pretrain_iterations": ("generator", "pretrain_iterations"),
-    **{name: ("train", name) for name in ("method", "iterations", "batch_size", "lr", "seed", "device")},
+    "method": ("method", "name"),
+    **{name: ("train", name) for name in ("iterations", "batch_size", "lr", "seed", "device")},
     "setting": (None, None),  # --set SECTION.KEY=VALUE: any field
 }
 
 REPLACED_BY_SET = {
-    "--max-size": "data.max_size", "--synthetic-batch-size": "train.synthetic_batch_size",
+    "--max-size": "data.max_size", "--synthetic-batch-size": "method.synthetic_batch_size",
     "--optimizer": "train.optimizer", "--schedule": "train.schedule", "--warmup": "train.warmup",
     "--sampling": "train.sampling", "--augmentation": "train.augmentation", "--val-every": "train.val_every",
     "--select": "train.select", "--ema": "train.ema_decay", "--average-last": "train.average_last",
-    "--val-views": "mlo.val_views", "--upper": "mlo.upper", "--hypergradient": "mlo.hypergradient",
-    "--upper-every": "mlo.every", "--unroll-steps": "mlo.unroll_steps", "--arch-lr": "mlo.arch_lr",
-    "--gamma": "mlo.gamma", "--ngf": "generator.ngf", "--generator-option KEY=VALUE": "generator.KEY",
+    "--val-views": "method.val_views", "--upper": "method.upper", "--hypergradient": "method.hypergradient",
+    "--upper-every": "method.every", "--unroll-steps": "method.unroll_steps", "--arch-lr": "method.arch_lr",
+    "--gamma": "method.gamma", "--ngf": "generator.ngf", "--generator-option KEY=VALUE": "generator.KEY",
 }
 """train's former flags and the ``--set`` key of each (docs/usage.md)."""
 
@@ -183,7 +185,7 @@ def _defaults(section: type) -> SimpleNamespace:
     return SimpleNamespace(**{p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty})
 
 
-_D, _G, _M, _T = (_defaults(section) for section in (DataConfig, GeneratorConfig, MLOConfig, TrainConfig))
+_D, _G, _M, _T = (_defaults(section) for section in (DataConfig, GeneratorConfig, MethodConfig, TrainConfig))
 _METHODS = " | ".join(METHODS.names)
 
 
@@ -194,7 +196,7 @@ def train(
     data: Optional[Path] = typer.Option(None, help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/DATA-METHOD-nBUDGET-sSEED)."),
     config: Optional[Path] = typer.Option(None, help="A config file (a run's config.json); options below override it."),
-    method: Optional[str] = typer.Option(None, help=f"{_METHODS} [{_T.method}]"),
+    method: Optional[str] = typer.Option(None, help=f"{_METHODS} [{_M.name}]; its settings: --set method.KEY=VALUE."),
     split: Optional[Path] = typer.Option(None, help="Split file (benchmark format); default: make one in the run."),
     budget: Optional[int] = typer.Option(None, help=f"Labeled pairs N = n_train + n_val (volumes for 3D data) [{_D.budget}]."),
     n_val: Optional[int] = typer.Option(None, help="Validation pairs out of N [20%, at least 1]."),
@@ -210,14 +212,14 @@ def train(
     device: Optional[str] = typer.Option(None, help=f"auto (cuda when present) | cpu | cuda | cuda:N [{_T.device}]"),
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the cores this process may use that are idle]."),
     pretrained_generator: Optional[Path] = typer.Option(None, help="Reuse a generator pre-training: a pretrain.pt or a separate/genseg run folder with the same data, budget, seed and generator settings."),
-    setting: Optional[list[str]] = typer.Option(None, "--set", help="Any config field, SECTION.KEY=VALUE, repeatable (e.g. --set train.checkpoint_every=50, --set mlo.candidates=4); the sections and keys are those of a run's config.json. The options above override it."),
+    setting: Optional[list[str]] = typer.Option(None, "--set", help="Any config field, SECTION.KEY=VALUE, repeatable (e.g. --set train.checkpoint_every=50, --set method.candidates=4); the sections and keys are those of a run's config.json. The options above override it."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
     tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
     """Train a segmenter on the budget's labeled pairs; keep the best, the final and the averaged checkpoint (the weights of the last third).
 
-    Every other setting: --set SECTION.KEY=VALUE (e.g. --set mlo.upper=generator, --set train.schedule=poly,
+    Every other setting: --set SECTION.KEY=VALUE (e.g. --set method.upper=generator, --set train.schedule=poly,
     --set generator.spade=true), as in a run's config.json.
     """
     given = {name: value for name, value in locals().items() if name in _TRAIN_FIELDS and value is not None}
@@ -237,7 +239,7 @@ def train(
     run_config = _train_config(config, out if resume else None, given)
     if run_config.data.root is None:
         raise ConfigError("no data folder: pass --data DIR (or a --config file that names one)")
-    out = out or Path("runs") / (f"{run_config.data.root.name}-{run_config.train.method}-"
+    out = out or Path("runs") / (f"{run_config.data.root.name}-{run_config.method.name}-"
                                  f"n{run_config.data.budget}-s{run_config.train.seed}")
     set_threads(threads)
     result = run_training(run_config, out, resume=resume, pretrained_generator=pretrained_generator,
@@ -264,7 +266,7 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
     """The run's config: a file's, or the resumed run's, or the defaults; then the given options."""
     import json
 
-    from genseg.config import RunConfig, parse_settings
+    from genseg.config import RunConfig, current_layout, parse_settings
 
     if config_file is not None:
         try:
@@ -273,18 +275,25 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
             raise ConfigError(f"{config_file}: not a JSON config ({error}); use a run's config.json") from None
     elif resumed is not None and (resumed / "config.json").is_file():
         values = json.loads((resumed / "config.json").read_text())
-    else:
-        values = {}  # every setting not given takes its default, derived ones (n_val) from what is given
+    else:  # the defaults in full: a section left out would read as a run saved before its settings existed
+        values = RunConfig().to_dict()
     if "budget" in given and "n_val" not in given:  # the validation share follows the new budget
         values.get("data", {}).pop("n_val", None)
+    values = current_layout(values)  # a config.json of an earlier genseg too
     if "generator" in given and given["generator"] != values.get("generator", {}).get("name"):
         generic = ("lr", "pretrain_iterations")  # another kind: the former kind's own settings do not apply
         values["generator"] = {key: value for key, value in values.get("generator", {}).items() if key in generic}
+    former = values.get("method") if isinstance(values.get("method"), dict) else {}
+    if "method" in given and given["method"] != former.get("name", MethodConfig().name):
+        values["method"] = {}  # another method: the former one's settings do not apply
+    sections = [f.name for f in dataclasses.fields(RunConfig)]
     for key, value in parse_settings(given.pop("setting", [])).items():
         section, dot, name = key.partition(".")
-        if not dot or section not in ("data", "segmenter", "generator", "mlo", "train") or not name:
+        if section == "mlo" and dot and name:
+            raise ConfigError(f"--set {key}=...: GenSeg's settings are the method's now: --set method.{name}=VALUE")
+        if not dot or section not in sections or not name:
             raise ConfigError(f"--set {key}=...: name a section and a key, SECTION.KEY=VALUE, with SECTION one of "
-                             "data, segmenter, generator, mlo, train (as in a run's config.json)")
+                             f"{', '.join(sections)} (as in a run's config.json)")
         values.setdefault(section, {})[name] = value
     for option, value in given.items():
         section, name = _TRAIN_FIELDS[option]
@@ -362,7 +371,7 @@ def plan(
     split: Optional[Path] = typer.Option(None, help="Split file (default: the one train would make)."),
     max_size: int = typer.Option(512, help="Largest size the plan may choose."),
     axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
-    method: str = typer.Option(_T.method, help=f"Method to plan for: {_METHODS}."),
+    method: str = typer.Option(_M.name, help=f"Method to plan for: {_METHODS}."),
 ) -> None:
     """What train would plan: the budget's cases and labels, the image size and generator kind, and why."""
     from genseg.config import DataConfig, RunConfig, TrainConfig
@@ -370,7 +379,7 @@ def plan(
     from genseg.run_data import default_split, plan_run
 
     config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis),
-                       train=TrainConfig(method=method, seed=seed))
+                       method=MethodConfig(method), train=TrainConfig(seed=seed))
     index = index_cases(data)
     made = read_split(split) if split else default_split(config, index)
     run_plan = plan_run(config, index, made)
@@ -466,14 +475,15 @@ def pretrain_generator(
 ) -> None:
     """Train only the mask-to-image generator (level 1) on the budget's training pairs."""
     _setup_logging(False)
-    from genseg.config import DataConfig, GeneratorConfig, RunConfig, TrainConfig
+    from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig, TrainConfig
     from genseg.generator_level import pretrain_generator as run_pretraining
 
     config = RunConfig(
         data=DataConfig(root=data, split_file=split, budget=budget, size=_size(size)),
         generator=GeneratorConfig("pix2pix" if ngf is not None and generator == "auto" else generator,
                                   pretrain_iterations=iterations, **({} if ngf is None else {"ngf": ngf})),
-        train=TrainConfig(method="separate", batch_size=batch_size, seed=seed, device=device),
+        method=MethodConfig("separate"),
+        train=TrainConfig(batch_size=batch_size, seed=seed, device=device),
     )
     checkpoint = run_pretraining(config, out)
     console.print(f"generator saved in {checkpoint}  next: genseg generate --run {out} --out DIR")

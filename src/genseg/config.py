@@ -14,10 +14,10 @@ from typing import Any
 
 from genseg.augment import AUGMENTATIONS
 from genseg.errors import ConfigError
-from genseg.methods import METHODS, UPPER_VARIABLES
+from genseg.methods import METHODS
+from genseg.registry import options_dict
 from genseg.segmenters import SEGMENTERS
 
-HYPERGRADIENTS = ("exact", "darts")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "poly", "cosine")
 SAMPLINGS = ("replacement", "epochs")
@@ -160,70 +160,37 @@ class GeneratorConfig:
         return {"name": self.name, **self.options, "lr": self.lr, "pretrain_iterations": self.pretrain_iterations}
 
 
-@dataclass
-class MLOConfig:
-    """The multi-level optimization (levels 2 and 3 of docs/method.md).
+@dataclass(init=False)
+class MethodConfig:
+    """The training method and its own settings, flat beside its name as in config.json.
+
+    ``MethodConfig("genseg", upper="pairs", candidates=4)`` is GenSeg learning to select its
+    synthetic pairs. The settings are the method's ``Options`` (:mod:`genseg.methods.options`:
+    the synthetic pairs' of ``copypaste``, ``separate`` and ``genseg``, GenSeg's upper level,
+    mean teacher's), checked and completed with their defaults; ``supervised`` and ``augment``
+    have none.
 
     Args:
-        upper: the upper-level variables the hypergradient moves: ``"arch"`` (A, the paper),
-            ``"generator"`` (all generator weights), ``"pairs"`` (a weight per synthetic pair
-            in the segmenter's step, learning to reweight), ``"gamma"`` (the synthetic loss's
-            weight, learned, kept positive), several joined by ``+``
-            (``"arch+generator"``, also called ``"both"``), or ``"none"`` (the ablation: the same
-            schedule, no hypergradient).
-        hypergradient: ``"exact"`` (second-order autograd) or ``"darts"`` (finite differences).
-        unroll_steps: lower-level steps unrolled for the hypergradient.
-        every: iterations between the generator side's updates (the upper-level step and the
-            GAN step); the segmenter steps every iteration. 8 keeps a GenSeg iteration within
-            1.3x a ``separate`` one (docs/benchmarks.md, the cost of the upper-level variables).
-        arch_lr: Adam learning rate for A (and for the learned gamma's logarithm).
-        generator_feedback: size of the hypergradient added to the generator's GAN gradient, as
-            a fraction of that gradient's norm (upper = generator or both).
-        gamma: weight of the synthetic-pair loss in the segmenter's objective.
-        val_views: augmented views of each validation pair in the smooth validation objective.
-        candidates: with ``pairs`` in ``upper``, selection: an upper-level iteration draws this
-            many times the synthetic batch, and the segmenter steps on the synthetic batch's
-            worth whose one-step look-ahead lowers the validation loss most; 1: reweighting.
+        name: a registered method (:data:`genseg.methods.METHODS`).
+        options: the method's settings, as a dict (what ``**method_options`` add to).
+        **method_options: the method's settings, as keywords.
     """
 
-    upper: str = "arch"
-    hypergradient: str = "exact"
-    unroll_steps: int = 1
-    every: int = 8
-    arch_lr: float = 3e-3
-    generator_feedback: float = 0.5
-    gamma: float = 1.0
-    val_views: int = 1
-    candidates: int = 1
+    name: str
+    options: dict[str, Any]
 
-    def __post_init__(self) -> None:
-        names = self.upper_names
-        known = self.upper == "none" or (names and set(names) <= set(UPPER_VARIABLES) and len(set(names)) == len(names))
-        _check(known, f"upper must be none, both, or variables of {UPPER_VARIABLES.names} joined by '+', "
-                      f"got {self.upper!r}")
-        _check(
-            self.hypergradient in HYPERGRADIENTS,
-            f"hypergradient must be one of {HYPERGRADIENTS}, got {self.hypergradient!r}",
-        )
-        _check(self.unroll_steps >= 1 and self.every >= 1, "unroll_steps and every must be >= 1")
-        _check(
-            self.hypergradient == "exact" or self.unroll_steps == 1,
-            f"unroll_steps must be 1 with the darts hypergradient, got {self.unroll_steps}; or use 'exact'",
-        )
-        _check(self.arch_lr > 0, f"arch_lr must be > 0, got {self.arch_lr}")
-        _check(self.generator_feedback >= 0, f"generator_feedback must be >= 0, got {self.generator_feedback}")
-        _check(self.gamma >= 0 and self.val_views >= 1, "gamma must be >= 0, val_views >= 1")
-        _check(self.candidates >= 1, f"candidates must be >= 1, got {self.candidates}")
-        _check(self.candidates == 1 or self.upper == "pairs",
-               f"candidates = {self.candidates} selects synthetic pairs by their look-ahead: it needs upper = "
-               f"'pairs', got {self.upper!r}")
+    def __init__(self, name: str = "augment", options: dict[str, Any] | None = None, **method_options: Any) -> None:
+        self.name = name
+        self.options = options_dict(METHODS.check_options(name, {**(options or {}), **method_options}))
 
     @property
-    def upper_names(self) -> list[str]:
-        """The upper-level variables ``upper`` names, in order (empty for ``"none"``)."""
-        if self.upper == "none":
-            return []
-        return ["arch", "generator"] if self.upper == "both" else self.upper.split("+")
+    def settings(self) -> Any:
+        """The method's ``Options`` instance (None for a method without settings)."""
+        return METHODS.check_options(self.name, self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat section of config.json: the name, then the method's settings."""
+        return {"name": self.name, **self.options}
 
 
 @dataclass
@@ -231,13 +198,8 @@ class TrainConfig:
     """The shared training loop and its recipe (the same for every method).
 
     Args:
-        method: one of ``supervised``, ``augment``, ``separate``, ``genseg``, ``semisup``.
         iterations: segmenter optimization steps.
         batch_size: real pairs per step.
-        synthetic_batch_size: synthetic pairs per step of ``separate`` and ``genseg``, at most
-            ``batch_size`` (their masks are the first of the real batch, transformed); None: as many
-            as ``batch_size``. 2 of 4 make a GenSeg step 2.1x an ``augment`` one instead of 3.0x
-            (docs/benchmarks.md, the cost of the upper-level variables).
         lr: peak learning rate of the segmenter.
         optimizer: ``adam``, ``adamw`` (weight decay 1e-4) or ``sgd`` (Nesterov, momentum 0.99,
             as nnU-Net; use lr 1e-2).
@@ -268,10 +230,8 @@ class TrainConfig:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
 
-    method: str = "augment"
     iterations: int = 1000
     batch_size: int = 4
-    synthetic_batch_size: int | None = 2
     lr: float = 1e-3
     optimizer: str = "adam"
     schedule: str = "constant"
@@ -287,10 +247,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        METHODS.entry(self.method)  # an unknown name: the registered ones and the closest
         _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
-        _check(self.synthetic_batch_size is None or self.synthetic_batch_size >= 1,
-               f"synthetic_batch_size must be >= 1 (or None: the whole batch), got {self.synthetic_batch_size}")
         _check(self.lr > 0, "lr must be > 0")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),
                               ("select", SELECTIONS)):
@@ -312,13 +269,13 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    mlo: MLOConfig = field(default_factory=MLOConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
         values = asdict(self)
-        values["generator"] = self.generator.to_dict()
+        values["generator"], values["method"] = self.generator.to_dict(), self.method.to_dict()
         return _jsonable(values)
 
     @classmethod
@@ -326,30 +283,65 @@ class RunConfig:
         """Rebuild a config from :meth:`to_dict` output; unknown keys are an error.
 
         A setting added after a run was saved takes the value that run trained with
-        (:data:`BEFORE_ADDED`), or else its default."""
+        (:data:`BEFORE_ADDED`), or else its default; a config.json saved before the ``method``
+        section existed is read as it was meant (:func:`current_layout`)."""
         _check(isinstance(values, dict), f"a config is a JSON object of sections, got {type(values).__name__}")
+        values = current_layout(values)
         unknown_sections = set(values) - {f.name for f in fields(cls)}
         _check(not unknown_sections, f"unknown sections in config: {sorted(unknown_sections)}")
         parts = {}
         for f in fields(cls):
             sub_cls = {"data": DataConfig, "segmenter": SegmenterConfig, "generator": GeneratorConfig,
-                       "mlo": MLOConfig, "train": TrainConfig}[f.name]
+                       "method": MethodConfig, "train": TrainConfig}[f.name]
             section = values.get(f.name, {})
             _check(isinstance(section, dict), f"config section {f.name!r} must be an object of settings, got "
                                               f"{json.dumps(section, default=str)}")
             given = {**BEFORE_ADDED.get(f.name, {}), **section}
             unknown = set(given) - {sf.name for sf in fields(sub_cls)}
-            if sub_cls is not GeneratorConfig:  # the generator's kind checks the keys beside its generic ones
+            if sub_cls not in (GeneratorConfig, MethodConfig):  # a kind or method checks the keys beside its name
                 _check(not unknown, f"unknown {f.name} settings in config: {sorted(unknown)}")
-            for sf in fields(sub_cls):
+            typed = list(fields(sub_cls))
+            if sub_cls is MethodConfig and isinstance(given.get("name", "augment"), str):
+                typed += _method_fields(given.get("name", "augment"))
+            for sf in typed:
                 if sf.name in given:
                     _check_type(f"{f.name}.{sf.name}", given[sf.name], str(sf.type))
             parts[f.name] = sub_cls(**given)
         return cls(**parts)
 
 
-BEFORE_ADDED: dict[str, dict[str, Any]] = {"train": {"synthetic_batch_size": None, "average_last": 0.0}}
+BEFORE_ADDED: dict[str, dict[str, Any]] = {"train": {"average_last": 0.0}}
 """Settings whose default differs from what runs saved before the setting existed trained with, by section."""
+
+
+def current_layout(values: dict[str, Any]) -> dict[str, Any]:
+    """The sections of a config.json, in today's layout (those of an earlier genseg migrated).
+
+    Before the ``method`` section existed, the method's name was ``train.method``, GenSeg's
+    settings (and ``gamma``, which ``separate`` read too) an ``mlo`` section, and
+    ``train.synthetic_batch_size`` (None, the whole batch, where absent: the runs made before it
+    existed). The settings the method has are kept; the others had no effect on it.
+    """
+    if not isinstance(values, dict):
+        return values  # RunConfig.from_dict names the wrong shape
+    train = values.get("train")
+    moved = isinstance(train, dict) and bool({"method", "synthetic_batch_size"} & set(train))
+    if "method" in values or not ("mlo" in values or moved):
+        return values
+    values = dict(values)
+    train = dict(train) if isinstance(train, dict) else {}
+    mlo = values.pop("mlo", {})
+    _check(isinstance(mlo, dict), f"config section 'mlo' must be an object of settings, got {json.dumps(mlo)}")
+    former = {**mlo, "synthetic_batch_size": train.pop("synthetic_batch_size", None)}
+    name = train.pop("method", "augment")
+    accepted = {f.name for f in _method_fields(name)}
+    values["train"], values["method"] = train, {"name": name, **{k: v for k, v in former.items() if k in accepted}}
+    return values
+
+
+def _method_fields(name: str) -> tuple:
+    options_class = METHODS.options_class(name)
+    return fields(options_class) if options_class is not None else ()
 
 
 _TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "Path": (str, Path),

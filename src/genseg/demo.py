@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genseg.comparison import paired_difference
-from genseg.config import DataConfig, GeneratorConfig, RunConfig, TrainConfig
+from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig, TrainConfig
 from genseg.data.phantom import make_phantom
 from genseg.evaluation import evaluate
 from genseg.training import train
@@ -62,7 +62,8 @@ def demo(out: Path = Path("runs/demo"), *, methods: tuple[str, ...] = DEMO_METHO
         config = RunConfig(
             data=DataConfig(root=data_dir, budget=9, size=64),
             generator=GeneratorConfig("pix2pix", ngf=16, ndf=16, pretrain_iterations=pretrain_iterations),
-            train=TrainConfig(method=method, iterations=iterations, val_every=25, checkpoint_every=50),
+            method=MethodConfig(method),
+            train=TrainConfig(iterations=iterations, val_every=25, checkpoint_every=50),
         )
         runs[method] = out / method
         train(config, runs[method], resume=True, progress=progress)

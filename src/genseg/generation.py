@@ -72,7 +72,7 @@ def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator
     state = load_checkpoint(RunPaths(run_dir).weights(checkpoint))
     config = RunConfig.from_dict(state["config"])
     if "generator" not in state:
-        raise ConfigError(f"run {run_dir} was trained with method {config.train.method}, which has no generator; "
+        raise ConfigError(f"run {run_dir} was trained with method {config.method.name}, which has no generator; "
                          f"train with --method {' or '.join(generator_methods())}")
     model = create_generator(config.generator, state["num_classes"], state["in_channels"])
     model.network.load_state_dict(state["generator"])

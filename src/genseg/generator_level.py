@@ -143,8 +143,8 @@ def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -
     """
     from genseg.methods import generator_methods, method_class  # the methods build on this module
 
-    if not method_class(config.train.method).needs_generator:
-        raise ConfigError(f"method {config.train.method!r} has no generator; use one of {generator_methods()}")
+    if not method_class(config.method.name).needs_generator:
+        raise ConfigError(f"method {config.method.name!r} has no generator; use one of {generator_methods()}")
     paths = RunPaths(Path(out))
     if paths.weights("final").is_file() or paths.last.is_file():
         raise FileExistsError(f"{paths.root} already holds a run; choose another --out")

@@ -56,6 +56,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from genseg.methods.options import HYPERGRADIENTS
+
 Forward = Callable[..., Tensor]
 """The segmenter evaluated at substituted parameters: ``forward(images) -> logits``."""
 
@@ -132,7 +134,7 @@ class Hypergradient(NamedTuple):
 
 
 def hypergradient(problem: UnrolledProblem, method: str = "exact", steps: int = 1) -> Hypergradient:
-    """The hypergradient by the estimator named in ``MLOConfig.hypergradient``.
+    """The hypergradient by the estimator named in ``GenSegOptions.hypergradient``.
 
     Args:
         problem: the unrolled problem.
@@ -150,7 +152,7 @@ def hypergradient(problem: UnrolledProblem, method: str = "exact", steps: int = 
                 f"the DARTS hypergradient unrolls one step, got unroll_steps={steps}: use 1 or 'exact'"
             )
         return hypergradient_darts(problem)
-    raise ValueError(f"hypergradient must be 'exact' or 'darts', got {method!r}")
+    raise ValueError(f"hypergradient must be one of {HYPERGRADIENTS}, got {method!r}")
 
 
 def unrolled_validation_loss(problem: UnrolledProblem, steps: int = 1) -> Tensor:

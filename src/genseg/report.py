@@ -72,7 +72,7 @@ def benchmark_report(out: Path) -> Path:
 
 def _run_facts(run: RunPaths, config: RunConfig) -> str:
     data, train = config.data, config.train
-    facts = {"method": train.method, "segmenter": config.segmenter.name,
+    facts = {"method": config.method.name, "segmenter": config.segmenter.name,
              "data": str(data.root), "labeled budget": f"{data.budget} ({data.n_train} train + {data.n_val} val)",
              "seed": train.seed, "image size": f"{data.size} px", "iterations": train.iterations}
     if run.result.is_file():
@@ -121,7 +121,7 @@ def _contact_sheet(run: RunPaths, config: RunConfig) -> Path | None:
     """The run's synthetic contact sheet; made (8 pairs) for a generative run of a folders data set."""
     sheet = run.root / "synthetic" / "contact_sheet.png"
     masks = config.data.root / "masks" if config.data.root is not None else None
-    if sheet.is_file() or not method_class(config.train.method).needs_generator:
+    if sheet.is_file() or not method_class(config.method.name).needs_generator:
         return sheet if sheet.is_file() else None
     if masks is None or not masks.is_dir() or not run.weights("final").is_file():
         return None

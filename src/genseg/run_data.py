@@ -141,7 +141,7 @@ def needs_plan(config: RunConfig) -> bool:
 
 
 def _leaves_generator(config: RunConfig) -> bool:
-    return config.generator.name == AUTO and method_class(config.train.method).needs_generator
+    return config.generator.name == AUTO and method_class(config.method.name).needs_generator
 
 
 def planned(config: RunConfig, plan: RunPlan) -> RunConfig:
@@ -230,7 +230,7 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
     train = to_tensors(load_samples(index, train_ids, axis=config.data.axis, labels=labels), size, classes)
     val = to_tensors(load_samples(index, val_ids, axis=config.data.axis, labels=labels), size, classes)
     unlabeled = None
-    if method_class(config.train.method).needs_unlabeled:
+    if method_class(config.method.name).needs_unlabeled:
         labeled = set(train_ids) | set(val_ids)
         rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
         unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=config.data.axis,

@@ -110,14 +110,14 @@ def pretraining_key(config: RunConfig) -> str | None:
     """A hash of what a run's generator pre-training depends on; None if it pre-trains nothing.
 
     Pre-training runs before the method's first step, from the same seeded generators, in every
-    method that needs a generator: runs that differ only in the method, its upper level or the
+    method that needs a generator: runs that differ only in the method, its settings or the
     number of segmenter iterations pre-train the same generator, bit for bit (a test checks it).
     """
-    if not method_class(config.train.method).needs_generator or config.generator.pretrain_iterations == 0:
+    if not method_class(config.method.name).needs_generator or config.generator.pretrain_iterations == 0:
         return None
     values = config.to_dict()
-    del values["mlo"]
-    values["train"] = {k: v for k, v in values["train"].items() if k not in ("method", "iterations")}
+    del values["method"]
+    values["train"] = {k: v for k, v in values["train"].items() if k != "iterations"}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -142,7 +142,7 @@ def adopt_pretrained_generator(source: Path, config: RunConfig, paths: RunPaths)
     theirs = load_checkpoint(source).get("key")
     ours = pretraining_key(config)
     if ours is None:
-        raise DataError(f"method {config.train.method!r} pre-trains no generator; --pretrained-generator is for "
+        raise DataError(f"method {config.method.name!r} pre-trains no generator; --pretrained-generator is for "
                         f"{', '.join(generator_methods())}", source)
     if theirs != ours:
         raise DataError("this pre-training was made for other data, budget, seed, image size or generator "

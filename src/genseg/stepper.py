@@ -28,7 +28,7 @@ class SegmenterStepper:
     Args:
         segmenter: the model being trained.
         optimizer: its optimizer.
-        gamma: the weight of the synthetic pairs' loss (``mlo.gamma``).
+        gamma: the weight of the synthetic pairs' loss (``method.gamma``).
     """
 
     segmenter: nn.Module

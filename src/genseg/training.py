@@ -37,6 +37,7 @@ from genseg.evaluation import choose_postprocessing
 from genseg.locks import owned
 from genseg.methods import create_method
 from genseg.methods.base import Method, TrainingContext
+from genseg.methods.options import GenSegOptions, SyntheticPairOptions
 from genseg.optim import build_optimizer, build_schedule
 from genseg.run_data import RunData, load_run_data, planned, read_run_plan, start_run
 from genseg.runs import RunPaths, adopt_pretrained_generator, load_config, save_config
@@ -107,7 +108,7 @@ def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
 def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,
           pretrained_generator: Path | None = None, tensorboard: bool = False,
           hooks: TrainingHooks | None = None) -> TrainResult:
-    """Train a segmenter with ``config.train.method`` and write the run folder ``out``.
+    """Train a segmenter with ``config.method.name`` and write the run folder ``out``.
 
     Args:
         config: the run configuration; on resume it must be the saved one, except for a larger
@@ -175,7 +176,7 @@ def _train(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     board = tensorboard_writer(paths.root / "tensorboard") if tensorboard else None
     history = History(paths.history, state["history"], board)
     bar = tqdm(range(state["iteration"], total), initial=state["iteration"], total=total,
-               disable=not progress, desc=config.train.method, dynamic_ncols=True)
+               disable=not progress, desc=config.method.name, dynamic_ncols=True)
     running: dict[str, list[float]] = defaultdict(list)  # step scalars since the last validation
     for iteration in bar:
         scalars = method.step(iteration)
@@ -226,7 +227,7 @@ def _start(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
         adopt_pretrained_generator(pretrained_generator, config, paths)
     device = resolve_device(config.train.device)
     context = build_context(config, data, device, progress)
-    method = create_method(config.train.method, context)
+    method = create_method(config.method.name, context)
     schedule = build_schedule(context.stepper.optimizer, config.train)
     kept = KeptWeights(paths, config, data, context.stepper.segmenter, method)
     state: dict[str, Any] = {"iteration": 0, "best": {"val_loss": float("inf"), "val_dice": -1.0, "iteration": 0},
@@ -235,7 +236,7 @@ def _start(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
         paths.result.unlink(missing_ok=True)  # a run extended to more iterations is unfinished until it ends again
         state = _restore(load_checkpoint(paths.last), context, method, schedule, kept)
         log.info("resumed %s at iteration %d", paths.root, state["iteration"])
-    log.info("%s: %s on %d train + %d val pairs, %d classes, %s", paths.root, config.train.method,
+    log.info("%s: %s on %d train + %d val pairs, %d classes, %s", paths.root, config.method.name,
              len(data.train_ids), len(data.val_ids), data.num_classes, config.segmenter.name)
     return config, data, context, method, schedule, kept, state
 
@@ -285,15 +286,17 @@ def _warn_if_final_dips(history: list[dict[str, float]], run: Path) -> None:
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
     """What a run's method works with, on ``device``: a new segmenter, seeded batches, the validation pairs."""
     segmenter = segmenter_from_config(config.segmenter, data.in_channels, data.num_classes).to(device)
-    recipe = config.train
+    recipe, settings = config.train, config.method.settings
+    pairs = settings if isinstance(settings, SyntheticPairOptions) else SyntheticPairOptions()  # unused if no pairs
+    views = settings.val_views if isinstance(settings, GenSegOptions) else 1
     return TrainingContext(
         config=config,
         batches=Batches.seeded(data.train.to(device), data.num_classes, seed=recipe.seed, batch_size=recipe.batch_size,
                                sampling=recipe.sampling, augmentation=recipe.augmentation,
                                unlabeled=data.unlabeled.to(device) if data.unlabeled is not None else None,
-                               synthetic=recipe.synthetic_batch_size),
-        stepper=SegmenterStepper(segmenter, build_optimizer(segmenter.parameters(), recipe), gamma=config.mlo.gamma),
-        validation=ValidationSet.build(data.val.to(device), data.num_classes, config.mlo.val_views),
+                               synthetic=pairs.synthetic_batch_size),
+        stepper=SegmenterStepper(segmenter, build_optimizer(segmenter.parameters(), recipe), gamma=pairs.gamma),
+        validation=ValidationSet.build(data.val.to(device), data.num_classes, views),
         device=device,
         progress=progress,
     )

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from genseg.checkpoint import load_checkpoint
-from genseg.config import GeneratorConfig, RunConfig, TrainConfig
+from genseg.config import GeneratorConfig, MethodConfig, RunConfig
 from genseg.runs import pretraining_key
 from genseg.training import train
 
@@ -23,10 +23,10 @@ def test_options_left_off_leave_config_json_and_the_pretraining_key_as_they_were
               "pretrain_iterations": 1000}  # the section written before these options existed
     assert RunConfig(generator=GeneratorConfig("pix2pix")).to_dict()["generator"] == before
     assert GeneratorConfig("pix2pix", spade=False, noise=0) == GeneratorConfig("pix2pix")
-    separate = RunConfig(generator=GeneratorConfig("pix2pix"), train=TrainConfig(method="separate"))
-    explicit = RunConfig(generator=GeneratorConfig("pix2pix", diffaugment=False), train=separate.train)
+    separate = RunConfig(generator=GeneratorConfig("pix2pix"), method=MethodConfig("separate"))
+    explicit = RunConfig(generator=GeneratorConfig("pix2pix", diffaugment=False), method=separate.method)
     assert pretraining_key(explicit) == pretraining_key(separate)
-    spade = RunConfig(generator=GeneratorConfig("pix2pix", spade=True), train=separate.train)
+    spade = RunConfig(generator=GeneratorConfig("pix2pix", spade=True), method=separate.method)
     assert pretraining_key(spade) != pretraining_key(separate)
 
 
@@ -51,7 +51,7 @@ def test_genseg_with_every_option_steers_A_and_resumes_bit_for_bit(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path,
     kill_run: Callable[[RunConfig, Path, int], None],
 ) -> None:
-    config = tiny_config(tiny_phantom, "genseg", generator=DATA_EFFICIENT, mlo={"upper": "arch"})
+    config = tiny_config(tiny_phantom, "genseg", generator=DATA_EFFICIENT, options={"upper": "arch"})
     train(config, tmp_path / "whole", progress=False)
     whole = load_checkpoint(tmp_path / "whole" / "final.pt")
     pretrained = load_checkpoint(tmp_path / "whole" / "pretrain.pt")["synthesis"]["generator"]

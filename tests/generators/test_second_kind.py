@@ -22,8 +22,8 @@ from genseg.runs import RunPaths, load_config
 from genseg.training import train
 
 
-def _config(tiny_config: Callable[..., RunConfig], root: Path, method: str, **mlo: Any) -> RunConfig:
-    config = tiny_config(root, method, mlo=mlo)
+def _config(tiny_config: Callable[..., RunConfig], root: Path, method: str, **options: Any) -> RunConfig:
+    config = tiny_config(root, method, options=options)
     return replace(config, generator=GeneratorConfig(name="l1conv", width=4, lr=1e-2, pretrain_iterations=3))
 
 

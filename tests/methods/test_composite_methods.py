@@ -41,7 +41,7 @@ def _method(config: RunConfig, run: Path) -> Any:
     seed_everything(config.train.seed)
     context = build_context(config, load_run_data(config, RunPaths(run)), torch.device("cpu"), progress=False)
     context = replace(context, stepper=SyntheticCounter(**vars(context.stepper)))
-    return create_method(config.train.method, context)
+    return create_method(config.method.name, context)
 
 
 def test_copypaste_adds_composites_at_a_fixed_appearance(
@@ -57,15 +57,15 @@ def test_copypaste_adds_composites_at_a_fixed_appearance(
     assert not RunPaths(tmp_path / "run").pretrain.exists()  # nothing is trained before the first step
 
 
-@pytest.mark.parametrize(("method", "mlo"), [
+@pytest.mark.parametrize(("method", "options"), [
     ("separate", {}),
     ("genseg", {"upper": "generator"}),
     ("genseg", {"upper": "pairs", "candidates": 2, "hypergradient": "darts"}),
 ], ids=["separate", "genseg-generator", "genseg-select"])
-def test_composite_runs_resume_bit_for_bit(method: str, mlo: dict[str, Any], tiny_phantom: Path,
+def test_composite_runs_resume_bit_for_bit(method: str, options: dict[str, Any], tiny_phantom: Path,
                                           tiny_config: Callable[..., RunConfig], tmp_path: Path,
                                           kill_run: KillRun) -> None:
-    config = tiny_config(tiny_phantom, method, generator=COMPOSITE, mlo=mlo)
+    config = tiny_config(tiny_phantom, method, generator=COMPOSITE, options=options)
     whole = train(config, tmp_path / "whole", progress=False).run_dir
     kill_run(config, tmp_path / "killed", 3)  # in iteration 4, after the checkpoint of iteration 2
     train(config, tmp_path / "killed", resume=True, progress=False)
@@ -82,17 +82,18 @@ def test_selection_steps_on_at_most_a_synthetic_batch_from_a_larger_pool(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
     config = tiny_config(tiny_phantom, "genseg", generator=COMPOSITE,
-                         mlo={"upper": "pairs", "candidates": 3, "hypergradient": "darts", "every": 1})
+                         options={"upper": "pairs", "candidates": 3, "hypergradient": "darts", "every": 1})
     method = _method(config, tmp_path / "run")
     method.prepare(tmp_path / "run")
     scalars = [method.step(i) for i in range(4)]
     pairs = method.context.stepper.synthetic_pairs
-    assert len(pairs) == 4 and all(count <= config.train.synthetic_batch_size for count in pairs)  # of a pool of 6
+    batch = config.method.settings.synthetic_batch_size
+    assert len(pairs) == 4 and all(count <= batch for count in pairs)  # of a pool of 6
     assert all(0.0 <= s["pairs_kept"] <= 1.0 for s in scalars)
 
 
 def test_selection_needs_the_pair_weights() -> None:
-    from genseg.config import MLOConfig
+    from genseg.config import MethodConfig
 
     with pytest.raises(ValueError, match="candidates = 4 selects .* upper = 'pairs'"):
-        MLOConfig(upper="arch", candidates=4)
+        MethodConfig("genseg", upper="arch", candidates=4)

@@ -2,7 +2,7 @@
 
 Every run here is tiny (32 px, 6 iterations, generator width 4) and checks what the methods do
 to the generator: how long it is pre-trained and on what, and which of its variables each
-upper level (``mlo.upper``) moves.
+upper level (``method.upper``) moves.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint
-from genseg.config import RunConfig
+from genseg.config import MethodConfig, RunConfig
 from genseg.generators import MaskToImage, create_generator
 from genseg.methods import Method, create_method
 from genseg.methods.base import TrainingContext
@@ -126,7 +126,7 @@ class GenSegRun:
 @pytest.fixture(scope="module")
 def genseg_run(tiny_phantom: Path, tiny_config: Callable[..., RunConfig], runs_dir: Path) -> GenSegRun:
     """A genseg run with the paper's upper level (A), recording A after every iteration."""
-    config = tiny_config(tiny_phantom, "genseg", mlo={"upper": "arch"})
+    config = tiny_config(tiny_phantom, "genseg", options={"upper": "arch"})
     alphas_after: dict[int, list[Tensor]] = {}
 
     def record_alphas(done: int, method: Method) -> None:
@@ -201,7 +201,7 @@ def test_genseg_resume_reproduces_segmenter_generator_and_alphas(
 def test_genseg_without_upper_level_keeps_alphas_at_zero_but_trains_the_gan(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    train(tiny_config(tiny_phantom, "genseg", mlo={"upper": "none"}), tmp_path / "none", progress=False)
+    train(tiny_config(tiny_phantom, "genseg", options={"upper": "none"}), tmp_path / "none", progress=False)
     columns = _history_columns(tmp_path / "none")
     assert "upper_loss" not in columns and "d_loss" in columns  # no upper step; the critic and G step
     final = _final_generator(tmp_path / "none")
@@ -215,7 +215,7 @@ def test_genseg_generator_upper_level_feeds_the_hypergradient_to_the_weights(
     """Two runs that differ only in the feedback's size: with it, the generator's first step lands elsewhere."""
     generators = {}
     for feedback in (0.0, 0.5):
-        config = tiny_config(tiny_phantom, "genseg", mlo={"upper": "generator", "generator_feedback": feedback})
+        config = tiny_config(tiny_phantom, "genseg", options={"upper": "generator", "generator_feedback": feedback})
         method = create_method("genseg", _context(config, tmp_path / str(feedback)))
         assert "upper_loss" in method.step(0)  # iteration 0: an upper step, then the generator's own
         generators[feedback] = method.synthesis.generator
@@ -227,11 +227,11 @@ def test_genseg_generator_upper_level_feeds_the_hypergradient_to_the_weights(
 def test_genseg_uses_the_configured_hypergradient_estimator(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    """From the same state and batch, exact and DARTS give other hypergradients of A: mlo.hypergradient
+    """From the same state and batch, exact and DARTS give other hypergradients of A: method.hypergradient
     picks the estimator (how close DARTS comes to exact: tests/test_mlo.py)."""
     gradients = {}
     for estimator in ("exact", "darts"):
-        config = tiny_config(tiny_phantom, "genseg", mlo={"hypergradient": estimator})
+        config = tiny_config(tiny_phantom, "genseg", options={"hypergradient": estimator})
         method = create_method("genseg", _context(config, tmp_path / estimator))
         images, masks = method.context.batches.augmented()
         draw = method.context.batches.synthetic_draw(method.synthesis.generator)
@@ -245,7 +245,7 @@ def test_genseg_uses_the_configured_hypergradient_estimator(
 def test_genseg_arch_upper_level_needs_a_searchable_generator(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    config = tiny_config(tiny_phantom, "genseg", generator={"searchable": False}, mlo={"upper": "arch"})
+    config = tiny_config(tiny_phantom, "genseg", generator={"searchable": False}, options={"upper": "arch"})
     with pytest.raises(ValueError, match="searchable"):
         train(config, tmp_path / "plain", progress=False)
     assert not RunPaths(tmp_path / "plain").pretrain.exists()  # refused before any training
@@ -255,9 +255,9 @@ def test_genseg_arch_upper_level_needs_a_searchable_generator(
 def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, upper: str
 ) -> None:
-    """mlo.every = 3 over 6 iterations: two generator (and upper) steps; the segmenter steps 6 times, on
+    """method.every = 3 over 6 iterations: two generator (and upper) steps; the segmenter steps 6 times, on
     upper iterations with the unroll's own gradient instead of a second pass."""
-    context = _context(tiny_config(tiny_phantom, "genseg", mlo={"upper": upper, "every": 3}), tmp_path / "run")
+    context = _context(tiny_config(tiny_phantom, "genseg", options={"upper": upper, "every": 3}), tmp_path / "run")
     stepper = RecordingStepper(**vars(context.stepper))
     method = create_method("genseg", replace(context, stepper=stepper))
 
@@ -273,9 +273,9 @@ def test_genseg_schedule_segmenter_every_iteration_generator_side_every_k(
 def test_synthetic_batch_size_sets_the_synthetic_pairs_per_step(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path, method_name: str
 ) -> None:
-    """train.synthetic_batch_size = 1 of a batch of 2: one generated pair per step, two real ones."""
+    """method.synthetic_batch_size = 1 of a batch of 2: one generated pair per step, two real ones."""
     config = tiny_config(tiny_phantom, method_name)
-    config = replace(config, train=replace(config.train, synthetic_batch_size=1))
+    config = replace(config, method=MethodConfig(method_name, {**config.method.options, "synthetic_batch_size": 1}))
     context = _context(config, tmp_path / "run")
     method = create_method(method_name, context)
     assert len(context.batches.synthetic_draw(method.synthesis.generator)) == 1
@@ -284,14 +284,13 @@ def test_synthetic_batch_size_sets_the_synthetic_pairs_per_step(
 
 
 def test_registry_is_the_one_list_of_methods() -> None:
-    from genseg.config import TrainConfig
     from genseg.methods import METHODS, generator_methods, method_class
 
     assert all(method_class(name).name == name for name in METHODS)
     assert generator_methods() == ("separate", "genseg")
     assert [name for name in METHODS if method_class(name).needs_unlabeled] == ["semisup"]
     with pytest.raises(ValueError, match="unknown method .mixup.; available: supervised, augment"):
-        TrainConfig(method="mixup")
+        MethodConfig("mixup")
 
 
 def test_a_plain_segmenter_step_takes_the_gradient_the_unroll_reuses(

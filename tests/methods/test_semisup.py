@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genseg.config import DataConfig, RunConfig, SegmenterConfig, TrainConfig
+from genseg.config import DataConfig, MethodConfig, RunConfig, SegmenterConfig, TrainConfig
 from genseg.data import index_cases, make_split, write_split
 from genseg.data.phantom import make_phantom
 from genseg.methods import create_method
@@ -23,7 +23,8 @@ def _config(tmp_path: Path, method: str = "semisup") -> RunConfig:
     return RunConfig(
         data=DataConfig(root=data, split_file=split_file, budget=3, size=32),
         segmenter=SegmenterConfig(options={"base": 4}),
-        train=TrainConfig(method=method, iterations=10, batch_size=2),
+        method=MethodConfig(method),
+        train=TrainConfig(iterations=10, batch_size=2),
     )
 
 

@@ -32,7 +32,7 @@ def test_genseg_with_weighing_variables_trains_and_resumes_bit_for_bit(
     upper: str, tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path,
     kill_run: Callable[[RunConfig, Path, int], None],
 ) -> None:
-    config = tiny_config(tiny_phantom, "genseg", mlo={"upper": upper})
+    config = tiny_config(tiny_phantom, "genseg", options={"upper": upper})
     train(config, tmp_path / "whole", progress=False)
     history = (tmp_path / "whole" / "history.csv").read_text()
     assert ("pairs_kept" in history.splitlines()[0]) == ("pairs" in upper)

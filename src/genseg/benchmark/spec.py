@@ -17,7 +17,7 @@ from genseg.benchmark.results import KEY_COLUMNS
 from genseg.config import (
     DataConfig,
     GeneratorConfig,
-    MLOConfig,
+    MethodConfig,
     RunConfig,
     SegmenterConfig,
     TrainConfig,
@@ -48,18 +48,20 @@ PER_DATASET_TABLES = ("budgets", "methods_at", "sizes", "iterations_at", "axes",
 
 @dataclass
 class Variant:
-    """A named setting of a training method: the method and overrides of its config sections.
+    """A named setting of a training method: the method, its settings and overrides of the other
+    config sections.
 
     Args:
-        method: a training method (``supervised``, ``augment``, ``separate``, ``semisup``, ``genseg``).
-        mlo: :class:`~genseg.config.MLOConfig` fields to override.
+        method: a training method (:data:`genseg.methods.METHODS`).
+        options: the method's settings (:mod:`genseg.methods.options`); in a TOML variant, the
+            keys beside ``name`` of ``method = { name = "genseg", upper = "pairs" }``.
         generator: :class:`~genseg.config.GeneratorConfig` fields to override.
         train: :class:`~genseg.config.TrainConfig` fields to override.
         segmenter: options of the benchmark's segmenter to override (e.g. ``{"norm": "instance"}``).
     """
 
     method: str
-    mlo: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     segmenter: dict[str, Any] = field(default_factory=dict)
@@ -67,15 +69,14 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     **{name: Variant(name) for name in METHODS.names},
-    "genseg": Variant("genseg", mlo={"upper": "arch", "hypergradient": "exact"}),
-    "genseg-none": Variant("genseg", mlo={"upper": "none"}),  # the ablation: same schedule, no hypergradient
-    "genseg-generator": Variant("genseg", mlo={"upper": "generator"}),
-    "genseg-both": Variant("genseg", mlo={"upper": "both"}),
-    "genseg-pairs": Variant("genseg", mlo={"upper": "pairs"}),  # learning to reweight the synthetic pairs
-    "genseg-gamma": Variant("genseg", mlo={"upper": "gamma"}),  # the synthetic loss's weight, learned
-    "genseg-darts": Variant("genseg", mlo={"upper": "arch", "hypergradient": "darts"}),
+    "genseg": Variant("genseg", options={"upper": "arch", "hypergradient": "exact"}),
+    "genseg-none": Variant("genseg", options={"upper": "none"}),  # the ablation: same schedule, no hypergradient
+    "genseg-generator": Variant("genseg", options={"upper": "generator"}),
+    "genseg-both": Variant("genseg", options={"upper": "both"}),
+    "genseg-pairs": Variant("genseg", options={"upper": "pairs"}),  # learning to reweight the synthetic pairs
+    "genseg-gamma": Variant("genseg", options={"upper": "gamma"}),  # the synthetic loss's weight, learned
+    "genseg-darts": Variant("genseg", options={"upper": "arch", "hypergradient": "darts"}),
 }
-
 
 
 @dataclass
@@ -184,7 +185,6 @@ class BenchmarkSpec:
         return self.methods_at.get(dataset, {}).get(budget, self.methods)
 
 
-
 def run_name(dataset: str, budget: int | str, variant: str, segmenter: str, seed: int | str) -> str:
     """A run folder's name, ``<dataset>-n<N>-<variant>[-<segmenter>]-s<seed>``.
 
@@ -232,15 +232,15 @@ class PlannedRun:
                 "size": data.size, "iterations": self.config.train.iterations}
 
 
-
 def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> BenchmarkSpec:
     """Read a benchmark TOML file; ``overrides`` (e.g. from command-line options) win over it.
 
     Top-level keys are the fields of :class:`BenchmarkSpec`; ``budgets`` may be a list (for every
-    data set) or a table per data set; ``[variants.NAME]`` tables (``method`` and optional
-    ``mlo``, ``generator``, ``train`` tables) define variants beside the built-ins; a ``[train]``
-    table holds training settings every run shares (see ``benchmarks/converged.toml``). Paths are
-    relative to the current directory. See ``benchmarks/issue4.toml``.
+    data set) or a table per data set; ``[variants.NAME]`` tables (``method``, a name or a table of
+    its name and settings, and optional ``generator``, ``train`` tables) define variants beside the
+    built-ins; a ``[train]`` table holds training settings every run shares (see
+    ``benchmarks/converged.toml``). Paths are relative to the current directory. See
+    ``benchmarks/issue4.toml``.
 
     Raises:
         ValueError: invalid TOML, unknown keys or values (the message names the file).
@@ -260,7 +260,6 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> BenchmarkS
         raise ConfigError(f"{path}: {error}") from None
 
 
-
 def _narrowed(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The file's plan restricted by the options: ``--datasets`` drops the other data sets' tables,
     ``--budgets`` the other budgets' ``methods_at`` entries, and ``--methods`` keeps only those
@@ -278,7 +277,6 @@ def _narrowed(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
             dataset: {budget: [m for m in methods if m in overrides["methods"]] for budget, methods in table.items()}
             for dataset, table in values["methods_at"].items()}
     return values
-
 
 
 def spec_from_dict(values: dict[str, Any]) -> BenchmarkSpec:
@@ -302,7 +300,6 @@ def spec_from_dict(values: dict[str, Any]) -> BenchmarkSpec:
     values["variants"] = {**VARIANTS, **{name: _variant(name, table)
                                          for name, table in values.get("variants", {}).items()}}
     return BenchmarkSpec(**values)
-
 
 
 def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
@@ -337,14 +334,23 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
     return runs
 
 
-
 def _variant(name: str, table: dict[str, Any]) -> Variant:
-    allowed = {"method", "mlo", "generator", "train", "segmenter"}
+    allowed = {"method", "generator", "train", "segmenter"}
+    if isinstance(table, dict) and "mlo" in table:
+        raise ConfigError(f"[variants.{name}] mlo = {{ ... }}: GenSeg's settings are the method's now, "
+                         f"method = {{ name = \"genseg\", ... }}")
     if not isinstance(table, dict) or "method" not in table or set(table) - allowed:
-        raise ConfigError(f"[variants.{name}] needs method = \"...\" and may have mlo, generator, train and segmenter "
-                         f"tables; got {sorted(table) if isinstance(table, dict) else table!r}")
-    return Variant(**table)
-
+        raise ConfigError(f"[variants.{name}] needs method = \"NAME\" (or method = {{ name = \"NAME\", ... its "
+                         f"settings }}) and may have generator, train and segmenter tables; "
+                         f"got {sorted(table) if isinstance(table, dict) else table!r}")
+    table = dict(table)
+    method = table.pop("method")
+    if isinstance(method, dict):
+        options = dict(method)
+        if not isinstance(options.pop("name", None), str):
+            raise ConfigError(f"[variants.{name}] method = {{ name = \"NAME\", ... }} needs the method's name")
+        return Variant(method["name"], options=options, **table)
+    return Variant(method, **table)
 
 
 def _budget_key(dataset: str, budget: str | int) -> int:
@@ -354,10 +360,8 @@ def _budget_key(dataset: str, budget: str | int) -> int:
         raise ConfigError(f"methods_at.{dataset} keys must be budgets (integers), got {budget!r}") from None
 
 
-
 def _ood_folder(spec: BenchmarkSpec, other: str) -> Path:
     return Path(other) if "/" in other else spec.data_root / other
-
 
 
 def _existing(path: Path) -> Path:
@@ -378,13 +382,12 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **spec.generator,
                                          **variant.generator}),
-            mlo=MLOConfig(**variant.mlo),
+            method=MethodConfig(variant.method, **variant.options),
             train=TrainConfig(**{"iterations": spec.iterations_at.get(dataset, spec.iterations), "device": spec.device,
-                                 **spec.train, **variant.train, "method": variant.method, "seed": seed}),
+                                 **spec.train, **variant.train, "seed": seed}),
         )
     except (TypeError, ValueError) as error:  # TypeError: an override names no config field
         raise ConfigError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None
-
 
 
 def _size(value: int | str) -> int | None:

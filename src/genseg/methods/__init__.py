@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 METHODS = Registry("method", {
     "supervised": "genseg.methods.supervised:Supervised",
     "augment": "genseg.methods.supervised:Augment",
-    "copypaste": "genseg.methods.copypaste:CopyPaste",
-    "separate": "genseg.methods.separate:Separate",
-    "genseg": "genseg.methods.genseg:GenSeg",
-    "semisup": "genseg.methods.semisup:MeanTeacher",
+    "copypaste": ("genseg.methods.copypaste:CopyPaste", "genseg.methods.options:SyntheticPairOptions"),
+    "separate": ("genseg.methods.separate:Separate", "genseg.methods.options:SyntheticPairOptions"),
+    "genseg": ("genseg.methods.genseg:GenSeg", "genseg.methods.options:GenSegOptions"),
+    "semisup": ("genseg.methods.semisup:MeanTeacher", "genseg.methods.options:MeanTeacherOptions"),
 })
+"""The training methods and their ``Options`` (:mod:`genseg.methods.options`): the config's
+``method`` section is a name here and that class's keys."""
 
 UPPER_VARIABLES = Registry("upper-level variable", {
     "arch": "genseg.methods.upper:ArchitectureWeights",
@@ -32,9 +34,9 @@ UPPER_VARIABLES = Registry("upper-level variable", {
     "pairs": "genseg.methods.upper:PairWeights",
     "gamma": "genseg.methods.upper:LearnedGamma",
 })
-"""What GenSeg's hypergradient can move; ``mlo.upper`` joins names with ``+``. A class with a
-``from_settings(generator, mlo_settings)`` constructor and the :class:`~genseg.methods.upper.UpperVariable`
-methods."""
+"""What GenSeg's hypergradient can move; ``method.upper`` joins names with ``+``. A class with a
+``from_settings(generator, settings)`` constructor (settings: :class:`~genseg.methods.options.GenSegOptions`)
+and the :class:`~genseg.methods.upper.UpperVariable` methods."""
 
 
 def method_class(name: str) -> type[Method]:

@@ -1,11 +1,11 @@
 """``genseg``: the end-to-end multi-level optimization of docs/method.md.
 
 After the generator's pre-training on the budget's training pairs, every iteration takes a
-segmenter step on augmented real pairs plus freshly generated pairs (level 2). Every ``mlo.every``
+segmenter step on augmented real pairs plus freshly generated pairs (level 2). Every ``method.every``
 iterations the generator's side moves too:
 
 1. an upper-level step: the hypergradient of the validation loss of the one-step-unrolled
-   segmenter (:mod:`genseg.mlo`) w.r.t. the upper-level variables ``mlo.upper`` names
+   segmenter (:mod:`genseg.mlo`) w.r.t. the upper-level variables ``method.upper`` names
    (:mod:`genseg.methods.upper`: the generator's architecture weights A, its weights, or
    ``none``, the ablation: same schedule, no feedback), each taking its part;
 2. a step of the generator's own training on augmented training pairs (level 1; pix2pix: a
@@ -43,17 +43,18 @@ class GenSeg(Separate):
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
-        self.upper = upper_variables(self.synthesis.generator, context.config.mlo)
+        self.settings = context.config.method.settings
+        self.upper = upper_variables(self.synthesis.generator, self.settings)
 
     def step(self, iteration: int) -> dict[str, float]:
         images, masks = self.context.batches.augmented()
         draw = self.context.batches.synthetic_draw(self.synthesis.generator)
-        if iteration % self.context.config.mlo.every != 0:
+        if iteration % self.settings.every != 0:
             return self._segmenter_step(images, masks, draw)
         if not self.upper:  # the ablation: the same schedule without feedback
             scalars = self._segmenter_step(images, masks, draw)
             return {**scalars, **self.synthesis.train_step()}
-        candidates = self.context.config.mlo.candidates
+        candidates = self.settings.candidates
         if candidates > 1:  # a pool to select from
             generator = self.synthesis.generator
             draw = SyntheticDraw.cat([draw, *(self.context.batches.synthetic_draw(generator)
@@ -63,7 +64,7 @@ class GenSeg(Separate):
         result = self.upper_step(images, masks, draw, seed)
         weights = self._step_weights()
         if candidates > 1:  # selection: a step on the kept pairs, each at weight 1
-            assert weights is not None, "selection weighs the pool's pairs (mlo.upper = 'pairs')"
+            assert weights is not None, "selection weighs the pool's pairs (method.upper = 'pairs')"
             kept = draw.subset(torch.nonzero(weights > 0)[:, 0])
             with torch.no_grad():
                 synthetic = (self._synthesize(kept, seed), kept.masks) if len(kept) else None
@@ -72,8 +73,8 @@ class GenSeg(Separate):
         elif weights is None:  # the unroll's gradient is this step's
             self.context.stepper.step_with(result.train_grads)
             scalars = {"loss": float(result.real_loss + result.synthetic_loss), "loss_real": float(result.real_loss)}
-            if self.context.config.mlo.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as a plain step does
-                scalars["loss_synthetic"] = float(result.synthetic_loss) / self.context.config.mlo.gamma
+            if self.settings.gamma > 0:  # the closure returns gamma * L_syn; log L_syn as a plain step does
+                scalars["loss_synthetic"] = float(result.synthetic_loss) / self.settings.gamma
         else:  # the same pairs, weighed: a step of its own
             with torch.no_grad():
                 synthetic = (self._synthesize(draw, seed), draw.masks)
@@ -97,7 +98,7 @@ class GenSeg(Separate):
 
         The result also holds the lower level's gradient, which the segmenter's step reuses.
         """
-        context, settings = self.context, self.context.config.mlo
+        context, settings = self.context, self.settings
         tensors = [variable.tensors(len(draw)) for variable in self.upper]
 
         def synthetic_loss(forward: Forward) -> Tensor:

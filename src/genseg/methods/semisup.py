@@ -4,7 +4,8 @@ The student (the segmenter) learns from the augmented labeled pairs plus a consi
 unlabeled images, its softmax under one intensity jitter should match that of the teacher, an
 exponential moving average of the student, under another. Both views share one geometric
 augmentation, so their predictions stay pixel-aligned. The consistency weight ramps up with the
-usual sigmoid schedule over the first 40 % of the iterations. The step is the stepper's, the
+usual sigmoid schedule over the first 40 % of the iterations (the settings:
+:class:`~genseg.methods.options.MeanTeacherOptions`). The step is the stepper's, the
 consistency its extra term: the unlabeled images pass through the student on their own, so the
 labeled pairs see the batch statistics they see in every other method.
 """
@@ -23,10 +24,6 @@ from genseg.augment import apply_intensity, augment_pairs, sample_geometric, sam
 from genseg.errors import ConfigError
 from genseg.methods.base import Method, TrainingContext
 
-CONSISTENCY_WEIGHT = 1.0
-TEACHER_DECAY = 0.99
-RAMP_UP_FRACTION = 0.4
-
 
 class MeanTeacher(Method):
     """Labeled pairs + teacher-student consistency on the pool's other images (masks never used)."""
@@ -40,13 +37,14 @@ class MeanTeacher(Method):
         if unlabeled is None or unlabeled.images.shape[0] == 0:
             raise ConfigError("semisup needs unlabeled images: the pool of the split file must hold "
                              "more cases than the budget")
+        self.settings = context.config.method.settings
         self.student = context.stepper.segmenter
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
 
     def consistency_weight(self, iteration: int) -> float:
-        ramp = self.context.config.train.iterations * RAMP_UP_FRACTION
+        ramp = self.context.config.train.iterations * self.settings.ramp_up
         progress = min(1.0, iteration / ramp) if ramp > 0 else 1.0
-        return CONSISTENCY_WEIGHT * math.exp(-5.0 * (1.0 - progress) ** 2)
+        return self.settings.consistency_weight * math.exp(-5.0 * (1.0 - progress) ** 2)
 
     def step(self, iteration: int) -> dict[str, float]:
         images, masks = self.context.batches.augmented()
@@ -76,7 +74,7 @@ class MeanTeacher(Method):
 
     @torch.no_grad()
     def _update_teacher(self, iteration: int) -> None:
-        decay = min(1.0 - 1.0 / (iteration + 1), TEACHER_DECAY)  # a plain average while young
+        decay = min(1.0 - 1.0 / (iteration + 1), self.settings.teacher_decay)  # a plain average while young
         for teacher, student in zip(self.teacher.state_dict().values(), self.student.state_dict().values()):
             if teacher.is_floating_point():
                 teacher.mul_(decay).add_(student, alpha=1.0 - decay)

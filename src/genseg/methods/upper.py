@@ -8,7 +8,7 @@ and its state for checkpoints. :meth:`genseg.methods.genseg.GenSeg.step` loops o
 new variable is one class (with a ``from_settings`` constructor) and one line of
 :data:`genseg.methods.UPPER_VARIABLES`.
 
-``mlo.upper`` names them: ``arch`` (the architecture weights A, the paper's choice),
+``method.upper`` names them: ``arch`` (the architecture weights A, the paper's choice),
 ``generator`` (all generator weights), ``pairs`` (a weight per synthetic pair, learning to
 reweight), ``gamma`` (the synthetic loss's weight, learned), several joined by ``+``
 (``arch+generator``; ``both`` is that), or ``none`` (the ablation: the same schedule without
@@ -28,7 +28,7 @@ from genseg.methods import UPPER_VARIABLES
 from genseg.mlo import add_hypergradient
 
 if TYPE_CHECKING:
-    from genseg.config import MLOConfig
+    from genseg.methods.options import GenSegOptions
 
 
 class UpperVariable(Protocol):
@@ -73,15 +73,15 @@ class ArchitectureWeights:
     name = "arch"
 
     @classmethod
-    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> ArchitectureWeights:
+    def from_settings(cls, generator: MaskToImage, settings: GenSegOptions) -> ArchitectureWeights:
         """The variable a run's ``mlo`` settings describe."""
         return cls(generator, settings.arch_lr)
 
     def __init__(self, generator: MaskToImage, lr: float) -> None:
         self.arch = list(generator.arch_parameters())
         if not self.arch:
-            raise ConfigError("mlo.upper needs the generator's architecture weights A, but the generator has "
-                             "none; use pix2pix with generator.searchable=True, or mlo.upper='generator'")
+            raise ConfigError("method.upper needs the generator's architecture weights A, but the generator has "
+                             "none; use pix2pix with generator.searchable=True, or method.upper='generator'")
         self.optimizer = torch.optim.Adam(self.arch, lr=lr, betas=(0.5, 0.999))
 
     def tensors(self, pairs: int) -> list[Tensor]:
@@ -120,7 +120,7 @@ class GeneratorWeights:
     name = "generator"
 
     @classmethod
-    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> GeneratorWeights:
+    def from_settings(cls, generator: MaskToImage, settings: GenSegOptions) -> GeneratorWeights:
         """The variable a run's ``mlo`` settings describe."""
         return cls(generator, settings.generator_feedback)
 
@@ -164,7 +164,7 @@ class PairWeights:
     step takes none. Fresh every upper step; no persistent variables, the same Hessian-vector
     product as the other variables.
 
-    With ``candidates`` > 1 the weights select instead (``mlo.candidates``): the upper step sees
+    With ``candidates`` > 1 the weights select instead (``method.candidates``): the upper step sees
     that many times the synthetic batch, and the segmenter steps on the best synthetic batch's
     worth of them, each at weight 1, of those that would lower the validation loss.
 
@@ -175,7 +175,7 @@ class PairWeights:
     name = "pairs"
 
     @classmethod
-    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> PairWeights:
+    def from_settings(cls, generator: MaskToImage, settings: GenSegOptions) -> PairWeights:
         """The variable a run's ``mlo`` settings describe."""
         return cls(settings.candidates)
 
@@ -214,7 +214,7 @@ class PairWeights:
 
 
 class LearnedGamma:
-    """The synthetic loss's weight, ``mlo.gamma * exp(s)``: s learned by Adam from its hypergradient.
+    """The synthetic loss's weight, ``method.gamma * exp(s)``: s learned by Adam from its hypergradient.
 
     Positive by construction; it weighs the synthetic pairs in every segmenter step, not only in
     the unrolled one.
@@ -226,7 +226,7 @@ class LearnedGamma:
     name = "gamma"
 
     @classmethod
-    def from_settings(cls, generator: MaskToImage, settings: MLOConfig) -> LearnedGamma:
+    def from_settings(cls, generator: MaskToImage, settings: GenSegOptions) -> LearnedGamma:
         """The variable a run's ``mlo`` settings describe."""
         return cls(settings.arch_lr)
 
@@ -282,14 +282,14 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
     The raw hypergradient is eta times a second-order term, orders of magnitude below the pix2pix
     gradient (lambda_L1 = 100): added as it is, Adam would never notice it and the generator would
     not move (docs/benchmarks.md). Scaling it to a fixed share of the gradient of the
-    generator's own loss makes ``mlo.generator_feedback`` mean the same on every data set.
+    generator's own loss makes ``method.generator_feedback`` mean the same on every data set.
     """
     own_norm = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in params if p.grad is not None))
     feedback_norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in feedback))
     return float(relative * own_norm / feedback_norm) if feedback_norm > 0 else 0.0
 
 
-def upper_variables(generator: MaskToImage, settings: MLOConfig) -> list[UpperVariable]:
+def upper_variables(generator: MaskToImage, settings: GenSegOptions) -> list[UpperVariable]:
     """The variables ``settings.upper`` names (:data:`genseg.methods.UPPER_VARIABLES`), in that order
     (none for ``"none"``)."""
     return [UPPER_VARIABLES.load(name).from_settings(generator, settings) for name in settings.upper_names]
