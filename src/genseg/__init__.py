@@ -29,6 +29,7 @@ _EXPORTS = {
     "MethodConfig": "genseg.config",
     "TrainConfig": "genseg.config",
     "train": "genseg.training",
+    "train_folds": "genseg.folds",
     "evaluate": "genseg.evaluation",
     "predict": "genseg.evaluation",
     "load_segmenter": "genseg.evaluation",

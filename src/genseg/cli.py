@@ -122,6 +122,10 @@ def _print_summaries(summaries: dict[str, dict]) -> None:
         cells = [f"{summary[m + '_mean']:.3f}±{summary[m + '_sd']:.3f}" for m in metrics]
         table.add_row(checkpoint, str(summary["iteration"]), *cells, str(summary["n_hd95_undefined"]))
     console.print(table)
+    for checkpoint, summary in summaries.items():
+        if "fold_dice_mean" in summary:  # a fold set's ensemble: each fold alone beside it
+            alone = ", ".join(f"{fold} {dice:.3f}" for fold, dice in summary["fold_dice_mean"].items())
+            console.print(f"{checkpoint}: ensemble Dice {summary['dice_mean']:.3f}; each fold alone: {alone}")
 
 
 def _comma_list(text: Optional[str], convert: Callable[[str], Any]) -> Optional[list]:
@@ -213,7 +217,8 @@ def train(
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the cores this process may use that are idle]."),
     pretrained_generator: Optional[Path] = typer.Option(None, help="Reuse a generator pre-training: a pretrain.pt or a separate/genseg run folder with the same data, budget, seed and generator settings."),
     setting: Optional[list[str]] = typer.Option(None, "--set", help="Any config field, SECTION.KEY=VALUE, repeatable (e.g. --set train.checkpoint_every=50, --set method.candidates=4); the sections and keys are those of a run's config.json. The options above override it."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    folds: Optional[int] = typer.Option(None, help="Cross-validation: K runs whose validation cases rotate through the budget (every label trains K-1 of them), evaluated and predicted as one ensemble [1: one run]."),
+    resume: bool = typer.Option(False, help="Continue the run (or fold set) in --out from its last checkpoint."),
     tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
@@ -233,20 +238,32 @@ def train(
     if resume and out is None:
         raise ConfigError("--resume needs the --out folder of the run to continue")
     _setup_logging(verbose)
+    from genseg.folds import train_folds
+    from genseg.runs import read_fold_set
     from genseg.runtime import set_threads
     from genseg.training import train as run_training
 
-    run_config = _train_config(config, out if resume else None, given)
+    fold_set = read_fold_set(out) if resume and out is not None else None
+    folds = folds or (fold_set.folds if fold_set is not None else 1)
+    if folds > 1 and pretrained_generator is not None:
+        raise ConfigError("--pretrained-generator and --folds: each fold pre-trains its own generator on its own "
+                          "training pairs; leave one of them out")
+    resumed = (fold_set.members()[0].root if fold_set is not None else out) if resume else None
+    run_config = _train_config(config, resumed, given)
     if run_config.data.root is None:
         raise ConfigError("no data folder: pass --data DIR (or a --config file that names one)")
-    out = out or Path("runs") / (f"{run_config.data.root.name}-{run_config.method.name}-"
-                                 f"n{run_config.data.budget}-s{run_config.train.seed}")
+    name = f"{run_config.data.root.name}-{run_config.method.name}-n{run_config.data.budget}-s{run_config.train.seed}"
+    out = out or Path("runs") / (f"{name}-folds{folds}" if folds > 1 else name)
     set_threads(threads)
-    result = run_training(run_config, out, resume=resume, pretrained_generator=pretrained_generator,
-                          tensorboard=tensorboard)
-    console.print(f"best validation loss {result.best_val_loss:.4f} (Dice {result.best_val_dice:.4f}) "
-                  f"at iteration {result.best_iteration}; {result.seconds:.0f} s")
-    console.print(f"run folder: [bold]{result.run_dir}[/]  next: genseg evaluate --run {result.run_dir}")
+    if folds > 1:
+        results = train_folds(run_config, out, folds, resume=resume, tensorboard=tensorboard)
+    else:
+        results = [run_training(run_config, out, resume=resume, pretrained_generator=pretrained_generator,
+                                tensorboard=tensorboard)]
+    for result in results:
+        console.print(f"{result.run_dir.name}: best validation loss {result.best_val_loss:.4f} (Dice "
+                      f"{result.best_val_dice:.4f}) at iteration {result.best_iteration}; {result.seconds:.0f} s")
+    console.print(f"{'fold set' if folds > 1 else 'run folder'}: [bold]{out}[/]  next: genseg evaluate --run {out}")
 
 
 def _refuse_unknown_options(extra: list[str]) -> None:

@@ -57,6 +57,11 @@ class DataConfig:
         axis: slicing axis for 3D volumes.
         layout: ``"auto"``, ``"folders"``, ``"nnunet"`` or ``"msd"``.
         test_fraction: share of cases held out as test when genseg makes the split file.
+        folds: cross-validation folds over the budget (1: none). Fold ``fold`` validates on every
+            ``folds``-th case of the budget from its own (:func:`genseg.data.fold_ids`) and trains
+            on the others, so its ``n_val`` follows from the fold; ``genseg train --folds K``
+            trains all K (:mod:`genseg.folds`).
+        fold: which fold this run is, 0 to ``folds`` - 1.
     """
 
     root: Path | None = None
@@ -68,12 +73,22 @@ class DataConfig:
     axis: int = 0
     layout: str = "auto"
     test_fraction: float = 0.3
+    folds: int = 1
+    fold: int = 0
 
     def __post_init__(self) -> None:
         # Absolute, so a run folder can be evaluated or resumed from any working directory.
         self.root = Path(self.root).expanduser().resolve() if self.root is not None else None
         self.split_file = Path(self.split_file).expanduser().resolve() if self.split_file is not None else None
         _check(self.budget >= 2, f"budget must be at least 2 (1 train + 1 val), got {self.budget}")
+        _check(1 <= self.folds <= self.budget,
+               f"folds must be between 1 and the budget {self.budget}, got {self.folds}")
+        _check(0 <= self.fold < self.folds, f"fold must be between 0 and folds - 1 = {self.folds - 1}, got {self.fold}")
+        if self.folds > 1:
+            in_fold = len(range(self.fold, self.budget, self.folds))
+            _check(self.n_val in (None, in_fold), f"n_val follows from the fold: fold {self.fold} of {self.folds} over "
+                                                 f"a budget of {self.budget} validates on {in_fold}, got {self.n_val}")
+            self.n_val = in_fold
         if self.n_val is None:
             self.n_val = default_n_val(self.budget)
         _check(

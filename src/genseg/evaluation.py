@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
-from torch import nn
+from torch import Tensor, nn
 
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
@@ -44,7 +44,7 @@ from genseg.errors import ConfigError
 from genseg.metrics import case_metrics, summarize
 from genseg.postprocessing import choose_classes, keep_largest_component
 from genseg.run_data import train_val_ids
-from genseg.runs import RunPaths, eval_name, load_config, write_csv
+from genseg.runs import FoldSet, RunPaths, eval_name, load_config, read_fold_set, write_csv
 from genseg.segmenters import segmenter_from_config
 from genseg.tta import mirrored_probabilities
 
@@ -76,6 +76,82 @@ class TrainedSegmenter:
     @property
     def size(self) -> int:
         return self.config.data.size
+
+    def probabilities(self, images: Tensor) -> Tensor:
+        """Class probabilities (B, C, H, W) of images at the training size; the mirrored views' mean with ``tta``."""
+        return mirrored_probabilities(self.model, images) if self.tta else torch.softmax(self.model(images), dim=1)
+
+
+@dataclass
+class FoldEnsemble:
+    """The segmenters of a fold set's folds, one checkpoint each, as one model: the mean of their
+    probability maps (nnU-Net's cross-validation ensemble). Its post-processing is the fold
+    set's own, chosen on the out-of-fold predictions (:func:`choose_fold_postprocessing`)."""
+
+    members: tuple[TrainedSegmenter, ...]
+    largest_component: tuple[int, ...] = ()
+
+    @property
+    def config(self) -> RunConfig:
+        return self.members[0].config  # the folds differ only in their validation cases
+
+    @property
+    def labels(self) -> LabelMap:
+        return self.members[0].labels
+
+    @property
+    def num_classes(self) -> int:
+        return self.labels.num_classes
+
+    @property
+    def size(self) -> int:
+        return self.members[0].size
+
+    @property
+    def in_channels(self) -> int:
+        return self.members[0].in_channels
+
+    @property
+    def checkpoint(self) -> str:
+        return self.members[0].checkpoint
+
+    @property
+    def tta(self) -> bool:
+        return self.members[0].tta
+
+    @property
+    def iteration(self) -> list[int]:
+        """Each fold's iteration."""
+        return [member.iteration for member in self.members]
+
+    def probabilities(self, images: Tensor) -> Tensor:
+        return torch.stack([member.probabilities(images) for member in self.members]).mean(0)
+
+
+Model = TrainedSegmenter | FoldEnsemble
+"""What evaluation and prediction run: one run's segmenter, or a fold set's ensemble."""
+
+
+def load_model(folder: Path, checkpoint: str | None = None, *, tta: bool = False) -> Model:
+    """The model of a run folder (:func:`load_segmenter`) or of a fold set (:class:`FoldEnsemble`,
+    the same checkpoint of every fold), with ``tta`` set."""
+    fold_set = read_fold_set(Path(folder))
+    if fold_set is None:
+        return replace(load_segmenter(Path(folder), checkpoint), tta=tta)
+    members = fold_set.members()
+    require_fold_set_finished(fold_set)
+    checkpoint = checkpoint or members[0].preferred_checkpoint()
+    chosen = _postprocessing(fold_set.paths).get(checkpoint, {}).get("largest_component", [])
+    return FoldEnsemble(tuple(replace(load_segmenter(m.root, checkpoint), tta=tta) for m in members), tuple(chosen))
+
+
+def require_fold_set_finished(fold_set: FoldSet) -> None:
+    """Refuse a fold set whose folds, or its out-of-fold post-processing choice, are not done."""
+    unfinished = [m.root.name for m in fold_set.members() if not m.result.is_file()]
+    if unfinished or not fold_set.paths.postprocessing.is_file():
+        folds = f"folds {', '.join(unfinished)} have" if unfinished else "its ensemble's post-processing has"
+        raise DataError(f"this fold set has not finished ({folds} not been made); finish it first: genseg train "
+                        f"--resume --out {fold_set.root}", fold_set.manifest)
 
 
 def load_segmenter(run_dir: Path, checkpoint: str | None = None, *, unfinished: bool = False) -> TrainedSegmenter:
@@ -130,7 +206,7 @@ def _postprocessing(run: RunPaths) -> dict:
     return json.loads(run.postprocessing.read_text()) if run.postprocessing.is_file() else {}
 
 
-def predict_case(segmenter: TrainedSegmenter, samples: list[Sample], *, postprocess: bool = True) -> np.ndarray:
+def predict_case(segmenter: Model, samples: list[Sample], *, postprocess: bool = True) -> np.ndarray:
     """One case's label map at its own size (a 2D map, or the volume), post-processed as the run chose."""
     labels = assemble_case(samples, predict_samples(segmenter, samples), segmenter.config.data.axis)
     return keep_largest_component(labels, segmenter.largest_component) if postprocess else labels
@@ -141,34 +217,63 @@ def choose_postprocessing(run_dir: Path, checkpoints: tuple[str, ...] | None = N
     keep only their largest component; written to ``postprocessing.json`` (see :mod:`genseg.postprocessing`)."""
     run = RunPaths(Path(run_dir))
     checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
+    return _write_choice(run.postprocessing, [_validation_predictions(run, checkpoints)])
+
+
+def choose_fold_postprocessing(fold_set: FoldSet) -> dict[str, dict]:
+    """The post-processing choice of a fold set's ensemble, as nnU-Net makes it: on the out-of-fold
+    predictions, every budget case predicted by the fold that validated on it."""
+    checkpoints = fold_set.saved_checkpoints()
+    return _write_choice(fold_set.paths.postprocessing,
+                         [_validation_predictions(m, checkpoints) for m in fold_set.members()])
+
+
+@dataclass
+class _Predicted:
+    """Validation cases of a run: each checkpoint's unprocessed predictions and the references."""
+
+    predictions: dict[str, list[np.ndarray]]
+    targets: list[np.ndarray]
+    rois: list[np.ndarray | None]
+    num_classes: int
+
+
+def _validation_predictions(run: RunPaths, checkpoints: tuple[str, ...]) -> _Predicted:
     config = load_config(run)
     index = index_cases(config.data.root, layout=config.data.layout)
     ids = case_ids_for("val", run, config, index, same_data=True)
+    # the run's own last step, before it has finished
     segmenters = {checkpoint: load_segmenter(run.root, checkpoint, unfinished=True) for checkpoint in checkpoints}
     labels = next(iter(segmenters.values())).labels  # the run's: every checkpoint has it
     cases = [load_samples(index, [case_id], axis=config.data.axis, labels=labels) for case_id in ids]
     references = [case_reference(samples, config.data.axis) for samples in cases]
+    predictions = {checkpoint: [predict_case(segmenter, samples, postprocess=False) for samples in cases]
+                   for checkpoint, segmenter in segmenters.items()}
+    return _Predicted(predictions, [t for t, _ in references], [r for _, r in references], labels.num_classes)
+
+
+def _write_choice(path: Path, runs: list[_Predicted]) -> dict[str, dict]:
+    """Choose on the validation cases of ``runs`` together; write the choice to ``path``."""
     choices = {}
-    for checkpoint, segmenter in segmenters.items():  # the run's own last step: it has not finished yet
-        predictions = [predict_case(segmenter, samples, postprocess=False) for samples in cases]
-        choices[checkpoint] = choose_classes(predictions, [t for t, _ in references], segmenter.num_classes,
-                                             [r for _, r in references])
+    for checkpoint in runs[0].predictions:
+        predictions = [p for run in runs for p in run.predictions[checkpoint]]
+        choices[checkpoint] = choose_classes(predictions, [t for run in runs for t in run.targets],
+                                             runs[0].num_classes, [r for run in runs for r in run.rois])
         log.info("post-processing of %s: largest component kept for classes %s (validation Dice %s -> %s)",
                  checkpoint, choices[checkpoint]["largest_component"], choices[checkpoint]["dice_before"],
                  choices[checkpoint]["dice_after"])
-    run.postprocessing.write_text(json.dumps(choices, indent=2) + "\n")
+    atomic_write(path, lambda temp: temp.write_text(json.dumps(choices, indent=2) + "\n"))
     return choices
 
 
 @torch.no_grad()
-def predict_samples(segmenter: TrainedSegmenter, samples: list[Sample], batch_size: int = 16) -> list[np.ndarray]:
+def predict_samples(segmenter: Model, samples: list[Sample], batch_size: int = 16) -> list[np.ndarray]:
     """Label maps (H, W) at each sample's original size."""
     predictions: list[np.ndarray] = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
         images = to_tensors(chunk, segmenter.size, segmenter.num_classes).images
-        probabilities = (mirrored_probabilities(segmenter.model, images) if segmenter.tta
-                         else torch.softmax(segmenter.model(images), dim=1))
+        probabilities = segmenter.probabilities(images)
         for sample, probs in zip(chunk, probabilities):
             original = resize_probabilities(probs[None], sample.image.shape[-2:])
             predictions.append(original[0].argmax(0).numpy().astype(np.int64))
@@ -217,8 +322,12 @@ def evaluate(
 ) -> dict[str, dict]:
     """Score a run's checkpoints case by case and write CSV, JSON and overlay PNGs.
 
+    A fold set (``genseg train --folds K``) is scored fold by fold, each in its own folder, and
+    as one model, the folds' ensemble (:class:`FoldEnsemble`), in its own ``eval/``; the
+    ensemble's summary also holds each fold's mean Dice on the same cases (``fold_dice_mean``).
+
     Args:
-        run_dir: the run folder of ``genseg train``.
+        run_dir: the run folder of ``genseg train``, or a fold set's folder.
         data: data folder; defaults to the run's own. Another folder (out-of-domain data) is
             evaluated whole, with the in-domain model unchanged.
         split: ``test`` (held out, never trained or selected on), ``dev`` (pool cases outside the
@@ -232,44 +341,87 @@ def evaluate(
     Returns:
         checkpoint -> summary (mean/SD per metric, counts of undefined HD95).
     """
+    fold_set = read_fold_set(Path(run_dir))
+    if fold_set is not None:
+        return _evaluate_fold_set(fold_set, data, split, checkpoints, overlays, tta)
     run = RunPaths(Path(run_dir))
     config = load_config(run)
+    cases = _cases(run, config, data, split)
+    require_finished(run)
+    checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
+    models = {checkpoint: replace(load_segmenter(run.root, checkpoint), tta=tta) for checkpoint in checkpoints}
+    return _score(models, run, cases, overlays)
+
+
+@dataclass
+class _Cases:
+    """The cases an evaluation scores: where they are, which, and the name of their results."""
+
+    root: Path
+    index: CaseIndex
+    ids: list[str]
+    name: str
+
+
+def _cases(run: RunPaths, config: RunConfig, data: Path | None, split: str) -> _Cases:
     root = Path(data) if data is not None else config.data.root
     same_data = data is None or Path(data).resolve() == Path(config.data.root).resolve()
     index = index_cases(root, layout=config.data.layout if same_data else "auto")
-    ids = case_ids_for(split, run, config, index, same_data)
-    name = eval_name(split, None if same_data else root)
-    names = {value: key for key, value in index.labels.items()}
-    require_finished(run)
-    checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
-    segmenters = {checkpoint: replace(load_segmenter(run.root, checkpoint), tta=tta)
-                  for checkpoint in checkpoints}
-    rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in checkpoints}
-    views: dict[str, dict[str, OverlayView]] = {checkpoint: {} for checkpoint in checkpoints}
-    labels = next(iter(segmenters.values())).labels  # the run's: every checkpoint has it
+    return _Cases(root, index, case_ids_for(split, run, config, index, same_data),
+                  eval_name(split, None if same_data else root))
+
+
+def _evaluate_fold_set(fold_set: FoldSet, data: Path | None, split: str, checkpoints: tuple[str, ...] | None,
+                       overlays: int, tta: bool) -> dict[str, dict]:
+    """Each fold in its own folder, then the folds' ensemble, per checkpoint, in the fold set's."""
+    if split in ("val", "train"):
+        raise ConfigError(f"a fold set's {split} cases differ from fold to fold; evaluate one fold's with "
+                          f"--run {fold_set.root / 'fold_0'} --split {split}")
+    require_fold_set_finished(fold_set)
+    members = fold_set.members()
+    cases = _cases(fold_set.paths, load_config(members[0]), data, split)
+    checkpoints = fold_set.saved_checkpoints() if checkpoints is None else checkpoints
+    per_fold = {m.root.name: evaluate(m.root, data=data, split=split, checkpoints=checkpoints, overlays=0, tta=tta)
+                for m in members}
+    models = {checkpoint: load_model(fold_set.root, checkpoint, tta=tta) for checkpoint in checkpoints}
+    summaries = _score(models, fold_set.paths, cases, overlays,
+                       {c: {fold: scores[c]["dice_mean"] for fold, scores in per_fold.items()} for c in checkpoints})
+    return summaries
+
+
+def _score(models: dict[str, Model], run: RunPaths, cases: _Cases, overlays: int,
+           fold_dice: dict[str, dict[str, float]] | None = None) -> dict[str, dict]:
+    """Per-case metrics of every model, written to ``run``'s eval folder with their summaries."""
+    first = next(iter(models.values()))
+    axis, labels = first.config.data.axis, first.labels  # the run's: every checkpoint has them
+    names = {value: key for key, value in cases.index.labels.items()}
     class_names = [names.get(value, str(value)) for value in labels.values]
-    for case_id in ids:  # each case is read once, for every checkpoint
-        samples = load_samples(index, [case_id], axis=config.data.axis, labels=labels)
-        target, roi = case_reference(samples, config.data.axis)
-        for checkpoint, segmenter in segmenters.items():
-            prediction = predict_case(segmenter, samples)
-            rows[checkpoint].append({"case": case_id, **case_metrics(prediction, target, segmenter.num_classes,
+    rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in models}
+    views: dict[str, dict[str, OverlayView]] = {checkpoint: {} for checkpoint in models}
+    for case_id in cases.ids:  # each case is read once, for every checkpoint
+        samples = load_samples(cases.index, [case_id], axis=axis, labels=labels)
+        target, roi = case_reference(samples, axis)
+        for checkpoint, model in models.items():
+            prediction = predict_case(model, samples)
+            rows[checkpoint].append({"case": case_id, **case_metrics(prediction, target, model.num_classes,
                                                                      roi=roi, class_names=class_names)})
             if overlays:
-                views[checkpoint][case_id] = overlay_view(samples, prediction, target, config.data.axis)
+                views[checkpoint][case_id] = overlay_view(samples, prediction, target, axis)
     summaries: dict[str, dict] = {}
-    for checkpoint, segmenter in segmenters.items():
-        summary = {"run": str(run.root), "data": str(root), "split": name, "checkpoint": checkpoint,
-                   "iteration": segmenter.iteration, "largest_component": list(segmenter.largest_component),
-                   "tta": tta, **summarize(rows[checkpoint])}
-        folder = run.eval_dir(name, checkpoint + ("-tta" if tta else ""))
+    for checkpoint, model in models.items():
+        summary = {"run": str(run.root), "data": str(cases.root), "split": cases.name, "checkpoint": checkpoint,
+                   "iteration": model.iteration, "largest_component": list(model.largest_component),
+                   "tta": model.tta, **summarize(rows[checkpoint])}
+        if fold_dice is not None:
+            summary["fold_dice_mean"] = fold_dice[checkpoint]  # each fold alone, on the same cases
+        folder = run.eval_dir(cases.name, checkpoint + ("-tta" if model.tta else ""))
         with replaced_folder(folder) as out:  # whole, or the earlier one untouched
             for row in sorted(rows[checkpoint], key=lambda row: row["dice"])[:overlays]:
                 write_overlay(views[checkpoint][row["case"]], row["dice"], out / "overlays" / f"{row['case']}.png")
             write_csv(rows[checkpoint], out / "cases.csv")
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         summaries[checkpoint] = summary
-        log.info("%s %s: dice %.4f over %d cases", name, checkpoint, summary["dice_mean"], len(ids))
+        log.info("%s %s: dice %.4f over %d cases", cases.name, checkpoint, summary["dice_mean"], len(cases.ids))
     return summaries
 
 
@@ -312,7 +464,7 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
     existing file (unless ``overwrite``). :data:`PREDICTIONS_MANIFEST` is written last, so a
     prediction killed midway is recognisable. ``tta`` averages the mirrored views (:mod:`genseg.tta`).
     """
-    segmenter = replace(load_segmenter(Path(run_dir), checkpoint), tta=tta)
+    segmenter = load_model(Path(run_dir), checkpoint, tta=tta)
     axis = segmenter.config.data.axis
     index = index_images(Path(input_dir))
     for case_id in index.cases:  # check every input first
@@ -362,7 +514,7 @@ def _check_prediction_folder(out_dir: Path, input_path: Path, data_root: Path | 
                         f"{existing[0].name}); choose an empty --out, or pass --overwrite to replace them", out_dir)
 
 
-def _check_channels(samples: list[Sample], segmenter: TrainedSegmenter, index: CaseIndex) -> None:
+def _check_channels(samples: list[Sample], segmenter: Model, index: CaseIndex) -> None:
     channels = samples[0].image.shape[0]
     if channels != segmenter.in_channels:
         kinds = {1: "grayscale", 3: "RGB"}

@@ -24,6 +24,7 @@ from genseg.data import (
     budget_ids,
     check_sizes,
     check_split_ids,
+    fold_ids,
     index_cases,
     labels_of,
     load_samples,
@@ -193,8 +194,11 @@ def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
 
 
 def train_val_ids(config: RunConfig, split: Split) -> tuple[list[str], list[str]]:
-    """The run's training and validation case ids: its budget in the pool of its seed."""
-    return budget_ids(split, config.train.seed, config.data.n_train, config.data.n_val)
+    """The run's training and validation case ids: its budget in the pool of its seed, or its fold of it."""
+    data = config.data
+    if data.folds > 1:
+        return fold_ids(split, config.train.seed, data.budget, data.folds, data.fold)
+    return budget_ids(split, config.train.seed, data.n_train, data.n_val)
 
 
 def _index(config: RunConfig) -> CaseIndex:

@@ -10,6 +10,12 @@ Layout of ``runs/NAME/``::
     postprocessing.json  per checkpoint, the classes that keep only their largest component
     eval/<split>/<checkpoint>/  per-case metrics, summary, overlays (eval/ood-<folder>/ for another folder)
 
+A fold set (``genseg train --folds K``, :mod:`genseg.folds`) is a folder of K such runs::
+
+    folds.json    the fold count and the run folders  split.json  the split all folds share
+    fold_0/ ... fold_<K-1>/  one run folder each      postprocessing.json  the ensemble's, out of fold
+    eval/<split>/<checkpoint>/  the ensemble's per-case metrics (each fold's in its own folder)
+
 Which split and which labeled pairs a run uses, and what it plans, is :mod:`genseg.run_data`.
 """
 
@@ -100,6 +106,52 @@ class RunPaths:
         return self.root / "eval" / split_name / checkpoint
 
 
+FOLDS_FILE = "folds.json"
+"""The manifest of a fold set: the fold count and the run folder of each fold."""
+
+
+@dataclass(frozen=True)
+class FoldSet:
+    """The folder of a cross-validation fold set: the runs of its K folds, scored as one model."""
+
+    root: Path
+    folds: int
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / FOLDS_FILE
+
+    @property
+    def paths(self) -> RunPaths:
+        """The fold set's own files (split, post-processing, eval/), laid out as a run folder's."""
+        return RunPaths(self.root)
+
+    def members(self) -> list[RunPaths]:
+        return [RunPaths(self.root / f"fold_{fold}") for fold in range(self.folds)]
+
+    def saved_checkpoints(self) -> tuple[str, ...]:
+        """The checkpoints every fold has written."""
+        members = self.members()
+        return tuple(c for c in members[0].saved_checkpoints() if all(c in m.saved_checkpoints() for m in members))
+
+    def write_manifest(self) -> None:
+        text = json.dumps({"folds": self.folds, "runs": [m.root.name for m in self.members()]}, indent=2) + "\n"
+        atomic_write(self.manifest, lambda temp: temp.write_text(text))
+
+
+def read_fold_set(folder: Path) -> FoldSet | None:
+    """The fold set in ``folder``, or ``None`` where it holds none (a single run, say)."""
+    manifest = Path(folder) / FOLDS_FILE
+    if not manifest.is_file():
+        return None
+    try:
+        folds = json.loads(manifest.read_text())["folds"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError("not a fold manifest (it needs a \"folds\" count); restore it or train the fold set again",
+                        manifest) from None
+    return FoldSet(Path(folder), int(folds))
+
+
 def eval_name(split: str, other_data: Path | None = None) -> str:
     """The name of an evaluation's results: the split, or ``ood-<folder>`` for another data folder
     (scored whole, so no split of it is named)."""
@@ -174,5 +226,8 @@ def save_config(config: RunConfig, paths: RunPaths) -> None:
 
 def load_config(paths: RunPaths) -> RunConfig:
     if not paths.config.is_file():
+        if (paths.root / FOLDS_FILE).is_file():
+            raise DataError(f"a fold set, not one run: evaluate and predict take it whole; for anything else "
+                            f"pass one fold's folder, e.g. {paths.root / 'fold_0'}", paths.root)
         raise DataError("not a genseg run folder (no config.json); pass the --out folder of genseg train", paths.root)
     return RunConfig.from_dict(json.loads(paths.config.read_text()))

@@ -17,7 +17,7 @@ import resource
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,12 @@ class TrainResult:
     best_val_dice: float
     seconds: float
     peak_mb: float
+
+    @classmethod
+    def read(cls, paths: RunPaths) -> TrainResult:
+        """The result a finished run wrote to its ``result.json``."""
+        saved = json.loads(paths.result.read_text())
+        return cls(paths.root, *(saved[f.name] for f in fields(cls)[1:]))
 
 
 @dataclass

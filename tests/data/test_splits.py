@@ -13,6 +13,7 @@ from genseg.data import (
     Split,
     budget_ids,
     check_split_ids,
+    fold_ids,
     index_cases,
     make_split,
     read_split,
@@ -52,6 +53,15 @@ def test_budget_larger_than_the_pool() -> None:
     with pytest.raises(DataError, match=r"budget of 4 cases \(3 train \+ 1 val\) is larger than the 3 cases"):
         budget_ids(split, seed=0, n_train=3, n_val=1)
     assert budget_ids(split, seed=0, n_train=2, n_val=1) == (["a", "b"], ["c"])
+
+
+def test_folds_rotate_the_validation_cases_through_the_budget_only() -> None:
+    split = Split("toy", test=["t"], pool={0: ["a", "b", "c", "d", "e", "f", "g", "x"]})
+    folds = [fold_ids(split, seed=0, budget=7, folds=3, fold=k) for k in range(3)]
+    assert [val for _, val in folds] == [["a", "d", "g"], ["b", "e"], ["c", "f"]]
+    assert all(sorted(train + val) == list("abcdefg") for train, val in folds)  # "x" is outside the budget
+    with pytest.raises(DataError, match="budget of 9 cases"):
+        fold_ids(split, seed=0, budget=9, folds=3, fold=0)
 
 
 def test_write_and_read_round_trip(tmp_path: Path) -> None:

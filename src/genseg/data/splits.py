@@ -145,12 +145,25 @@ def budget_ids(split: Split, seed: int, n_train: int, n_val: int) -> tuple[list[
     if n_train < 1 or n_val < 0:
         raise ConfigError(f"n_train must be >= 1 and n_val >= 0, got {n_train} and {n_val}")
     if n_train + n_val > len(pool):
+        parts = f" ({n_train} train + {n_val} val)" if n_val else ""
         raise DataError(
-            f"budget of {n_train + n_val} cases ({n_train} train + {n_val} val) is larger than the "
+            f"budget of {n_train + n_val} cases{parts} is larger than the "
             f"{len(pool)} cases of pool seed{seed} in the split of {split.dataset!r}; choose --budget {len(pool)} "
             "or fewer, or a split file with a larger pool (genseg split --test-fraction ...)"
         )
     return pool[:n_train], pool[n_train : n_train + n_val]
+
+
+def fold_ids(split: Split, seed: int, budget: int, folds: int, fold: int) -> tuple[list[str], list[str]]:
+    """The training and validation ids of one cross-validation fold of a budget.
+
+    Fold ``fold`` validates on every ``folds``-th case of the budget, from the fold's own
+    position, and trains on the others: each case validates in exactly one fold and trains in
+    the other ``folds`` - 1.
+    """
+    ids, _ = budget_ids(split, seed, budget, 0)
+    val = ids[fold::folds]
+    return [case_id for case_id in ids if case_id not in val], val
 
 
 DEV_CASES = 50
