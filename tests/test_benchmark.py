@@ -42,6 +42,7 @@ from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.config import MethodConfig
 from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
+from genseg.errors import ConfigError
 from genseg.run_data import write_plan
 from genseg.runs import CHECKPOINTS, RunPaths, pretraining_key, write_csv
 from genseg.training import train
@@ -546,6 +547,30 @@ def test_a_run_is_scored_at_each_of_its_checkpoints_and_averaging_can_be_switche
     assert [(row["method"], row["checkpoint"]) for row in rows] == [
         ("augment", "best"), ("augment", "final"), ("augment", "averaged"), ("plain", "best"), ("plain", "final")]
     assert "Dice averaged" in (spec.out / "table.md").read_text()
+
+
+def test_a_fold_set_variant_is_scored_as_its_ensemble_and_paired_with_the_single_run(
+        tmp_path: Path, phantom: tuple[Path, Path]) -> None:
+    data_root, splits_root = phantom
+    spec = spec_from_dict({
+        "datasets": ["phantom"], "budgets": [4], "methods": ["augment", "augment-folds"], "seeds": [0], "size": 32,
+        "iterations": 2, "threads": 1, "out": tmp_path / "out", "data_root": data_root, "splits_root": splits_root,
+        "variants": {"augment-folds": {"method": "augment", "folds": 2}},
+    })
+    assert run_benchmark(spec).ok == ["phantom-n4-augment-s0", "phantom-n4-augment-folds-s0"]
+    rows = [row for row in read_rows(spec.out / "runs.csv") if row["method"] == "augment-folds"]
+    folds = spec.out / "runs" / "phantom-n4-augment-folds-s0"
+    ensemble = json.loads((folds / "eval" / "test" / "final" / "summary.json").read_text())
+    final = next(row for row in rows if row["checkpoint"] == "final")
+    assert (final["n_train"], final["n_val"], float(final["dice"])) == ("2", "2", ensemble["dice_mean"])
+    seconds = sum(json.loads((folds / f"fold_{k}" / "result.json").read_text())["seconds"] for k in range(2))
+    assert float(final["seconds"]) == pytest.approx(seconds, abs=0.1)
+    paired = read_rows(spec.out / "paired.csv")
+    assert any(row["method"] == "augment-folds" and row["baseline"] == "augment" for row in paired)
+    assert run_benchmark(spec).skipped == ["phantom-n4-augment-s0", "phantom-n4-augment-folds-s0"]
+    with pytest.raises(ConfigError, match="3 folds over a budget of 2"):
+        plan_runs(replace(spec, budgets={"phantom": [2]},
+                          variants={**spec.variants, "augment-folds": Variant("augment", folds=3)}))
 
 
 @pytest.mark.slow

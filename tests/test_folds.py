@@ -75,6 +75,8 @@ def test_a_finished_fold_set_resumes_without_training_again(fold_set: Path, tiny
         train_folds(config, fold_set, 2, progress=False)
     with pytest.raises(ConfigError, match="a fold set of 2 folds"):
         train_folds(config, fold_set, 3, resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"trained with other settings: train.lr"):
+        train_folds(replace(config, train=replace(config.train, lr=0.5)), fold_set, 2, resume=True, progress=False)
 
 
 def test_bad_fold_settings_are_one_line(tiny_phantom: Path, tiny_config: Callable[..., RunConfig],

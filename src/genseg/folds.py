@@ -27,7 +27,7 @@ from genseg.errors import ConfigError
 from genseg.evaluation import choose_fold_postprocessing
 from genseg.run_data import resolve_split
 from genseg.runs import FoldSet, load_config, read_fold_set
-from genseg.training import LOCK, TrainResult, train
+from genseg.training import LOCK, TrainResult, resume_config, train
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,11 @@ def train_folds(config: RunConfig, out: Path, folds: int, *, resume: bool = Fals
     for member, fold_config in zip(fold_set.members(), fold_configs(config, folds, split_file)):
         started = member.config.is_file()
         if started:  # as saved, the plan's choices included; only the length may grow
-            saved = load_config(member)
-            if member.result.is_file() and saved.train.iterations == fold_config.train.iterations:
+            iterations = load_config(member).train.iterations
+            fold_config = resume_config(member.root, fold_config)
+            if member.result.is_file() and iterations == fold_config.train.iterations:
                 results.append(TrainResult.read(member))  # finished: kept as it is
                 continue
-            fold_config = replace(saved, train=replace(saved.train, iterations=fold_config.train.iterations))
         log.info("fold %d of %d: %s", fold_config.data.fold + 1, folds, member.root)
         results.append(train(fold_config, member.root, resume=started, progress=progress, tensorboard=tensorboard))
     choose_fold_postprocessing(fold_set)

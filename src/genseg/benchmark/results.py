@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genseg.data.io import atomic_write
-from genseg.runs import RunPaths, eval_name
+from genseg.runs import RunPaths, eval_name, read_fold_set
 
 if TYPE_CHECKING:
     from genseg.benchmark.spec import PlannedRun
@@ -61,10 +61,14 @@ def append_rows(results: Path, rows: list[dict[str, Any]]) -> None:
 
 def result_rows(run: PlannedRun, paths: RunPaths, eval_sets: list[str] | None = None) -> list[dict[str, Any]]:
     """The ``runs.csv`` rows of a trained and evaluated run, for ``eval_sets`` (default: all)."""
-    trained = json.loads(paths.result.read_text())
+    fold_set = read_fold_set(paths.root)
+    members = fold_set.members() if fold_set is not None else [paths]
+    results = [json.loads(member.result.read_text()) for member in members]
+    trained = {"seconds": sum(r["seconds"] for r in results),  # a fold set's: all its folds'
+               "peak_mb": max((r["peak_mb"] for r in results if r.get("peak_mb") is not None), default=None)}
     rows = []
     for eval_set in run.eval_sets if eval_sets is None else eval_sets:
-        for checkpoint in paths.saved_checkpoints():
+        for checkpoint in (fold_set or paths).saved_checkpoints():
             results = paths.eval_dir(eval_name(*run.eval_sets[eval_set]), checkpoint)
             summary = json.loads((results / "summary.json").read_text())
             rows.append({**run.columns(), "checkpoint": checkpoint, "eval_set": eval_set,

@@ -176,15 +176,19 @@ def execute_run(task: RunTask) -> list[dict[str, Any]]:
         Its ``runs.csv`` rows: one per pending evaluation set and checkpoint, or one failed row.
     """
     from genseg.evaluation import evaluate
+    from genseg.folds import train_folds
     from genseg.runtime import set_threads
     from genseg.training import train
 
     run, paths = task.run, RunPaths(task.run_dir)
-    shared = paths.root.parent.parent / "pretrained" / f"{key}.pt" if (key := pretraining_key(run.config)) else None
+    key = pretraining_key(run.config) if run.folds == 1 else None  # each fold pre-trains on its own pairs
+    shared = paths.root.parent.parent / "pretrained" / f"{key}.pt" if key else None
     stage = "train"
     try:
         set_threads(task.threads)
-        if not _prepare_run_folder(run, paths):
+        if run.folds > 1:
+            train_folds(run.config, paths.root, run.folds, resume=True, progress=False)  # keeps finished folds
+        elif not _prepare_run_folder(run, paths):
             if shared is not None and shared.is_file() and not paths.pretrain.exists():
                 _copy_atomic(shared, paths.pretrain)
             train(run.config, paths.root, resume=True, progress=False)

@@ -58,6 +58,7 @@ class Variant:
         generator: :class:`~genseg.config.GeneratorConfig` fields to override.
         train: :class:`~genseg.config.TrainConfig` fields to override.
         segmenter: options of the benchmark's segmenter to override (e.g. ``{"norm": "instance"}``).
+        folds: K > 1 makes each run a fold set (:mod:`genseg.folds`), scored as the folds' ensemble.
     """
 
     method: str
@@ -65,6 +66,7 @@ class Variant:
     generator: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     segmenter: dict[str, Any] = field(default_factory=dict)
+    folds: int = 1
 
 
 VARIANTS: dict[str, Variant] = {
@@ -207,6 +209,8 @@ class PlannedRun:
     ood: tuple[Path, ...] = ()
     splits: tuple[str, ...] = ("test",)
     plan: RunPlan | None = None
+    folds: int = 1
+    """K > 1: the run is a fold set of K runs (its ``plan`` is then None: each fold plans its own cases)."""
 
     @property
     def name(self) -> str:
@@ -226,8 +230,9 @@ class PlannedRun:
 
     def columns(self) -> dict[str, Any]:
         """The ``runs.csv`` columns that describe the run (not its results)."""
-        data = self.config.data
-        return {"dataset": self.dataset, "n_labels": self.budget, "n_train": data.n_train, "n_val": data.n_val,
+        data = self.config.data  # a fold set's: those of its fold 0, which validates on the most cases
+        n_val = len(range(0, self.budget, self.folds)) if self.folds > 1 else data.n_val
+        return {"dataset": self.dataset, "n_labels": self.budget, "n_train": self.budget - n_val, "n_val": n_val,
                 "method": self.variant, "seed": self.seed, "segmenter": self.config.segmenter.name,
                 "size": data.size, "iterations": self.config.train.iterations}
 
@@ -329,21 +334,27 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
                     if plan is None and needs_plan(config):  # its size or generator kind names the run's rows
                         index = index or index_cases(root, layout=config.data.layout)
                         plan = plan_run(config, index, read_split(split_file))
+                    folds = spec.variants[variant].folds
+                    if folds > budget:
+                        raise ConfigError(f"variant {variant!r}: {folds} folds over a budget of {budget}; a fold set "
+                                          "needs at least one case per fold")
                     runs.append(PlannedRun(dataset, budget, variant, seed, planned(config, plan) if plan else config,
-                                           ood, tuple(spec.splits), plan))
+                                           ood, tuple(spec.splits), plan if folds == 1 else None, folds))
     return runs
 
 
 def _variant(name: str, table: dict[str, Any]) -> Variant:
-    allowed = {"method", "generator", "train", "segmenter"}
+    allowed = {"method", "generator", "train", "segmenter", "folds"}
     if isinstance(table, dict) and "mlo" in table:
         raise ConfigError(f"[variants.{name}] mlo = {{ ... }}: GenSeg's settings are the method's now, "
                          f"method = {{ name = \"genseg\", ... }}")
     if not isinstance(table, dict) or "method" not in table or set(table) - allowed:
         raise ConfigError(f"[variants.{name}] needs method = \"NAME\" (or method = {{ name = \"NAME\", ... its "
-                         f"settings }}) and may have generator, train and segmenter tables; "
+                         f"settings }}) and may have generator, train and segmenter tables and folds = K; "
                          f"got {sorted(table) if isinstance(table, dict) else table!r}")
     table = dict(table)
+    if not isinstance(table.get("folds", 1), int) or table.get("folds", 1) < 1:
+        raise ConfigError(f"[variants.{name}] folds = K needs a whole number K >= 1, got {table['folds']!r}")
     method = table.pop("method")
     if isinstance(method, dict):
         options = dict(method)
