@@ -79,6 +79,17 @@ def test_a_finished_fold_set_resumes_without_training_again(fold_set: Path, tiny
         train_folds(replace(config, train=replace(config.train, lr=0.5)), fold_set, 2, resume=True, progress=False)
 
 
+def test_folds_train_at_once_in_worker_processes_and_a_failed_one_is_named(
+        tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path) -> None:
+    config = tiny_config(tiny_phantom, budget=4, iterations=2)
+    results = train_folds(config, tmp_path / "set", 2, progress=False, workers=2)
+    assert [r.run_dir.name for r in results] == ["fold_0", "fold_1"]
+    assert all(m.result.is_file() for m in read_fold_set(tmp_path / "set").members())
+    broken = replace(config, train=replace(config.train, lr=float("inf")))  # the loss becomes infinite
+    with pytest.raises(ConfigError, match=r"2 of 2 folds failed: fold_0 \(ConfigError: the training loss became"):
+        train_folds(broken, tmp_path / "broken", 2, progress=False, workers=2)
+
+
 def test_bad_fold_settings_are_one_line(tiny_phantom: Path, tiny_config: Callable[..., RunConfig],
                                         tmp_path: Path) -> None:
     assert [DataConfig(budget=9, folds=5, fold=k).n_val for k in range(5)] == [2, 2, 2, 2, 1]

@@ -218,6 +218,7 @@ def train(
     pretrained_generator: Optional[Path] = typer.Option(None, help="Reuse a generator pre-training: a pretrain.pt or a separate/genseg run folder with the same data, budget, seed and generator settings."),
     setting: Optional[list[str]] = typer.Option(None, "--set", help="Any config field, SECTION.KEY=VALUE, repeatable (e.g. --set train.checkpoint_every=50, --set method.candidates=4); the sections and keys are those of a run's config.json. The options above override it."),
     folds: Optional[int] = typer.Option(None, help="Cross-validation: K runs whose validation cases rotate through the budget (every label trains K-1 of them), evaluated and predicted as one ensemble [1: one run]."),
+    workers: int = typer.Option(1, help="With --folds: folds trained at once, each in its own process with a share of the cores."),
     resume: bool = typer.Option(False, help="Continue the run (or fold set) in --out from its last checkpoint."),
     tensorboard: bool = typer.Option(False, help="Log the validation curves to OUT/tensorboard (pip install 'genseg[tensorboard]')."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
@@ -245,6 +246,8 @@ def train(
 
     fold_set = read_fold_set(out) if resume and out is not None else None
     folds = folds or (fold_set.folds if fold_set is not None else 1)
+    if workers != 1 and folds == 1:
+        raise ConfigError("--workers trains the folds of --folds K at once; a single run takes --threads instead")
     if folds > 1 and pretrained_generator is not None:
         raise ConfigError("--pretrained-generator and --folds: each fold pre-trains its own generator on its own "
                           "training pairs; leave one of them out")
@@ -256,7 +259,7 @@ def train(
     out = out or Path("runs") / (f"{name}-folds{folds}" if folds > 1 else name)
     set_threads(threads)
     if folds > 1:
-        results = train_folds(run_config, out, folds, resume=resume, tensorboard=tensorboard)
+        results = train_folds(run_config, out, folds, resume=resume, tensorboard=tensorboard, workers=workers)
     else:
         results = [run_training(run_config, out, resume=resume, pretrained_generator=pretrained_generator,
                                 tensorboard=tensorboard)]

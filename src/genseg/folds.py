@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genseg.config import RunConfig
 from genseg.data import index_cases, read_split, write_split
 from genseg.errors import ConfigError
 from genseg.evaluation import choose_fold_postprocessing
 from genseg.run_data import resolve_split
-from genseg.runs import FoldSet, load_config, read_fold_set
+from genseg.runs import FoldSet, RunPaths, load_config, read_fold_set
 from genseg.training import LOCK, TrainResult, resume_config, train
+
+if TYPE_CHECKING:
+    from genseg.benchmark import RunTask
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,7 @@ def fold_configs(config: RunConfig, folds: int, split_file: Path) -> list[RunCon
 
 
 def train_folds(config: RunConfig, out: Path, folds: int, *, resume: bool = False, progress: bool = True,
-                tensorboard: bool = False) -> list[TrainResult]:
+                tensorboard: bool = False, workers: int = 1) -> list[TrainResult]:
     """Train the ``folds`` runs of a fold set in ``out``, then choose its ensemble's post-processing.
 
     Args:
@@ -49,6 +55,8 @@ def train_folds(config: RunConfig, out: Path, folds: int, *, resume: bool = Fals
         folds: K, between 2 and the budget.
         resume: continue a fold set: finished folds are kept (a larger ``train.iterations``
             extends them), a killed one resumes from its ``last.pt``, the rest start.
+        workers: folds trained at once, each in its own process with a share of the cores (the
+            benchmark's :class:`~genseg.benchmark.LocalExecutor`).
 
     Returns:
         Each fold's result.
@@ -66,19 +74,52 @@ def train_folds(config: RunConfig, out: Path, folds: int, *, resume: bool = Fals
         else:
             resolve_split(config, index_cases(config.data.root, layout=config.data.layout), fold_set.paths)
     fold_set.write_manifest()
-    results = []
+    to_train = []
     for member, fold_config in zip(fold_set.members(), fold_configs(config, folds, split_file)):
-        started = member.config.is_file()
-        if started:  # as saved, the plan's choices included; only the length may grow
+        if member.config.is_file():  # as saved, the plan's choices included; only the length may grow
             iterations = load_config(member).train.iterations
             fold_config = resume_config(member.root, fold_config)
             if member.result.is_file() and iterations == fold_config.train.iterations:
-                results.append(TrainResult.read(member))  # finished: kept as it is
-                continue
-        log.info("fold %d of %d: %s", fold_config.data.fold + 1, folds, member.root)
-        results.append(train(fold_config, member.root, resume=started, progress=progress, tensorboard=tensorboard))
+                continue  # finished: kept as it is
+        to_train.append((member, fold_config))
+    if workers > 1 and len(to_train) > 1:
+        _train_in_processes(to_train, workers, tensorboard)
+    else:
+        for member, fold_config in to_train:
+            log.info("fold %d of %d: %s", fold_config.data.fold + 1, folds, member.root)
+            train(fold_config, member.root, resume=member.config.is_file(), progress=progress,
+                  tensorboard=tensorboard)
     choose_fold_postprocessing(fold_set)
-    return results
+    return [TrainResult.read(member) for member in fold_set.members()]
+
+
+def _train_in_processes(to_train: list[tuple[RunPaths, RunConfig]], workers: int, tensorboard: bool) -> None:
+    """Train folds ``workers`` at a time, each in a spawned process; name every fold that failed."""
+    from genseg.benchmark import LocalExecutor, PlannedRun, RunTask  # the benchmark builds on this module
+
+    tasks = [RunTask(PlannedRun(c.data.root.name, c.data.budget, member.root.name, c.train.seed, c), member.root, ())
+             for member, c in to_train]
+    executor = LocalExecutor(workers, target=partial(_train_and_send, tensorboard=tensorboard))
+    failed = [f"{task.run_dir.name} ({rows[0]['error']}; its log: {task.run_dir / 'train.log'})"
+              for task, rows in executor.execute(tasks) if rows[0]["status"] != "ok"]
+    if failed:
+        raise ConfigError(f"{len(failed)} of {len(tasks)} folds failed: {'; '.join(failed)}; fix the cause and "
+                          "continue with --resume")
+
+
+def _train_and_send(task: RunTask, sender: Connection, tensorboard: bool) -> None:
+    """One fold's training in a worker process; its status goes back on the pipe."""
+    from genseg.runtime import set_threads
+
+    try:
+        set_threads(task.threads)
+        train(task.run.config, task.run_dir, resume=RunPaths(task.run_dir).config.is_file(), progress=False,
+              tensorboard=tensorboard)
+        sender.send([{"status": "ok"}])
+    except Exception as error:  # the traceback is in the fold's train.log
+        sender.send([{"status": "failed", "error": f"{type(error).__name__}: {error}".splitlines()[0]}])
+    finally:
+        sender.close()
 
 
 def _check_fold_folder(fold_set: FoldSet, resume: bool) -> None:
