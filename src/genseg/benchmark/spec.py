@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,8 +231,9 @@ class PlannedRun:
     def columns(self) -> dict[str, Any]:
         """The ``runs.csv`` columns that describe the run (not its results)."""
         data = self.config.data  # a fold set's: those of its fold 0, which validates on the most cases
-        n_val = len(range(0, self.budget, self.folds)) if self.folds > 1 else data.n_val
-        return {"dataset": self.dataset, "n_labels": self.budget, "n_train": self.budget - n_val, "n_val": n_val,
+        if self.folds > 1:
+            data = replace(data, folds=self.folds, fold=0, n_val=None)
+        return {"dataset": self.dataset, "n_labels": self.budget, "n_train": data.n_train, "n_val": data.n_val,
                 "method": self.variant, "seed": self.seed, "segmenter": self.config.segmenter.name,
                 "size": data.size, "iterations": self.config.train.iterations}
 
