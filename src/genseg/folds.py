@@ -100,8 +100,8 @@ def _train_in_processes(to_train: list[tuple[RunPaths, RunConfig]], workers: int
     tasks = [RunTask(PlannedRun(c.data.root.name, c.data.budget, member.root.name, c.train.seed, c), member.root, ())
              for member, c in to_train]
     executor = LocalExecutor(workers, target=partial(_train_and_send, tensorboard=tensorboard))
-    failed = [f"{task.run_dir.name} ({rows[0]['error']}; its log: {task.run_dir / 'train.log'})"
-              for task, rows in executor.execute(tasks) if rows[0]["status"] != "ok"]
+    failed = sorted(f"{task.run_dir.name} ({rows[0]['error']}; its log: {task.run_dir / 'train.log'})"
+                    for task, rows in executor.execute(tasks) if rows[0]["status"] != "ok")  # in fold order
     if failed:
         raise ConfigError(f"{len(failed)} of {len(tasks)} folds failed: {'; '.join(failed)}; fix the cause and "
                           "continue with --resume")
