@@ -165,7 +165,7 @@ def test_spec_from_options_applies_budgets_to_every_dataset() -> None:
 def test_every_upper_level_variable_has_a_built_in_variant() -> None:
     """The ablation (benchmarks/ablation.toml) names each variable alone: genseg is A, the rest genseg-<name>."""
     from genseg.benchmark.spec import VARIANTS
-    from genseg.methods import UPPER_VARIABLES
+    from genseg.plugins import UPPER_VARIABLES
 
     for name in [*UPPER_VARIABLES, "none"]:
         variant = VARIANTS["genseg" if name == "arch" else f"genseg-{name}"]

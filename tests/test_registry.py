@@ -12,16 +12,14 @@ from pathlib import Path
 import pytest
 from torch import Tensor, nn
 
-from genseg.augment import AUGMENTATIONS, GeometricRanges, IntensityRanges
-from genseg.benchmark import EXECUTORS
+from genseg.augment import GeometricRanges, IntensityRanges
 from genseg.config import MethodConfig, RunConfig, SegmenterConfig
 from genseg.evaluation import load_segmenter
-from genseg.methods import METHODS, UPPER_VARIABLES
 from genseg.methods.options import GenSegOptions
 from genseg.methods.supervised import Augment
 from genseg.methods.upper import LearnedGamma
+from genseg.plugins import AUGMENTATIONS, EXECUTORS, METHODS, SEGMENTERS, UPPER_VARIABLES
 from genseg.registry import Registry
-from genseg.segmenters import SEGMENTERS
 from genseg.training import train
 
 

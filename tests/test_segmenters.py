@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from genseg.losses import segmentation_loss
-from genseg.segmenters import SEGMENTERS, check_input_size, create_segmenter
+from genseg.plugins import SEGMENTERS
+from genseg.segmenters import check_input_size, create_segmenter
 
 SIZE = 32  # the smallest side every registered segmenter accepts
 CLASSES = 3

@@ -63,7 +63,7 @@ class Batches:
 
         Args:
             sampling: ``replacement`` or ``epochs`` (:class:`~genseg.sampling.BatchSampler`).
-            augmentation: a preset of :data:`genseg.augment.AUGMENTATIONS`.
+            augmentation: a preset of :data:`genseg.plugins.AUGMENTATIONS`.
         """
         rng = torch.Generator().manual_seed(seed)
         geometric, intensity = augmentation_ranges(augmentation)

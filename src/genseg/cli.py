@@ -26,9 +26,7 @@ from rich.table import Table
 from genseg import __version__
 from genseg.config import DataConfig, GeneratorConfig, MethodConfig, TrainConfig
 from genseg.errors import ConfigError, UserError
-from genseg.generators import GENERATORS
-from genseg.methods import METHODS
-from genseg.segmenters import SEGMENTERS
+from genseg.plugins import GENERATORS, METHODS, SEGMENTERS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,  # "[default]" is no style tag
                   help="Medical image segmentation from a handful of labels (GenSeg).")
@@ -541,13 +539,13 @@ def benchmark(
     _setup_logging(True)
     from genseg.benchmark import (
         DEFAULT_OUT,
-        EXECUTORS,
         load_spec,
         run_benchmark,
         spec_from_dict,
         write_machine_info,
         write_reports,
     )
+    from genseg.plugins import EXECUTORS
 
     given = {"datasets": _comma_list(datasets, str), "budgets": _comma_list(budgets, int),
              "methods": _comma_list(methods, str), "seeds": _comma_list(seeds, int), "segmenter": segmenter,

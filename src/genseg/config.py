@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from genseg.augment import AUGMENTATIONS
 from genseg.errors import ConfigError
-from genseg.methods import METHODS
+from genseg.generators.options import RECORDED_WHEN_SET
+from genseg.plugins import AUGMENTATIONS, GENERATORS, METHODS, SEGMENTERS
 from genseg.registry import options_dict
-from genseg.segmenters import SEGMENTERS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "poly", "cosine")
@@ -114,7 +113,7 @@ class DataConfig:
 @dataclass
 class SegmenterConfig:
     """The segmentation network, created by name (see :func:`genseg.segmenters.create_segmenter`);
-    the name and its options are checked here (:data:`genseg.segmenters.SEGMENTERS`)."""
+    the name and its options are checked here (:data:`genseg.plugins.SEGMENTERS`)."""
 
     name: str = "unet"
     options: dict[str, Any] = field(default_factory=dict)
@@ -136,7 +135,7 @@ class GeneratorConfig:
     the kind's defaults. ``GeneratorConfig("pix2pix", ngf=16)`` is pix2pix with a base width of 16.
 
     Args:
-        name: the kind, a registered generator (:data:`genseg.generators.GENERATORS`), or
+        name: the kind, a registered generator (:data:`genseg.plugins.GENERATORS`), or
             ``"auto"``: the plan's choice from the budget's masks (:func:`genseg.planning.plan_synthesis`),
             with the kind's default settings.
         lr: learning rate of the generator's own training.
@@ -162,9 +161,7 @@ class GeneratorConfig:
                                  "composite) beside them, or leave them out and the plan picks the kind")
             self.options = {}
             return
-        from genseg.generators import generator_options  # the kinds import torch: only once a config is made
-
-        self.options = generator_options(name, settings)
+        self.options = _generator_options(name, settings)
 
     def of_kind(self, name: str) -> GeneratorConfig:
         """These generic settings with kind ``name`` and its default settings (what the plan's choice makes)."""
@@ -173,6 +170,18 @@ class GeneratorConfig:
     def to_dict(self) -> dict[str, Any]:
         """The flat section of config.json: the name, the kind's settings, then the generic ones."""
         return {"name": self.name, **self.options, "lr": self.lr, "pretrain_iterations": self.pretrain_iterations}
+
+
+def _generator_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The settings of kind ``name``, checked by its ``Options`` and completed with its defaults
+    (but for those added later and left at their default, see :func:`~genseg.generators.options.added_setting`).
+
+    Raises:
+        ValueError: an unknown kind, a setting the kind does not have, or a value it refuses.
+    """
+    checked = asdict(GENERATORS.check_options(name, options))
+    return {f.name: checked[f.name] for f in fields(GENERATORS.options_class(name))
+            if not (f.metadata.get(RECORDED_WHEN_SET) and checked[f.name] == f.default)}
 
 
 @dataclass(init=False)
@@ -186,7 +195,7 @@ class MethodConfig:
     have none.
 
     Args:
-        name: a registered method (:data:`genseg.methods.METHODS`).
+        name: a registered method (:data:`genseg.plugins.METHODS`).
         options: the method's settings, as a dict (what ``**method_options`` add to).
         **method_options: the method's settings, as keywords.
     """

@@ -31,7 +31,7 @@ from genseg.data import DataError, normalize_intensity, read_image, read_mask, r
 from genseg.data.io import atomic_write, is_image_file
 from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
-from genseg.methods import generator_methods
+from genseg.plugins import generator_methods
 from genseg.run_data import load_run_data
 from genseg.runs import RunPaths
 

@@ -27,6 +27,7 @@ from genseg.config import RunConfig
 from genseg.errors import ConfigError
 from genseg.generators import create_generator
 from genseg.generators.base import MaskToImage
+from genseg.plugins import generator_methods, method_class
 from genseg.run_data import start_run, weights_checkpoint
 from genseg.runs import RunPaths, pretraining_key
 from genseg.runtime import resolve_device, seed_everything
@@ -141,8 +142,6 @@ def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -
     Returns:
         The checkpoint written (``out/final.pt``).
     """
-    from genseg.methods import generator_methods, method_class  # the methods build on this module
-
     if not method_class(config.method.name).needs_generator:
         raise ConfigError(f"method {config.method.name!r} has no generator; use one of {generator_methods()}")
     paths = RunPaths(Path(out))

@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from genseg.methods.options import HYPERGRADIENTS
+from genseg.plugins import HYPERGRADIENTS
 
 Forward = Callable[..., Tensor]
 """The segmenter evaluated at substituted parameters: ``forward(images) -> logits``."""
@@ -138,21 +138,13 @@ def hypergradient(problem: UnrolledProblem, method: str = "exact", steps: int = 
 
     Args:
         problem: the unrolled problem.
-        method: ``"exact"`` or ``"darts"``.
+        method: a registered estimator (:data:`genseg.plugins.HYPERGRADIENTS`): ``"exact"`` or ``"darts"``.
         steps: virtual segmenter steps unrolled (DARTS supports 1 only).
 
     Returns:
         g_A, L_val(theta_k) and the lower level's gradient at theta (see :class:`Hypergradient`).
     """
-    if method == "exact":
-        return hypergradient_exact(problem, steps)
-    if method == "darts":
-        if steps != 1:
-            raise ValueError(
-                f"the DARTS hypergradient unrolls one step, got unroll_steps={steps}: use 1 or 'exact'"
-            )
-        return hypergradient_darts(problem)
-    raise ValueError(f"hypergradient must be one of {HYPERGRADIENTS}, got {method!r}")
+    return HYPERGRADIENTS.load(method)(problem, steps)
 
 
 def unrolled_validation_loss(problem: UnrolledProblem, steps: int = 1) -> Tensor:
@@ -213,16 +205,19 @@ def hypergradient_exact(problem: UnrolledProblem, steps: int = 1) -> Hypergradie
     return Hypergradient([-problem.lr * g for g in grads], val_loss, train_grads, real.detach(), synthetic.detach())
 
 
-def hypergradient_darts(problem: UnrolledProblem, eps_scale: float = 0.01) -> Hypergradient:
+def hypergradient_darts(problem: UnrolledProblem, steps: int = 1, eps_scale: float = 0.01) -> Hypergradient:
     """The one-step hypergradient by DARTS central finite differences (first-order autograd only).
 
     Args:
         problem: the unrolled problem.
+        steps: virtual segmenter steps; DARTS unrolls one.
         eps_scale: the finite-difference step is ``eps_scale / ||v||``.
 
     Returns:
         g_A, L_val(theta') and the lower level's gradient at theta (see :class:`Hypergradient`).
     """
+    if steps != 1:
+        raise ValueError(f"the DARTS hypergradient unrolls one step, got unroll_steps={steps}: use 1 or 'exact'")
     theta, fixed = _segmenter_state(problem.segmenter)
     forward = _evaluate_at(problem.segmenter, theta, fixed)
     real, synthetic = problem.real_loss(forward), problem.synthetic_loss(forward)

@@ -8,7 +8,7 @@ registries, so reading a config never imports torch, and adding a plug-in is its
 line (or one :meth:`Registry.register` call from outside the package).
 
 Example:
-    >>> from genseg.methods import METHODS
+    >>> from genseg.plugins import METHODS
     >>> "augment" in METHODS, METHODS.load("augment").__name__
     (True, 'Augment')
 """

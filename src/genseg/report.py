@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from genseg.config import RunConfig  # noqa: E402
-from genseg.methods import method_class  # noqa: E402
+from genseg.plugins import method_class  # noqa: E402
 from genseg.runs import RunPaths, load_config, read_csv  # noqa: E402
 
 STYLE = """

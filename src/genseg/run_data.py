@@ -35,8 +35,8 @@ from genseg.data import (
 )
 from genseg.data.io import atomic_write
 from genseg.errors import ConfigError
-from genseg.methods import method_class
 from genseg.planning import RunPlan, fingerprint, make_plan
+from genseg.plugins import method_class
 from genseg.runs import RunPaths, save_config
 
 log = logging.getLogger(__name__)

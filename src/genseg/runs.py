@@ -33,7 +33,7 @@ from genseg.config import RunConfig
 from genseg.data import DataError
 from genseg.data.io import atomic_write
 from genseg.errors import ConfigError
-from genseg.methods import generator_methods, method_class
+from genseg.plugins import generator_methods, method_class
 
 log = logging.getLogger(__name__)
 

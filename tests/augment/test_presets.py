@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genseg.augment import AUGMENTATIONS, augmentation_ranges, sample_intensity
+from genseg.augment import augmentation_ranges, sample_intensity
 from genseg.config import TrainConfig
+from genseg.plugins import AUGMENTATIONS
 
 
 def test_the_config_accepts_every_preset_and_names_the_others() -> None:

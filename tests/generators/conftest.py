@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genseg.config import GeneratorConfig
-from genseg.generators import GENERATORS
 from genseg.generators.base import MaskConditioned
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
+from genseg.plugins import GENERATORS
 
 
 @dataclass

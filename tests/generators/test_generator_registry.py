@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from genseg.config import GeneratorConfig
-from genseg.generators import GENERATORS, MaskToImage, create_generator
+from genseg.generators import MaskToImage, create_generator
+from genseg.plugins import GENERATORS
 
 # Small settings per case (a registered kind, or pix2pix with an option), so the checks stay fast on a CPU.
 SMALL_SETTINGS: dict[str, dict[str, Any]] = {

@@ -284,7 +284,7 @@ def test_synthetic_batch_size_sets_the_synthetic_pairs_per_step(
 
 
 def test_registry_is_the_one_list_of_methods() -> None:
-    from genseg.methods import METHODS, generator_methods, method_class
+    from genseg.plugins import METHODS, generator_methods, method_class
 
     assert all(method_class(name).name == name for name in METHODS)
     assert generator_methods() == ("separate", "genseg")

@@ -2,8 +2,8 @@
 
 Each kind has a ranges dataclass, a sampled parameter set (a dataclass of per-sample tensors
 drawn from a ``torch.Generator``) and pure apply functions, plus a small ``Random*`` callable that
-samples and applies in one go. :data:`AUGMENTATIONS` names the presets of the ``augment`` recipe
-(:mod:`genseg.augment.presets`); it is readable without torch, and the rest loads on first use.
+samples and applies in one go. :data:`genseg.plugins.AUGMENTATIONS` names the presets of the ``augment`` recipe
+(:mod:`genseg.augment.presets`); the rest loads on first use.
 """
 
 from __future__ import annotations
@@ -11,17 +11,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from genseg.registry import Registry
+from genseg.plugins import AUGMENTATIONS
 
 if TYPE_CHECKING:
     from genseg.augment.geometric import GeometricRanges
     from genseg.augment.intensity import IntensityRanges
-
-AUGMENTATIONS = Registry("augmentation", {
-    "standard": "genseg.augment.presets:STANDARD",
-    "nnunet": "genseg.augment.presets:NNUNET",
-})
-"""Named (geometric, intensity) ranges; a preset is a pair of ranges and a line here."""
 
 _EXPORTS = {
     "genseg.augment.geometric": ("GeometricParams", "GeometricRanges", "RandomGeometric", "affine_matrices",
@@ -47,4 +41,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'genseg.augment' has no attribute {name!r}")
 
 
-__all__ = ["AUGMENTATIONS", "augmentation_ranges", *(name for names in _EXPORTS.values() for name in names)]
+__all__ = ["augmentation_ranges", *(name for names in _EXPORTS.values() for name in names)]

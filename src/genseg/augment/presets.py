@@ -1,4 +1,4 @@
-"""The augmentation presets named in :data:`genseg.augment.AUGMENTATIONS`: the ranges of the ``augment`` recipe.
+"""The augmentation presets named in :data:`genseg.plugins.AUGMENTATIONS`: the ranges of the ``augment`` recipe.
 
 ``standard`` is docs/method.md's mask augmentation T with a mild intensity jitter, applied to every
 sample. ``nnunet`` follows nnU-Net v2's default 2D training transforms as far as the two

@@ -48,17 +48,9 @@ from genseg.benchmark.spec import (
     plan_runs,
     spec_from_dict,
 )
-from genseg.registry import Registry
-
-EXECUTORS = Registry("executor", {
-    "local": "genseg.benchmark.runner:LocalExecutor",
-    "ray": "genseg.benchmark.ray_executor:RayExecutor",
-})
-"""Where a benchmark's runs execute: a dataclass whose fields are its settings, with the
-``execute(tasks)`` method of :class:`~genseg.benchmark.runner.Executor`."""
 
 __all__ = [
-    "DEFAULT_OUT", "EXECUTORS", "VARIANTS", "BenchmarkOutcome", "BenchmarkSpec", "LocalExecutor", "PlannedRun",
+    "DEFAULT_OUT", "VARIANTS", "BenchmarkOutcome", "BenchmarkSpec", "LocalExecutor", "PlannedRun",
     "RunTask",
     "Variant", "append_rows", "evaluated_sets", "execute_run", "load_spec", "plan_runs", "read_rows",
     "result_rows", "results_table", "run_benchmark", "spec_from_dict", "summary_columns", "write_machine_info",

@@ -24,8 +24,8 @@ from genseg.config import (
 )
 from genseg.data import DataError, index_cases, read_split
 from genseg.errors import ConfigError
-from genseg.methods import METHODS
 from genseg.planning import RunPlan
+from genseg.plugins import METHODS
 from genseg.run_data import needs_plan, plan_run, planned, read_run_plan
 from genseg.runs import RunPaths
 
@@ -52,7 +52,7 @@ class Variant:
     config sections.
 
     Args:
-        method: a training method (:data:`genseg.methods.METHODS`).
+        method: a training method (:data:`genseg.plugins.METHODS`).
         options: the method's settings (:mod:`genseg.methods.options`); in a TOML variant, the
             keys beside ``name`` of ``method = { name = "genseg", upper = "pairs" }``.
         generator: :class:`~genseg.config.GeneratorConfig` fields to override.

@@ -1,9 +1,9 @@
 """Mask-to-image generators, created by kind from the run's generator settings.
 
-:data:`GENERATORS` is the one list of kinds: each is a class implementing
+:data:`genseg.plugins.GENERATORS` lists the kinds: each is a class implementing
 :class:`~genseg.generators.base.MaskToImage`, with a torch-free ``Options`` dataclass for its
 own settings (:mod:`genseg.generators.options`). Adding a kind is a class, its options and a line
-here.
+in :mod:`genseg.plugins`.
 
 Example:
     >>> from genseg.config import GeneratorConfig
@@ -14,24 +14,16 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from genseg.generators.options import RECORDED_WHEN_SET
-from genseg.registry import Registry
+from genseg.plugins import GENERATORS
 
 if TYPE_CHECKING:
     import torch
 
     from genseg.config import GeneratorConfig
     from genseg.generators.base import MaskToImage
-
-GENERATORS = Registry("generator", {
-    "pix2pix": ("genseg.generators.pix2pix:Pix2Pix", "genseg.generators.options:Pix2PixOptions"),
-    "composite": ("genseg.generators.composite:Compositor", "genseg.generators.options:CompositeOptions"),
-})
-
 
 def generator_class(name: str) -> type[MaskToImage]:
     """The class of generator kind ``name`` (its module imported now).
@@ -40,18 +32,6 @@ def generator_class(name: str) -> type[MaskToImage]:
         ValueError: for a name that is not registered (the available ones and the closest named).
     """
     return GENERATORS.load(name)
-
-
-def generator_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The settings of kind ``name``, checked by its ``Options`` and completed with its defaults
-    (but for those added later and left at their default, see :func:`~genseg.generators.options.added_setting`).
-
-    Raises:
-        ValueError: an unknown kind, a setting the kind does not have, or a value it refuses.
-    """
-    checked = asdict(GENERATORS.check_options(name, options))
-    return {f.name: checked[f.name] for f in fields(GENERATORS.options_class(name))
-            if not (f.metadata.get(RECORDED_WHEN_SET) and checked[f.name] == f.default)}
 
 
 def create_generator(settings: GeneratorConfig, num_classes: int, image_channels: int,
@@ -73,4 +53,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'genseg.generators' has no attribute {name!r}")
 
 
-__all__ = ["GENERATORS", "MaskToImage", "create_generator", "generator_class", "generator_options"]
+__all__ = ["MaskToImage", "create_generator", "generator_class"]

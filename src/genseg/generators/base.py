@@ -14,7 +14,7 @@ The generator level (:mod:`genseg.generator_level`), the generative methods
 (:mod:`genseg.methods.upper`) and the pair export (:mod:`genseg.generation`) use a generator
 through these members only. How it learns from real pairs (pix2pix: a GAN step with its own
 critic and optimizers) stays inside the implementation, so a generator of another kind is one
-class implementing this protocol and one line in :data:`genseg.generators.GENERATORS`.
+class implementing this protocol and one line in :data:`genseg.plugins.GENERATORS`.
 """
 
 from __future__ import annotations

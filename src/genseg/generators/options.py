@@ -1,5 +1,5 @@
 """The settings of each generator kind, as torch-free dataclasses: reading a config checks them
-without importing a network (:data:`genseg.generators.GENERATORS` names each kind's ``Options``).
+without importing a network (:data:`genseg.plugins.GENERATORS` names each kind's ``Options``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The settings of each method, as torch-free dataclasses: the config's ``method`` section holds the
-method's name and these keys beside it (:data:`genseg.methods.METHODS` names each method's
+method's name and these keys beside it (:data:`genseg.plugins.METHODS` names each method's
 ``Options``; ``supervised`` and ``augment`` have none).
 
 Example:
@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genseg.errors import ConfigError
-from genseg.methods import UPPER_VARIABLES
-
-HYPERGRADIENTS = ("exact", "darts")
+from genseg.plugins import HYPERGRADIENTS, UPPER_VARIABLES
 
 
 def _check(condition: bool, message: str) -> None:
@@ -83,8 +81,7 @@ class GenSegOptions(SyntheticPairOptions):
         known = self.upper == "none" or (names and set(names) <= set(UPPER_VARIABLES) and len(set(names)) == len(names))
         _check(known, f"upper must be none, both, or variables of {UPPER_VARIABLES.names} joined by '+', "
                       f"got {self.upper!r}")
-        _check(self.hypergradient in HYPERGRADIENTS,
-               f"hypergradient must be one of {HYPERGRADIENTS}, got {self.hypergradient!r}")
+        HYPERGRADIENTS.entry(self.hypergradient)  # an unknown estimator: the registered ones and the closest
         _check(self.unroll_steps >= 1 and self.every >= 1, "unroll_steps and every must be >= 1")
         _check(self.hypergradient == "exact" or self.unroll_steps == 1,
                f"unroll_steps must be 1 with the darts hypergradient, got {self.unroll_steps}; or use 'exact'")

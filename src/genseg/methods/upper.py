@@ -6,7 +6,7 @@ synthetic pairs' losses, what it does with its part of the hypergradient, the we
 the synthetic pairs in the segmenter's own step, a hook into the generator's own training step,
 and its state for checkpoints. :meth:`genseg.methods.genseg.GenSeg.step` loops over a list of them, so a
 new variable is one class (with a ``from_settings`` constructor) and one line of
-:data:`genseg.methods.UPPER_VARIABLES`.
+:data:`genseg.plugins.UPPER_VARIABLES`.
 
 ``method.upper`` names them: ``arch`` (the architecture weights A, the paper's choice),
 ``generator`` (all generator weights), ``pairs`` (a weight per synthetic pair, learning to
@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from genseg.errors import ConfigError
 from genseg.generators.base import MaskToImage
-from genseg.methods import UPPER_VARIABLES
 from genseg.mlo import add_hypergradient
+from genseg.plugins import UPPER_VARIABLES
 
 if TYPE_CHECKING:
     from genseg.methods.options import GenSegOptions
@@ -290,6 +290,6 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
 
 
 def upper_variables(generator: MaskToImage, settings: GenSegOptions) -> list[UpperVariable]:
-    """The variables ``settings.upper`` names (:data:`genseg.methods.UPPER_VARIABLES`), in that order
+    """The variables ``settings.upper`` names (:data:`genseg.plugins.UPPER_VARIABLES`), in that order
     (none for ``"none"``)."""
     return [UPPER_VARIABLES.load(name).from_settings(generator, settings) for name in settings.upper_names]

@@ -3,9 +3,9 @@
 Every segmenter maps float images (B, C, H, W) in [0, 1] to logits (B, K, H, W), where K counts
 the background (a binary task has K = 2 and is trained with a softmax). All of them are built
 with random weights (nothing is downloaded) and are twice differentiable on CPU and GPU, which the
-GenSeg hypergradient needs. :data:`SEGMENTERS` is the one list: a builder
+GenSeg hypergradient needs. :data:`genseg.plugins.SEGMENTERS` is the one list: a builder
 (:mod:`genseg.segmenters.networks`) and a torch-free ``Options`` (:mod:`genseg.segmenters.options`)
-per name. Adding one is a builder, its options and a line here.
+per name. Adding one is a builder, its options and a line in :mod:`genseg.plugins`.
 
 Example:
     >>> import torch
@@ -20,22 +20,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from genseg.errors import ConfigError
-from genseg.registry import Registry
+from genseg.plugins import SEGMENTERS
 
 if TYPE_CHECKING:
     from torch import nn
 
     from genseg.config import SegmenterConfig
-
-SEGMENTERS = Registry("segmenter", {
-    "unet": ("genseg.segmenters.networks:build_unet", "genseg.segmenters.options:UNetOptions"),
-    "attention_unet": ("genseg.segmenters.networks:build_attention_unet",
-                       "genseg.segmenters.options:AttentionUNetOptions"),
-    "deeplabv3plus": ("genseg.segmenters.networks:build_deeplabv3plus",
-                      "genseg.segmenters.options:DeepLabV3PlusOptions"),
-    "segformer": ("genseg.segmenters.networks:build_segformer", "genseg.segmenters.options:SegFormerOptions"),
-})
-
 
 def create_segmenter(name: str, in_channels: int, classes: int, **options: Any) -> nn.Module:
     """Build a registered segmenter with random weights.
@@ -83,4 +73,4 @@ def check_input_size(name: str, size: int | tuple[int, int]) -> None:
             )
 
 
-__all__ = ["SEGMENTERS", "check_input_size", "create_segmenter", "segmenter_from_config"]
+__all__ = ["check_input_size", "create_segmenter", "segmenter_from_config"]

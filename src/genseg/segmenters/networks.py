@@ -1,4 +1,4 @@
-"""The segmentation networks: one builder per registered segmenter (:data:`genseg.segmenters.SEGMENTERS`).
+"""The segmentation networks: one builder per registered segmenter (:data:`genseg.plugins.SEGMENTERS`).
 
 Each builder takes the image channels, the classes (background included) and the segmenter's
 ``Options``, and returns a network with random weights (nothing is downloaded).
