@@ -15,7 +15,7 @@ from genseg.cli import app
 from genseg.config import DataConfig, RunConfig
 from genseg.data import read_split
 from genseg.errors import ConfigError
-from genseg.evaluation import FoldEnsemble, evaluate, load_model, predict
+from genseg.evaluation import FoldEnsemble, TrainedSegmenter, evaluate, load_model, predict
 from genseg.folds import train_folds
 from genseg.runs import load_config, read_fold_set
 
@@ -49,13 +49,23 @@ def test_the_ensemble_is_the_mean_of_the_folds_probabilities(fold_set: Path) -> 
         assert not torch.allclose(ensemble.probabilities(images), torch.softmax(ensemble.members[0].model(images), 1))
 
 
-def test_a_fold_set_is_scored_whole_and_fold_by_fold(fold_set: Path, tiny_phantom: Path, tmp_path: Path) -> None:
+def test_a_fold_set_is_scored_whole_and_fold_by_fold(fold_set: Path, tiny_phantom: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    passes = []
+    probabilities = TrainedSegmenter.probabilities
+    monkeypatch.setattr(TrainedSegmenter, "probabilities", lambda self, images: passes.append(len(images)) or
+                        probabilities(self, images))
     summaries = evaluate(fold_set, checkpoints=("best", "final"), overlays=1)
+    n_cases = summaries["final"]["n_cases"]
+    assert sum(passes) == 2 * 2 * n_cases  # each fold sees each 2D case once per checkpoint: its scores and the mean
     for checkpoint, summary in summaries.items():
         alone = {fold: json.loads((fold_set / fold / "eval" / "test" / checkpoint / "summary.json").read_text())
                  for fold in ("fold_0", "fold_1")}
         assert summary["fold_dice_mean"] == {fold: s["dice_mean"] for fold, s in alone.items()}
         assert summary["n_cases"] == alone["fold_0"]["n_cases"] and len(summary["iteration"]) == 2
+    together = (fold_set / "fold_1" / "eval" / "test" / "final" / "cases.csv").read_text()
+    evaluate(fold_set / "fold_1", checkpoints=("final",))  # the fold on its own scores the same
+    assert (fold_set / "fold_1" / "eval" / "test" / "final" / "cases.csv").read_text() == together
     assert (fold_set / "eval" / "test" / "final" / "cases.csv").is_file()
     assert set(json.loads((fold_set / "postprocessing.json").read_text())) == {"best", "final", "averaged"}
     written = predict(fold_set, tiny_phantom / "images", tmp_path / "masks")

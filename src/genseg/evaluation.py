@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +208,14 @@ def _postprocessing(run: RunPaths) -> dict:
 
 def predict_case(segmenter: Model, samples: list[Sample], *, postprocess: bool = True) -> np.ndarray:
     """One case's label map at its own size (a 2D map, or the volume), post-processed as the run chose."""
-    labels = assemble_case(samples, predict_samples(segmenter, samples), segmenter.config.data.axis)
+    return label_case(segmenter, samples, sample_probabilities(segmenter, samples), postprocess=postprocess)
+
+
+def label_case(segmenter: Model, samples: list[Sample], probabilities: list[Tensor], *,
+               postprocess: bool = True) -> np.ndarray:
+    """One case's label map from its samples' class probabilities (:func:`sample_probabilities`)."""
+    labels = assemble_case(samples, [p.argmax(0).numpy().astype(np.int64) for p in probabilities],
+                           segmenter.config.data.axis)
     return keep_largest_component(labels, segmenter.largest_component) if postprocess else labels
 
 
@@ -267,17 +274,15 @@ def _write_choice(path: Path, runs: list[_Predicted]) -> dict[str, dict]:
 
 
 @torch.no_grad()
-def predict_samples(segmenter: Model, samples: list[Sample], batch_size: int = 16) -> list[np.ndarray]:
-    """Label maps (H, W) at each sample's original size."""
-    predictions: list[np.ndarray] = []
+def sample_probabilities(segmenter: Model, samples: list[Sample], batch_size: int = 16) -> list[Tensor]:
+    """Class probabilities (K, H, W) at each sample's original size."""
+    probabilities: list[Tensor] = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
         images = to_tensors(chunk, segmenter.size, segmenter.num_classes).images
-        probabilities = segmenter.probabilities(images)
-        for sample, probs in zip(chunk, probabilities):
-            original = resize_probabilities(probs[None], sample.image.shape[-2:])
-            predictions.append(original[0].argmax(0).numpy().astype(np.int64))
-    return predictions
+        for sample, probs in zip(chunk, segmenter.probabilities(images)):
+            probabilities.append(resize_probabilities(probs[None], sample.image.shape[-2:])[0])
+    return probabilities
 
 
 def assemble_case(samples: list[Sample], labels: list[np.ndarray], axis: int) -> np.ndarray:
@@ -349,8 +354,10 @@ def evaluate(
     cases = _cases(run, config, data, split)
     require_finished(run)
     checkpoints = run.saved_checkpoints() if checkpoints is None else checkpoints
-    models = {checkpoint: replace(load_segmenter(run.root, checkpoint), tta=tta) for checkpoint in checkpoints}
-    return _score(models, run, cases, overlays)
+    scores = [_Scores(run, checkpoint, replace(load_segmenter(run.root, checkpoint), tta=tta), overlays)
+              for checkpoint in checkpoints]
+    _score(scores, cases, lambda samples: [predict_case(score.model, samples) for score in scores])
+    return {score.checkpoint: _write_scores(score, cases) for score in scores}
 
 
 @dataclass
@@ -371,9 +378,23 @@ def _cases(run: RunPaths, config: RunConfig, data: Path | None, split: str) -> _
                   eval_name(split, None if same_data else root))
 
 
+@dataclass
+class _Scores:
+    """One model's scores on the cases, and where they are written (``run``'s eval folder)."""
+
+    run: RunPaths
+    checkpoint: str
+    model: Model
+    overlays: int
+    """How many of the worst cases get an overlay PNG."""
+    rows: list[dict] = field(default_factory=list)
+    views: dict[str, OverlayView] = field(default_factory=dict)
+
+
 def _evaluate_fold_set(fold_set: FoldSet, data: Path | None, split: str, checkpoints: tuple[str, ...] | None,
                        overlays: int, tta: bool) -> dict[str, dict]:
-    """Each fold in its own folder, then the folds' ensemble, per checkpoint, in the fold set's."""
+    """Each fold in its own folder, then the folds' ensemble, per checkpoint, in the fold set's: one
+    pass of every fold over each case serves both its own scores and the ensemble's mean."""
     if split in ("val", "train"):
         raise ConfigError(f"a fold set's {split} cases differ from fold to fold; evaluate one fold's with "
                           f"--run {fold_set.root / 'fold_0'} --split {split}")
@@ -381,48 +402,61 @@ def _evaluate_fold_set(fold_set: FoldSet, data: Path | None, split: str, checkpo
     members = fold_set.members()
     cases = _cases(fold_set.paths, load_config(members[0]), data, split)
     checkpoints = fold_set.saved_checkpoints() if checkpoints is None else checkpoints
-    per_fold = {m.root.name: evaluate(m.root, data=data, split=split, checkpoints=checkpoints, overlays=0, tta=tta)
-                for m in members}
-    models = {checkpoint: load_model(fold_set.root, checkpoint, tta=tta) for checkpoint in checkpoints}
-    summaries = _score(models, fold_set.paths, cases, overlays,
-                       {c: {fold: scores[c]["dice_mean"] for fold, scores in per_fold.items()} for c in checkpoints})
+    ensembles = {checkpoint: load_model(fold_set.root, checkpoint, tta=tta) for checkpoint in checkpoints}
+    folds = {checkpoint: [_Scores(member, checkpoint, model, 0) for member, model in zip(members, ensemble.members)]
+             for checkpoint, ensemble in ensembles.items()}
+    whole = {checkpoint: _Scores(fold_set.paths, checkpoint, ensemble, overlays)
+             for checkpoint, ensemble in ensembles.items()}
+
+    def predict(samples: list[Sample]) -> list[np.ndarray]:
+        labels = []
+        for ensemble in ensembles.values():  # in the order of the scores below
+            probabilities = [sample_probabilities(fold, samples) for fold in ensemble.members]
+            labels += [label_case(fold, samples, p) for fold, p in zip(ensemble.members, probabilities)]
+            labels.append(label_case(ensemble, samples, [torch.stack(p).mean(0) for p in zip(*probabilities)]))
+        return labels
+
+    _score([score for checkpoint in checkpoints for score in (*folds[checkpoint], whole[checkpoint])], cases, predict)
+    summaries = {}
+    for checkpoint in checkpoints:
+        alone = {score.run.root.name: _write_scores(score, cases)["dice_mean"] for score in folds[checkpoint]}
+        summaries[checkpoint] = _write_scores(whole[checkpoint], cases, {"fold_dice_mean": alone})
     return summaries
 
 
-def _score(models: dict[str, Model], run: RunPaths, cases: _Cases, overlays: int,
-           fold_dice: dict[str, dict[str, float]] | None = None) -> dict[str, dict]:
-    """Per-case metrics of every model, written to ``run``'s eval folder with their summaries."""
-    first = next(iter(models.values()))
+def _score(scores: list[_Scores], cases: _Cases, predict: Callable[[list[Sample]], list[np.ndarray]]) -> None:
+    """Per-case metrics of every model into its ``rows``; ``predict`` maps one case's samples to a
+    label map per model, in the order of ``scores``."""
+    first = scores[0].model
     axis, labels = first.config.data.axis, first.labels  # the run's: every checkpoint has them
     names = {value: key for key, value in cases.index.labels.items()}
     class_names = [names.get(value, str(value)) for value in labels.values]
-    rows: dict[str, list[dict]] = {checkpoint: [] for checkpoint in models}
-    views: dict[str, dict[str, OverlayView]] = {checkpoint: {} for checkpoint in models}
-    for case_id in cases.ids:  # each case is read once, for every checkpoint
+    for case_id in cases.ids:  # each case is read once, for every model
         samples = load_samples(cases.index, [case_id], axis=axis, labels=labels)
         target, roi = case_reference(samples, axis)
-        for checkpoint, model in models.items():
-            prediction = predict_case(model, samples)
-            rows[checkpoint].append({"case": case_id, **case_metrics(prediction, target, model.num_classes,
-                                                                     roi=roi, class_names=class_names)})
-            if overlays:
-                views[checkpoint][case_id] = overlay_view(samples, prediction, target, axis)
-    summaries: dict[str, dict] = {}
-    for checkpoint, model in models.items():
-        summary = {"run": str(run.root), "data": str(cases.root), "split": cases.name, "checkpoint": checkpoint,
-                   "iteration": model.iteration, "largest_component": list(model.largest_component),
-                   "tta": model.tta, **summarize(rows[checkpoint])}
-        if fold_dice is not None:
-            summary["fold_dice_mean"] = fold_dice[checkpoint]  # each fold alone, on the same cases
-        folder = run.eval_dir(cases.name, checkpoint + ("-tta" if model.tta else ""))
-        with replaced_folder(folder) as out:  # whole, or the earlier one untouched
-            for row in sorted(rows[checkpoint], key=lambda row: row["dice"])[:overlays]:
-                write_overlay(views[checkpoint][row["case"]], row["dice"], out / "overlays" / f"{row['case']}.png")
-            write_csv(rows[checkpoint], out / "cases.csv")
-            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        summaries[checkpoint] = summary
-        log.info("%s %s: dice %.4f over %d cases", cases.name, checkpoint, summary["dice_mean"], len(cases.ids))
-    return summaries
+        for score, prediction in zip(scores, predict(samples), strict=True):
+            score.rows.append({"case": case_id, **case_metrics(prediction, target, score.model.num_classes,
+                                                               roi=roi, class_names=class_names)})
+            if score.overlays:
+                score.views[case_id] = overlay_view(samples, prediction, target, axis)
+
+
+def _write_scores(score: _Scores, cases: _Cases, extra: dict | None = None) -> dict:
+    """Write one model's ``cases.csv``, ``summary.json`` (with ``extra``) and worst-case overlays; its summary."""
+    model = score.model
+    summary = {"run": str(score.run.root), "data": str(cases.root), "split": cases.name,
+               "checkpoint": score.checkpoint, "iteration": model.iteration,
+               "largest_component": list(model.largest_component), "tta": model.tta, **summarize(score.rows),
+               **(extra or {})}
+    folder = score.run.eval_dir(cases.name, score.checkpoint + ("-tta" if model.tta else ""))
+    with replaced_folder(folder) as out:  # whole, or the earlier one untouched
+        for row in sorted(score.rows, key=lambda row: row["dice"])[:score.overlays]:
+            write_overlay(score.views[row["case"]], row["dice"], out / "overlays" / f"{row['case']}.png")
+        write_csv(score.rows, out / "cases.csv")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("%s %s %s: dice %.4f over %d cases", score.run.root.name, cases.name, score.checkpoint,
+             summary["dice_mean"], len(cases.ids))
+    return summary
 
 
 @contextmanager
