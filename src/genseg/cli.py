@@ -330,7 +330,7 @@ def evaluate(
     split: str = typer.Option("test", help="test | dev (pool cases outside the budget) | val | train | all"),
     checkpoint: str = typer.Option("all", help="best | final | averaged | all (every one the run saved)"),
     overlays: int = typer.Option(6, help="Cases that get an overlay PNG."),
-    tta: bool = typer.Option(False, help="Average the mirrored views (4x the inference time); results in eval/SPLIT/CHECKPOINT-tta/."),
+    tta: bool = typer.Option(False, help="Average the mirrored views training has seen (up to 4x the inference time); results in eval/SPLIT/CHECKPOINT-tta/."),
 ) -> None:
     """Per-case Dice, IoU and HD95 of a run's checkpoints; CSV, JSON and overlays in run/eval/."""
     _setup_logging(False)
@@ -353,7 +353,7 @@ def predict(
     out: Path = typer.Option(..., help="Folder for the predicted masks."),
     checkpoint: Optional[str] = typer.Option(None, help="best | final | averaged [averaged where the run saved it, else best]"),
     overwrite: bool = typer.Option(False, help="Replace masks that exist in --out already."),
-    tta: bool = typer.Option(False, help="Average the mirrored views (4x the inference time)."),
+    tta: bool = typer.Option(False, help="Average the mirrored views training has seen (up to 4x the inference time)."),
 ) -> None:
     """Write a mask for every input image: PNG for 2D images, NIfTI for volumes, same geometry; predictions.json last."""
     _setup_logging(False)

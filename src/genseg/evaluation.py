@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from torch import Tensor, nn
 
+from genseg.augment import augmentation_ranges
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import (
@@ -42,11 +43,12 @@ from genseg.data import (
 from genseg.data.io import atomic_write
 from genseg.errors import ConfigError
 from genseg.metrics import case_metrics, summarize
+from genseg.plugins import method_class
 from genseg.postprocessing import choose_classes, keep_largest_component
 from genseg.run_data import train_val_ids
 from genseg.runs import FoldSet, RunPaths, eval_name, load_config, read_fold_set, write_csv
 from genseg.segmenters import segmenter_from_config
-from genseg.tta import mirrored_probabilities
+from genseg.tta import Mirrors, mirrored_probabilities, training_mirrors
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class TrainedSegmenter:
     checkpoint: str = ""
     """Which of the run's checkpoints it is (best, final, averaged)."""
     tta: bool = False
-    """Whether inference averages the mirrored views (:mod:`genseg.tta`, 4x the cost)."""
+    """Whether inference averages the mirrored views training has seen (:attr:`mirrors`)."""
 
     @property
     def num_classes(self) -> int:
@@ -77,9 +79,17 @@ class TrainedSegmenter:
     def size(self) -> int:
         return self.config.data.size
 
+    @property
+    def mirrors(self) -> Mirrors:
+        """The views TTA averages: those the training augmentation mirrored (:func:`training_mirrors`)."""
+        augments = method_class(self.config.method.name).augments
+        return training_mirrors(augmentation_ranges(self.config.train.augmentation)[0] if augments else None)
+
     def probabilities(self, images: Tensor) -> Tensor:
         """Class probabilities (B, C, H, W) of images at the training size; the mirrored views' mean with ``tta``."""
-        return mirrored_probabilities(self.model, images) if self.tta else torch.softmax(self.model(images), dim=1)
+        if self.tta:
+            return mirrored_probabilities(self.model, images, self.mirrors)
+        return torch.softmax(self.model(images), dim=1)
 
 
 @dataclass
@@ -118,6 +128,10 @@ class FoldEnsemble:
     @property
     def tta(self) -> bool:
         return self.members[0].tta
+
+    @property
+    def mirrors(self) -> Mirrors:
+        return self.members[0].mirrors
 
     @property
     def iteration(self) -> list[int]:
@@ -446,7 +460,8 @@ def _write_scores(score: _Scores, cases: _Cases, extra: dict | None = None) -> d
     model = score.model
     summary = {"run": str(score.run.root), "data": str(cases.root), "split": cases.name,
                "checkpoint": score.checkpoint, "iteration": model.iteration,
-               "largest_component": list(model.largest_component), "tta": model.tta, **summarize(score.rows),
+               "largest_component": list(model.largest_component), "tta": model.tta,
+               "tta_views": [list(view) for view in model.mirrors] if model.tta else [], **summarize(score.rows),
                **(extra or {})}
     folder = score.run.eval_dir(cases.name, score.checkpoint + ("-tta" if model.tta else ""))
     with replaced_folder(folder) as out:  # whole, or the earlier one untouched

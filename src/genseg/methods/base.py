@@ -55,6 +55,8 @@ class Method(ABC):
     """Whether it pre-trains a generator on the budget's pairs before its first step."""
     needs_unlabeled: bool = False
     """Whether it reads the images (never the masks) of the pool outside the budget."""
+    augments: bool = True
+    """Whether its real pairs go through ``train.augmentation`` (which mirrors TTA may average)."""
 
     def __init__(self, context: TrainingContext) -> None:
         self.context = context

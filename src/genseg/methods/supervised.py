@@ -9,6 +9,7 @@ class Supervised(Method):
     """Real pairs only, no augmentation."""
 
     name = "supervised"
+    augments = False
 
     def step(self, iteration: int) -> dict[str, float]:
         return self.context.stepper.step(*self.context.batches.real())
