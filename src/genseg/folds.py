@@ -18,22 +18,19 @@ Example:
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from functools import partial
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from genseg.config import RunConfig
 from genseg.data import index_cases, read_split, write_split
 from genseg.errors import ConfigError
 from genseg.evaluation import choose_fold_postprocessing
+from genseg.processes import ProcessDied, run_in_processes
 from genseg.run_data import resolve_split
 from genseg.runs import FoldSet, RunPaths, load_config, read_fold_set
+from genseg.runtime import available_cores, set_threads
 from genseg.training import LOCK, TrainResult, resume_config, train
-
-if TYPE_CHECKING:
-    from genseg.benchmark import RunTask
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,8 @@ def train_folds(config: RunConfig, out: Path, folds: int, *, resume: bool = Fals
         folds: K, between 2 and the budget.
         resume: continue a fold set: finished folds are kept (a larger ``train.iterations``
             extends them), a killed one resumes from its ``last.pt``, the rest start.
-        workers: folds trained at once, each in its own process with a share of the cores (the
-            benchmark's :class:`~genseg.benchmark.LocalExecutor`).
+        workers: folds trained at once, each in its own process with a share of the cores
+            (:mod:`genseg.processes`).
 
     Returns:
         Each fold's result.
@@ -95,29 +92,42 @@ def train_folds(config: RunConfig, out: Path, folds: int, *, resume: bool = Fals
 
 def _train_in_processes(to_train: list[tuple[RunPaths, RunConfig]], workers: int, tensorboard: bool) -> None:
     """Train folds ``workers`` at a time, each in a spawned process; name every fold that failed."""
-    from genseg.benchmark import LocalExecutor, PlannedRun, RunTask  # the benchmark builds on this module
-
-    tasks = [RunTask(PlannedRun(c.data.root.name, c.data.budget, member.root.name, c.train.seed, c), member.root, ())
-             for member, c in to_train]
-    executor = LocalExecutor(workers, target=partial(_train_and_send, tensorboard=tensorboard))
-    failed = sorted(f"{task.run_dir.name} ({rows[0]['error']}; its log: {task.run_dir / 'train.log'})"
-                    for task, rows in executor.execute(tasks) if rows[0]["status"] != "ok")  # in fold order
+    threads = max(1, available_cores() // workers)
+    folds = [_Fold(member.root, config, threads, tensorboard) for member, config in to_train]
+    failed = []
+    for fold, answer in run_in_processes(folds, _train_and_send, workers, on_start=_log_start):
+        if answer is not None:
+            how = f"its process was {answer.how}" if isinstance(answer, ProcessDied) else answer
+            failed.append(f"{fold.run_dir.name} ({how}; its log: {fold.run_dir / 'train.log'})")
     if failed:
-        raise ConfigError(f"{len(failed)} of {len(tasks)} folds failed: {'; '.join(failed)}; fix the cause and "
-                          "continue with --resume")
+        raise ConfigError(f"{len(failed)} of {len(folds)} folds failed: {'; '.join(sorted(failed))}; fix the cause "
+                          "and continue with --resume")
 
 
-def _train_and_send(task: RunTask, sender: Connection, tensorboard: bool) -> None:
-    """One fold's training in a worker process; its status goes back on the pipe."""
-    from genseg.runtime import set_threads
+@dataclass(frozen=True)
+class _Fold:
+    """One fold to train in a process of its own."""
 
+    run_dir: Path
+    config: RunConfig
+    threads: int
+    tensorboard: bool
+
+
+def _log_start(fold: _Fold) -> None:
+    log.info("started fold %d (%d threads; log: %s)", fold.config.data.fold + 1, fold.threads,
+             fold.run_dir / "train.log")
+
+
+def _train_and_send(fold: _Fold, sender: Connection) -> None:
+    """One fold's training in a worker process; it sends None, or the error's first line."""
     try:
-        set_threads(task.threads)
-        train(task.run.config, task.run_dir, resume=RunPaths(task.run_dir).config.is_file(), progress=False,
-              tensorboard=tensorboard)
-        sender.send([{"status": "ok"}])
+        set_threads(fold.threads)
+        train(fold.config, fold.run_dir, resume=RunPaths(fold.run_dir).config.is_file(), progress=False,
+              tensorboard=fold.tensorboard)
+        sender.send(None)
     except Exception as error:  # the traceback is in the fold's train.log
-        sender.send([{"status": "failed", "error": f"{type(error).__name__}: {error}".splitlines()[0]}])
+        sender.send(f"{type(error).__name__}: {error}".splitlines()[0])
     finally:
         sender.close()
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import platform
 import shutil
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ from genseg.benchmark.spec import BenchmarkSpec, PlannedRun, plan_runs
 from genseg.data.io import atomic_write
 from genseg.errors import ConfigError
 from genseg.locks import owned
+from genseg.processes import ProcessDied, run_in_processes
 from genseg.run_data import write_plan
 from genseg.runs import RunPaths, load_config, pretraining_key, save_config
 from genseg.runtime import available_cores
@@ -109,7 +109,7 @@ def _execute_and_send(task: RunTask, sender: Connection) -> None:
 
 @dataclass
 class LocalExecutor:
-    """Up to ``workers`` runs at once on this machine, each in a fresh (spawned) process.
+    """Up to ``workers`` runs at once on this machine, each in a fresh process (:mod:`genseg.processes`).
 
     A run without its own ``threads`` gets an equal share of the cores this process may use.
 
@@ -126,42 +126,18 @@ class LocalExecutor:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
 
     def execute(self, tasks: list[RunTask]) -> Iterator[tuple[RunTask, list[dict[str, Any]]]]:
-        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's threads
         share = max(1, available_cores() // self.workers)
-        waiting = list(tasks)
-        running: dict[Any, tuple[multiprocessing.process.BaseProcess, Connection, RunTask]] = {}
-        try:
-            while waiting or running:
-                while waiting and len(running) < self.workers:
-                    task = waiting.pop(0)
-                    if task.threads is None:
-                        task = RunTask(task.run, task.run_dir, task.pending, share)
-                    receiver, sender = context.Pipe(duplex=False)
-                    process = context.Process(target=self.target, args=(task, sender), name=task.run.name)
-                    process.start()
-                    sender.close()
-                    log.info("started %s (%d threads; log: %s)", task.run.name, task.threads,
-                             task.run_dir / "train.log")
-                    running[process.sentinel] = (process, receiver, task)
-                for sentinel in wait(list(running)):
-                    process, receiver, task = running.pop(sentinel)
-                    process.join()
-                    try:
-                        rows = receiver.recv()
-                    except EOFError:  # the process ended without sending its rows
-                        rows = None
-                    receiver.close()
-                    if rows is None:
-                        how = f"killed by signal {-process.exitcode}" if (process.exitcode or 0) < 0 else \
-                            f"ended with status {process.exitcode}"
-                        rows = [failed_row(task.run, f"the run's process was {how} (out of memory?); "
-                                                     f"its log: {task.run_dir / 'train.log'}")]
-                    yield task, rows
-        finally:  # stopped early (an error, Ctrl-C, SIGTERM via the CLI): no run goes on writing its folder
-            for process, receiver, _ in running.values():
-                process.terminate()
-                process.join()
-                receiver.close()
+        tasks = [task if task.threads is not None else RunTask(task.run, task.run_dir, task.pending, share)
+                 for task in tasks]
+        for task, answer in run_in_processes(tasks, self.target, self.workers, on_start=_log_start):
+            if isinstance(answer, ProcessDied):
+                answer = [failed_row(task.run, f"the run's process was {answer.how} (out of memory?); "
+                                               f"its log: {task.run_dir / 'train.log'}")]
+            yield task, answer
+
+
+def _log_start(task: RunTask) -> None:
+    log.info("started %s (%d threads; log: %s)", task.run.name, task.threads, task.run_dir / "train.log")
 
 
 def execute_run(task: RunTask) -> list[dict[str, Any]]:
