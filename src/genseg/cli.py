@@ -407,6 +407,48 @@ def plan(
 
 @app.command()
 @_user_errors
+def advise(
+    data: Path = typer.Option(..., help="Data folder of labeled cases."),
+    out: Optional[Path] = typer.Option(None, help="Advice folder (default: advice/DATA); rerun it to resume."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated methods [augment and the plan's synthesis: copypaste for small, sparse targets, separate otherwise]."),
+    budgets: Optional[str] = typer.Option(None, help="Comma-separated labeled budgets of the curve [5 from 3 to the cases left beside the held-out ones]."),
+    repeats: int = typer.Option(3, help="Held-out draws (and seeds) per budget."),
+    holdout: Optional[int] = typer.Option(None, help="Labeled cases held out and scored per repeat [a fifth, at least 2]."),
+    config: Optional[Path] = typer.Option(None, help="A config file (a run's config.json) every run starts from."),
+    size: Optional[str] = typer.Option(None, help="Square image size, or auto (planned per run) [auto]."),
+    iterations: Optional[int] = typer.Option(None, help=f"Segmenter steps of every run [{_T.iterations}]."),
+    segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
+    setting: Optional[list[str]] = typer.Option(None, "--set", help="Any config field of the runs, SECTION.KEY=VALUE, repeatable."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the idle cores]."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
+) -> None:
+    """How good it gets with more labels, and which method wins: a learning curve on your own labeled cases.
+
+    Nested budgets, each trained on a repeat's draw and scored on that repeat's held-out labeled
+    cases; an inverse power law per method predicts the Dice at N, N+5 and N+10 labels.
+    Writes curve.csv, advice.json and advice.html.
+    """
+    given = {name: value for name, value in (("data", data), ("size", size), ("iterations", iterations),
+                                              ("segmenter", segmenter), ("setting", setting)) if value is not None}
+    _existing(data, "data folder")
+    if config is not None:
+        _existing(config, "config file")
+    _setup_logging(verbose)
+    from genseg.advise import advise as run_advice
+    from genseg.runtime import set_threads
+
+    run_config = _train_config(config, None, given)
+    set_threads(threads)
+    advice = run_advice(run_config, out or Path("advice") / data.resolve().name,
+                        methods=tuple(_comma_list(methods, str)) if methods else None,
+                        budgets=tuple(_comma_list(budgets, int)) if budgets else None,
+                        repeats=repeats, holdout=holdout, announce=console.print)
+    console.print(advice.summary())
+    console.print(f"page: [bold]{advice.page}[/]")
+
+
+@app.command()
+@_user_errors
 def split(
     data: Path = typer.Option(..., help="Data folder."),
     out: Path = typer.Option(..., help="Split file to write (JSON, benchmark format)."),

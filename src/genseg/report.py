@@ -45,17 +45,17 @@ def run_report(run_dir: Path) -> Path:
         parts.insert(1, "<p><strong>This run has not finished</strong> (no result.json): its curves and checkpoints "
                         "are those of a partial run. Finish it with <code>genseg train --resume</code>.</p>")
     if run.history.is_file():
-        parts += ["<h2>Learning curves</h2>", _image(_curves_png(read_csv(run.history)), "learning curves")]
+        parts += ["<h2>Learning curves</h2>", inline_png(_curves_png(read_csv(run.history)), "learning curves")]
     for summary_path in sorted(run.root.glob("eval/*/*/summary.json")):
         parts.append(_evaluation_section(summary_path))
     sheet = _contact_sheet(run, config)
     if sheet is not None:
         parts += ["<h2>Synthetic pairs</h2>", "<p>Augmented masks and the images the run's generator drew "
-                  "for them (G(T(y)), T(y)), beside real images.</p>", _image(sheet.read_bytes(), "contact sheet")]
+                  "for them (G(T(y)), T(y)), beside real images.</p>", inline_png(sheet.read_bytes(), "contact sheet")]
     if run.plan.is_file():
         parts += ["<h2>Plan</h2>", f"<pre>{html.escape(run.plan.read_text(), quote=False)}</pre>"]
     parts += ["<h2>Config</h2>", f"<pre>{html.escape(run.config.read_text(), quote=False)}</pre>"]
-    return _write(run.root / "report.html", f"genseg run {run.root.name}", parts)
+    return write_page(run.root / "report.html", f"genseg run {run.root.name}", parts)
 
 
 def benchmark_report(out: Path) -> Path:
@@ -66,8 +66,8 @@ def benchmark_report(out: Path) -> Path:
         raise FileNotFoundError(f"{table} not found; run genseg benchmark --report-only --out {out} first")
     parts = [_markdown(table.read_text())]
     for plot in sorted(out.glob("*.png")):
-        parts += [f"<h2>{html.escape(plot.stem)}</h2>", _image(plot.read_bytes(), plot.stem)]
-    return _write(out / "report.html", f"genseg benchmark {out.name}", parts)
+        parts += [f"<h2>{html.escape(plot.stem)}</h2>", inline_png(plot.read_bytes(), plot.stem)]
+    return write_page(out / "report.html", f"genseg benchmark {out.name}", parts)
 
 
 def _run_facts(run: RunPaths, config: RunConfig) -> str:
@@ -112,7 +112,7 @@ def _evaluation_section(summary_path: Path) -> str:
         for row in cases:
             if row["case"] in overlays:
                 caption = f"{row['case']}: Dice {_number(row['dice'])}"
-                lines.append(f"<figure>{_image(overlays[row['case']].read_bytes(), caption)}"
+                lines.append(f"<figure>{inline_png(overlays[row['case']].read_bytes(), caption)}"
                              f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     return "\n".join(lines)
 
@@ -172,7 +172,8 @@ def _markdown(text: str) -> str:
     return "\n".join(out)
 
 
-def _image(png: bytes, alt: str) -> str:
+def inline_png(png: bytes, alt: str) -> str:
+    """An <img> holding the PNG itself, so the page stands alone."""
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
@@ -187,7 +188,8 @@ def _number(value: object) -> str:
         return "n/a"
 
 
-def _write(path: Path, title: str, parts: list[str]) -> Path:
+def write_page(path: Path, title: str, parts: list[str]) -> Path:
+    """Write a self-contained HTML page of ``parts`` (HTML fragments) atomically; return its path."""
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
     from genseg.data.io import atomic_write
