@@ -27,6 +27,7 @@ from genseg import __version__
 from genseg.config import DataConfig, GeneratorConfig, MethodConfig, TrainConfig
 from genseg.errors import ConfigError, UserError
 from genseg.plugins import GENERATORS, METHODS, SEGMENTERS
+from genseg.suggest import DEFAULT_STRATEGY, STRATEGIES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,  # "[default]" is no style tag
                   help="Medical image segmentation from a handful of labels (GenSeg).")
@@ -419,6 +420,12 @@ def advise(
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter steps of every run [{_T.iterations}]."),
     segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
     setting: Optional[list[str]] = typer.Option(None, "--set", help="Any config field of the runs, SECTION.KEY=VALUE, repeatable."),
+    suggest: Optional[int] = typer.Option(None, help="Instead of the curve: the K unlabeled images to label next."),
+    unlabeled: Optional[Path] = typer.Option(None, help="With --suggest: images without masks [DATA/unlabeled, or DATA/imagesTs]."),
+    run: Optional[Path] = typer.Option(None, help="With --suggest: rank with this run or fold set [a fold set trained on every label]."),
+    strategy: str = typer.Option(DEFAULT_STRATEGY, help=f"With --suggest: {' | '.join(STRATEGIES)}."),
+    folds: int = typer.Option(5, help="With --suggest: folds of the fold set trained to rank with."),
+    workers: int = typer.Option(1, help="With --suggest: folds trained at once."),
     threads: Optional[int] = typer.Option(None, help="CPU threads [OMP_NUM_THREADS, else the idle cores]."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log to the console too."),
 ) -> None:
@@ -426,7 +433,8 @@ def advise(
 
     Nested budgets, each trained on a repeat's draw and scored on that repeat's held-out labeled
     cases; an inverse power law per method predicts the Dice at N, N+5 and N+10 labels.
-    Writes curve.csv, advice.json and advice.html.
+    Writes curve.csv, advice.json and advice.html. With --suggest K it ranks the unlabeled images
+    instead (suggestions.csv) and prints the K to label next.
     """
     given = {name: value for name, value in (("data", data), ("size", size), ("iterations", iterations),
                                               ("segmenter", segmenter), ("setting", setting)) if value is not None}
@@ -439,7 +447,16 @@ def advise(
 
     run_config = _train_config(config, None, given)
     set_threads(threads)
-    advice = run_advice(run_config, out or Path("advice") / data.resolve().name,
+    folder = out or Path("advice") / data.resolve().name
+    if suggest is not None:
+        from genseg.suggest import suggest as suggest_next
+
+        chosen = suggest_next(run_config, folder, suggest, unlabeled=unlabeled, run=run, strategy=strategy,
+                              folds=folds, workers=workers, announce=console.print)
+        console.print(f"label next ({strategy}): " + ", ".join(chosen))
+        console.print(f"every image ranked: [bold]{folder / 'suggestions.csv'}[/]")
+        return
+    advice = run_advice(run_config, folder,
                         methods=tuple(_comma_list(methods, str)) if methods else None,
                         budgets=tuple(_comma_list(budgets, int)) if budgets else None,
                         repeats=repeats, holdout=holdout, announce=console.print)
