@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig, SegmenterConfig, TrainConfig
 from genseg.data.phantom import make_phantom
@@ -126,5 +130,33 @@ def benchmark_script() -> Callable[[str], ModuleType]:
         sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
         return module
+
+    return load
+
+
+# --- Pages in a browser: CI installs Chromium and sets GENSEG_REQUIRE_BROWSER=1, so these never skip there. ---
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def in_chromium(tmp_path: Path) -> Callable[[Path], tuple[str, np.ndarray]]:
+    """Loads an HTML page in headless Chromium: its DOM and a 1000 x 1400 screenshot's gray pixels."""
+    if CHROMIUM is None:
+        assert os.environ.get("GENSEG_REQUIRE_BROWSER") != "1", "GENSEG_REQUIRE_BROWSER=1 but no chromium on PATH"
+        pytest.skip("Chromium is not installed (CI installs it)")
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1400"]
+
+    def load(page: Path) -> tuple[str, np.ndarray]:
+        dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
+                             check=True).stdout
+        screenshot = tmp_path / "page.png"
+        subprocess.run([*flags, f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120,
+                       check=True)
+        with Image.open(screenshot) as image:
+            assert image.size == (1000, 1400)
+            return dom, np.asarray(image.convert("L"), dtype=float)
 
     return load

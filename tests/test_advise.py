@@ -100,6 +100,14 @@ def test_advise_trains_every_point_scores_it_on_held_out_cases_and_writes_its_pa
     assert page.count("<tr>") == 2 * (1 + 2)  # two tables: a head and a row per method
 
 
+def test_the_advice_page_renders_in_headless_chromium(advised: tuple[Advice, Path, list[str]],
+                                                      in_chromium: Callable[[Path], tuple[str, np.ndarray]]) -> None:
+    advice, _, _ = advised
+    dom, pixels = in_chromium(advice.page)
+    assert f"Expected to win at 20 labels: {advice.winner}" in dom and dom.count("<img") == 1
+    assert pixels.std() > 10  # the plot and the tables drawn, not a blank page
+
+
 def test_advise_run_again_trains_nothing_and_gives_the_same_advice(
         advised: tuple[Advice, Path, list[str]], phantom20: Path, tiny_config: Callable[..., RunConfig],
         monkeypatch: pytest.MonkeyPatch) -> None:

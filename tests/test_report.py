@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,17 +11,12 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from genseg.advise import CurvePlan, fit_advice, write_advice_page
 from genseg.cli import app
 from genseg.config import RunConfig
 from genseg.data import read_split
 from genseg.evaluation import evaluate
 from genseg.report import benchmark_report, run_report
 from genseg.training import train
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# CI installs Chromium and sets this, so the browser test can never be skipped there.
-REQUIRE_BROWSER = os.environ.get("GENSEG_REQUIRE_BROWSER") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -62,39 +54,8 @@ def test_report_command_needs_one_folder(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--run DIR or --benchmark DIR" in result.output
 
 
-def _in_chromium(page: Path, tmp_path: Path) -> tuple[str, np.ndarray]:
-    """The page's DOM after headless Chromium loaded it, and a 1000 x 1400 screenshot's gray pixels."""
-    assert CHROMIUM is not None, "GENSEG_REQUIRE_BROWSER=1 but no chromium on PATH"
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1400"]
-    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
-    screenshot = tmp_path / "page.png"
-    subprocess.run([*flags, f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120,
-                   check=True)
-    with Image.open(screenshot) as image:
-        assert image.size == (1000, 1400)
-        return dom, np.asarray(image.convert("L"), dtype=float)
-
-
-needs_chromium = pytest.mark.skipif(CHROMIUM is None and not REQUIRE_BROWSER,
-                                    reason="Chromium is not installed (CI installs it)")
-
-
-@needs_chromium
-def test_run_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    dom, pixels = _in_chromium(report, tmp_path)
+def test_run_report_renders_in_headless_chromium(report: Path,
+                                                in_chromium: Callable[[Path], tuple[str, np.ndarray]]) -> None:
+    dom, pixels = in_chromium(report)
     assert "Cases, worst first" in dom and dom.count("<figure>") == 9
     assert pixels.std() > 10  # text, tables and images drawn, not a blank page
-
-
-@needs_chromium
-def test_advice_page_renders_in_headless_chromium(tmp_path: Path) -> None:
-    curve = CurvePlan(("augment", "copypaste"), (3, 5, 8), repeats=2, holdout=4, labeled=12)
-    points = [{"method": method, "budget": b, "repeat": r, "dice": top - 0.5 / b**0.5 + 0.01 * r}
-              for method, top in (("augment", 0.8), ("copypaste", 0.85)) for b in curve.budgets for r in range(2)]
-    page = write_advice_page(fit_advice(curve, points), tmp_path / "advice.html")
-    dom, pixels = _in_chromium(page, tmp_path)
-    assert "Expected to win at 12 labels: copypaste" in dom and dom.count("<img") == 1
-    assert pixels.std() > 10
