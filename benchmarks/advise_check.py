@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from genseg.advise import advise
+from genseg.benchmark.runner import machine_info
 from genseg.config import DataConfig, MethodConfig, RunConfig, TrainConfig
 from genseg.data import index_cases, read_split
 from genseg.evaluation import evaluate
@@ -65,6 +66,8 @@ def main() -> None:
     args = parser.parse_args()
 
     split = read_split(args.split)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "machine.json").write_text(json.dumps(machine_info(threads=1), indent=2) + "\n")
     labeled = link_labeled(args.data, split.pool[0][:args.labeled], args.out / "labeled")
     base = RunConfig(data=DataConfig(root=labeled), method=MethodConfig(args.method),
                      train=TrainConfig(iterations=args.iterations))

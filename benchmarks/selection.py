@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from genseg.benchmark.runner import machine_info
 from genseg.config import DataConfig, MethodConfig, RunConfig, TrainConfig, default_n_val
 from genseg.data import CaseIndex, index_cases, read_split, write_split
 from genseg.data.splits import Split
@@ -68,6 +70,8 @@ def main() -> None:
     args = parser.parse_args()
 
     split = read_split(args.split)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "machine.json").write_text(json.dumps(machine_info(threads=1), indent=2) + "\n")
     index = index_cases(args.data)
     table = args.out / "selection.csv"
     done = {(r["seed"], r["strategy"], r["draw"]): r for r in csv.DictReader(table.open())} if table.is_file() else {}
