@@ -22,13 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genseg.advise import advise
+from genseg.advise import advise, train_and_score
 from genseg.benchmark.runner import machine_info
 from genseg.config import DataConfig, MethodConfig, RunConfig, TrainConfig
 from genseg.data import index_cases, read_split
-from genseg.evaluation import evaluate
-from genseg.runs import RunPaths
-from genseg.training import train
 
 
 def link_labeled(data: Path, ids: list[str], out: Path) -> Path:
@@ -42,15 +39,6 @@ def link_labeled(data: Path, ids: list[str], out: Path) -> Path:
             if not link.is_symlink():
                 link.symlink_to(path.resolve())
     return out
-
-
-def real_dice(config: RunConfig, folder: Path) -> float:
-    """Test Dice of the run in ``folder`` (trained or resumed first), averaged checkpoint."""
-    paths = RunPaths(folder)
-    if not paths.result.is_file():
-        train(config, folder, resume=paths.config.is_file(), progress=False)
-    checkpoint = paths.preferred_checkpoint()
-    return float(evaluate(folder, split="test", checkpoints=(checkpoint,), overlays=0)[checkpoint]["dice_mean"])
 
 
 def main() -> None:
@@ -80,7 +68,8 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             config = replace(base, data=DataConfig(root=args.data, budget=budget, split_file=args.split),
                              train=replace(base.train, seed=seed))
-            measured[seed] = real_dice(config, args.out / "real" / f"{args.method}-n{budget}-s{seed}")
+            _, summary = train_and_score(config, args.out / "real" / f"{args.method}-n{budget}-s{seed}")
+            measured[seed] = float(summary["dice_mean"])
         p = predicted[budget]
         values = np.array(list(measured.values()))
         rows.append({"labels": budget, "predicted": p.dice, "low": p.low, "high": p.high, "measured": measured,

@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from genseg.advise import train_and_score
 from genseg.benchmark.runner import machine_info
 from genseg.config import DataConfig, MethodConfig, RunConfig, TrainConfig, default_n_val
 from genseg.data import CaseIndex, index_cases, read_split, write_split
 from genseg.data.splits import Split
-from genseg.evaluation import evaluate, load_model
+from genseg.evaluation import load_model
 from genseg.folds import train_folds
-from genseg.runs import RunPaths, read_fold_set
+from genseg.runs import read_fold_set
 from genseg.suggest import rank, score_candidates
-from genseg.training import train
 
 RANKINGS = ("folds", "tta")
 
@@ -44,14 +44,6 @@ def added_order(labeled: list[str], added: list[str]) -> list[str]:
     whose added cases all train (a budget takes its first n_train cases to train)."""
     n_val = default_n_val(len(labeled) + len(added))
     return [*labeled[:len(labeled) - n_val], *added, *labeled[len(labeled) - n_val:]]
-
-
-def test_dice(config: RunConfig, folder: Path) -> float:
-    paths = RunPaths(folder)
-    if not paths.result.is_file():
-        train(config, folder, resume=paths.config.is_file(), progress=False)
-    checkpoint = paths.preferred_checkpoint()
-    return float(evaluate(folder, split="test", checkpoints=(checkpoint,), overlays=0)[checkpoint]["dice_mean"])
 
 
 def main() -> None:
@@ -102,8 +94,9 @@ def main() -> None:
             config = replace(base, data=replace(base.data, budget=args.budget + args.add, split_file=split_file),
                              train=replace(base.train, seed=seed))
             # Two strategies that add the same cases train the same run: it is trained once.
-            dice = trained.get(tuple(added)) or test_dice(config, folder / f"{strategy}{draw}")
-            trained[tuple(added)] = dice
+            if tuple(added) not in trained:
+                trained[tuple(added)] = float(train_and_score(config, folder / f"{strategy}{draw}")[1]["dice_mean"])
+            dice = trained[tuple(added)]
             done[key] = {"seed": str(seed), "strategy": strategy, "draw": str(draw), "dice": f"{dice:.6f}",
                          "added": " ".join(added)}
             with table.open("w", newline="") as handle:

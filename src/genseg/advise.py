@@ -220,14 +220,20 @@ def _point_key(row: dict) -> tuple[str, int, int]:
     return str(row["method"]), int(row["budget"]), int(row["repeat"])
 
 
-def _train_and_score(config: RunConfig, folder: Path) -> dict:
-    """One point of the curve: the run trained (or resumed) and its preferred checkpoint scored."""
+def train_and_score(config: RunConfig, folder: Path, split: str = "test") -> tuple[str, dict]:
+    """Train the run in ``folder`` (or resume it) unless it finished, and score the checkpoint
+    ``predict`` uses on ``split``: that checkpoint's name and summary."""
     paths = RunPaths(folder)
-    started = time.perf_counter()
     if not paths.result.is_file():
         train(config, folder, resume=paths.config.is_file(), progress=False)
     checkpoint = paths.preferred_checkpoint()
-    summary = evaluate(folder, split="test", checkpoints=(checkpoint,), overlays=0)[checkpoint]
+    return checkpoint, evaluate(folder, split=split, checkpoints=(checkpoint,), overlays=0)[checkpoint]
+
+
+def _train_and_score(config: RunConfig, folder: Path) -> dict:
+    """One point of the curve: the run trained (or resumed) and its preferred checkpoint scored."""
+    started = time.perf_counter()
+    checkpoint, summary = train_and_score(config, folder)
     return {"method": config.method.name, "budget": config.data.budget, "repeat": config.train.seed,
             "checkpoint": checkpoint, "dice": summary["dice_mean"], "n_cases": summary["n_cases"],
             "seconds": round(time.perf_counter() - started, 1)}
