@@ -583,7 +583,7 @@ def benchmark(
     data_root: Optional[Path] = typer.Option(None, help="Folder of the data sets (default: $GENSEG_DATA_ROOT; docs/datasets.md)."),
     splits_root: Optional[Path] = typer.Option(None, help="Folder of <dataset>.json splits (default: $GENSEG_SPLITS_ROOT, else benchmark/splits beside the data root's folder)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: auto)."),
-    threads: Optional[int] = typer.Option(None, help="Torch threads per run (default: the cores shared among --workers; with --ray, --cpus-per-run)."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads per run (default: the cores divided among --workers; with --ray, --cpus-per-run)."),
     workers: int = typer.Option(1, help="Runs at once on this machine, each in its own process (threads split among them)."),
     ray: bool = typer.Option(False, "--ray", help="Run every run as a Ray task (pip install 'genseg[ray]'); a local Ray instance unless --address."),
     address: Optional[str] = typer.Option(None, help="With --ray: an existing Ray cluster, HOST:6379."),

@@ -219,7 +219,7 @@ class MethodConfig:
 
 @dataclass
 class TrainConfig:
-    """The shared training loop and its recipe (the same for every method).
+    """The one training loop and its recipe (the same for every method).
 
     Args:
         iterations: segmenter optimization steps.

@@ -1,4 +1,4 @@
-"""Where a run computes: the device, how many CPU threads it takes on shared cores, its seeds.
+"""Where a run computes: the device, how many CPU threads it takes on cores it does not own, its seeds.
 
 torch starts one thread per core in every process; two trainings side by side on two cores then
 run four threads and slow each other down far more than a fair share predicts. The default here

@@ -33,7 +33,7 @@ def _spade_inputs(generator: nn.Module, masks: Tensor) -> list[tuple[SPADE, Tens
 def test_spade_replaces_the_decoders_batch_norm_only() -> None:
     generator = UNetGenerator(2, 1, ngf=4, num_downs=4, spade=True, noise=3)
     decoder_norms = [block.norm for block in generator.up[1:]]
-    assert all(isinstance(norm, SPADE) and norm.shared[0].in_channels == 2 + 3 for norm in decoder_norms)
+    assert all(isinstance(norm, SPADE) and norm.condition_layer[0].in_channels == 2 + 3 for norm in decoder_norms)
     assert all(isinstance(block.norm, nn.BatchNorm2d) for block in generator.down[1:-1])
     assert not any(isinstance(m, SPADE) for m in UNetGenerator(2, 1, ngf=4, num_downs=4).modules())
 

@@ -1,6 +1,6 @@
 """Intensity jitter for real images: brightness, contrast, gamma and noise, per sample.
 
-Used by the ``augment`` baseline and for augmented validation views. Every factor is shared by
+Used by the ``augment`` baseline and for augmented validation views. Every factor is the same for
 all channels of a sample, so RGB images keep their colours (a grey pixel stays grey).
 
 As in :mod:`genseg.augment.geometric`, :func:`sample_intensity` draws an
@@ -120,7 +120,7 @@ def sample_intensity(
 
 
 def _noise(images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) standard normal fields, one per seed, shared by all channels of a sample."""
+    """(B, 1, H, W) standard normal fields, one per seed, the same for all channels of a sample."""
     fields = []
     for seed in seeds.tolist():
         generator = torch.Generator(device=images.device).manual_seed(seed)

@@ -21,7 +21,7 @@ Layout of the out folder::
     efficiency_<dataset>.png   test Dice vs labeled pairs N, one line per variant
     machine.json     CPU (name, family/model, torch's vector instructions), cores, torch version and threads, GPU
     runs/<dataset>-n<N>-<variant>-s<seed>/   the run folders (``config.json`` written here first)
-    pretrained/      generator pre-trainings shared by runs with the same data, budget and seed
+    pretrained/      generator pre-trainings reused by runs with the same data, budget and seed
 
 Example:
     >>> spec = load_spec(Path("benchmarks/converged.toml"))  # doctest: +SKIP

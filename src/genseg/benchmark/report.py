@@ -29,7 +29,7 @@ def results_table(rows: list[dict[str, str]], paired: list[dict[str, str]] = (),
                   checkpoint_pairs: list[dict[str, str]] = ()) -> str:
     """Markdown tables of ``runs.csv`` rows: mean ± SD over seeds, per data set and evaluation set.
 
-    One section per data set and shared setting (segmenter, size, iterations), one table per
+    One section per data set and common setting (segmenter, size, iterations), one table per
     evaluation set (``test``, ``ood-<name>``), a per-class table for multi-class data, the paired
     per-case differences of the variants against the baselines (``paired.csv`` rows) and of
     a run's averaged checkpoint against its others (``checkpoints.csv`` rows), and a list of the

@@ -158,18 +158,18 @@ def execute_run(task: RunTask) -> list[dict[str, Any]]:
 
     run, paths = task.run, RunPaths(task.run_dir)
     key = pretraining_key(run.config) if run.folds == 1 else None  # each fold pre-trains on its own pairs
-    shared = paths.root.parent.parent / "pretrained" / f"{key}.pt" if key else None
+    reusable = paths.root.parent.parent / "pretrained" / f"{key}.pt" if key else None
     stage = "train"
     try:
         set_threads(task.threads)
         if run.folds > 1:
             train_folds(run.config, paths.root, run.folds, resume=True, progress=False)  # keeps finished folds
         elif not _prepare_run_folder(run, paths):
-            if shared is not None and shared.is_file() and not paths.pretrain.exists():
-                _copy_atomic(shared, paths.pretrain)
+            if reusable is not None and reusable.is_file() and not paths.pretrain.exists():
+                _copy_atomic(reusable, paths.pretrain)
             train(run.config, paths.root, resume=True, progress=False)
-        if shared is not None and not shared.is_file():
-            _copy_atomic(paths.pretrain, shared)
+        if reusable is not None and not reusable.is_file():
+            _copy_atomic(paths.pretrain, reusable)
         for name in task.pending:
             stage = f"evaluate {name}"
             split, folder = run.eval_sets[name]

@@ -103,7 +103,7 @@ class BenchmarkSpec:
             :data:`SPLITS_ROOT_VARIABLE`, else ``benchmark/splits`` beside the data root.
         n_val: validation pairs out of each budget; default 20 %, at least 1.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
-        threads: torch threads per run; default: the machine's cores shared among the runs at once.
+        threads: torch threads per run; default: the machine's cores divided among the runs at once.
         methods_at: data set -> budget -> variants run at that budget instead of ``methods``.
         sizes: data set -> image size (or ``"auto"``) instead of ``size``.
         iterations_at: data set -> segmenter steps instead of ``iterations`` (each data set's

@@ -31,7 +31,7 @@ class SPADE(nn.Module):
     Args:
         channels: channels of the normalized features.
         condition_channels: channels of the condition (the mask encoding, and noise if any).
-        hidden: width of the shared layer before gamma and beta (Park et al.: 128); default
+        hidden: width of the common layer before gamma and beta (Park et al.: 128); default
             ``channels``, so it scales with the generator's width.
     """
 
@@ -39,7 +39,7 @@ class SPADE(nn.Module):
         super().__init__()
         hidden = hidden or channels
         self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.shared = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, padding=1), nn.ReLU())
+        self.condition_layer = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, padding=1), nn.ReLU())
         self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
@@ -50,5 +50,5 @@ class SPADE(nn.Module):
         structure smaller than a cell still shows as a fraction instead of vanishing.
         """
         condition = F.adaptive_avg_pool2d(condition, features.shape[-2:])
-        shared = self.shared(condition)
-        return self.norm(features) * (1 + self.gamma(shared)) + self.beta(shared)
+        hidden = self.condition_layer(condition)
+        return self.norm(features) * (1 + self.gamma(hidden)) + self.beta(hidden)

@@ -1,4 +1,4 @@
-"""Training methods, created by name: each is a small strategy the shared loop calls.
+"""Training methods, created by name: each is a small strategy the one training loop calls.
 
 :data:`genseg.plugins.METHODS` lists them and :data:`genseg.plugins.UPPER_VARIABLES` GenSeg's
 upper-level variables (:mod:`genseg.methods.upper`). Each method class declares what it needs

@@ -47,7 +47,7 @@ class Method(ABC):
     """A training method: one step at a time, with its own resumable state.
 
     Args:
-        context: the shared training state.
+        context: the loop's training state.
     """
 
     name: str = ""
