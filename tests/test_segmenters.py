@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from genseg.errors import ConfigError
 from genseg.losses import segmentation_loss
 from genseg.plugins import SEGMENTERS
 from genseg.segmenters import check_input_size, create_segmenter
@@ -111,3 +112,14 @@ def test_unet_base_sets_widths() -> None:
 def test_classes_must_count_background() -> None:
     with pytest.raises(ValueError, match="background"):
         create_segmenter("unet", in_channels=1, classes=1)
+
+
+@pytest.mark.parametrize("name", ["unet", "attention_unet"])
+def test_volume_segmenters_map_volumes_to_volume_logits(name: str) -> None:
+    model = create_segmenter(name, in_channels=1, classes=3, spatial_dims=3, base=4)
+    assert model(torch.rand(1, 1, 32, 32, 48)).shape == (1, 3, 32, 32, 48)
+
+
+def test_a_2d_only_segmenter_asked_for_volumes_names_the_ones_that_can() -> None:
+    with pytest.raises(ConfigError, match="'segformer' is 2D only; for volumes use one of unet, attention_unet"):
+        create_segmenter("segformer", in_channels=1, classes=2, spatial_dims=3)

@@ -108,3 +108,14 @@ def test_random_intensity_is_reproducible() -> None:
 def test_bad_ranges_raise_value_error() -> None:
     with pytest.raises(ValueError, match="gamma"):
         IntensityRanges(gamma=(0.0, 1.0))
+
+
+def test_a_volume_gets_its_contrast_around_the_whole_volume_mean() -> None:
+    volumes = torch.full((1, 1, 2, 4, 4), 0.2)
+    volumes[:, :, 1] = 0.6  # per-slice means would leave each slice flat and unchanged
+    params = IntensityParams.identity(1)
+    params.contrast = torch.tensor([1.5])
+    adjusted = apply_intensity(volumes, params)
+    assert adjusted.shape == volumes.shape
+    assert torch.allclose(adjusted[:, :, 0], torch.full((1, 1, 4, 4), 0.1))
+    assert torch.allclose(adjusted[:, :, 1], torch.full((1, 1, 4, 4), 0.7))

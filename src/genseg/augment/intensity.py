@@ -136,16 +136,21 @@ def apply_intensity(images: torch.Tensor, params: IntensityParams) -> torch.Tens
     kornia step clamps to [0, 1]; that clamp also zeroes the gradient at black pixels, where the
     gamma curve's slope x ** (gamma - 1) would otherwise be infinite for gamma < 1.
 
+    A volume (B, C, D, H, W) is adjusted as the image (B, C, D * H, W) of its stacked slices: every
+    step is per voxel or uses the sample's mean, so that is the volume's own adjustment.
+
     Args:
-        images: (B, C, H, W) float images in [0, 1].
+        images: (B, C, H, W) float images or (B, C, D, H, W) volumes in [0, 1].
         params: the per-sample parameters.
 
     Returns:
-        The adjusted (B, C, H, W) images in [0, 1].
+        The adjusted images in [0, 1], in the input's shape.
     """
-    if images.ndim != 4 or images.shape[0] != params.brightness.shape[0]:
-        raise ValueError(f"expected images (B, C, H, W) with B = {params.brightness.shape[0]}, "
+    if images.ndim not in (4, 5) or images.shape[0] != params.brightness.shape[0]:
+        raise ValueError(f"expected images (B, C, H, W) or (B, C, D, H, W) with B = {params.brightness.shape[0]}, "
                          f"got {tuple(images.shape)}")
+    if images.ndim == 5:
+        return apply_intensity(images.flatten(2, 3), params).view_as(images)
     x = adjust_brightness(images, params.brightness.to(images))
     x = adjust_contrast_with_mean_subtraction(x, params.contrast.to(images))
     x = adjust_gamma(x, params.gamma.to(images))

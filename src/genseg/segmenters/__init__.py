@@ -27,33 +27,45 @@ if TYPE_CHECKING:
 
     from genseg.config import SegmenterConfig
 
-def create_segmenter(name: str, in_channels: int, classes: int, **options: Any) -> nn.Module:
+def create_segmenter(name: str, in_channels: int, classes: int, *, spatial_dims: int = 2, **options: Any
+                     ) -> nn.Module:
     """Build a registered segmenter with random weights.
 
     Args:
         name: one of :data:`SEGMENTERS`.
         in_channels: image channels C (1 for grayscale, 3 for RGB).
         classes: output channels K, background included (2 for a binary task).
+        spatial_dims: 2 for images, 3 for volumes (B, C, D, H, W), where the ``Options`` allow it.
         **options: the segmenter's ``Options`` (e.g. ``base`` for ``"unet"``, ``encoder`` for
             ``"deeplabv3plus"``).
 
     Returns:
-        A module mapping (B, C, H, W) images to (B, K, H, W) logits.
+        A module mapping (B, C, H, W) images to (B, K, H, W) logits (volumes to volumes in 3D).
 
     Raises:
-        ValueError: unknown name, unknown option, or invalid channel/class counts.
+        ValueError: unknown name, unknown option, invalid channel/class counts, or 3D asked of a
+            2D-only segmenter.
     """
     checked = SEGMENTERS.check_options(name, options)
+    if spatial_dims not in getattr(type(checked), "spatial_dims", (2,)):
+        volume_ones = [other for other in SEGMENTERS.names if 3 in getattr(SEGMENTERS.options_class(other),
+                                                                              "spatial_dims", (2,))]
+        raise ConfigError(f"segmenter {name!r} is 2D only; for volumes use one of {', '.join(volume_ones)} "
+                          "(or set data.dims 2 to train on slices)")
     if in_channels < 1:
         raise ConfigError(f"in_channels must be at least 1, got {in_channels}")
     if classes < 2:
         raise ConfigError(f"classes counts the background and must be at least 2 (2 for a binary task), got {classes}")
-    return SEGMENTERS.load(name)(in_channels, classes, checked)
+    builder = SEGMENTERS.load(name)
+    # 2D builders registered from outside need not take spatial_dims.
+    return builder(in_channels, classes, checked, spatial_dims=3) if spatial_dims == 3 else builder(
+        in_channels, classes, checked)
 
 
-def segmenter_from_config(config: SegmenterConfig, in_channels: int, classes: int) -> nn.Module:
+def segmenter_from_config(config: SegmenterConfig, in_channels: int, classes: int, spatial_dims: int = 2
+                          ) -> nn.Module:
     """The segmenter a run's config names, with its options: the one place training and inference build it."""
-    return create_segmenter(config.name, in_channels, classes, **config.options)
+    return create_segmenter(config.name, in_channels, classes, spatial_dims=spatial_dims, **config.options)
 
 
 def check_input_size(name: str, size: int | tuple[int, int]) -> None:

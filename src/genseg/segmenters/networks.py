@@ -16,25 +16,27 @@ from genseg.errors import ConfigError
 from genseg.segmenters.options import AttentionUNetOptions, DeepLabV3PlusOptions, SegFormerOptions, UNetOptions
 
 
-def build_unet(in_channels: int, classes: int, options: UNetOptions) -> nn.Module:
-    """MONAI BasicUNet (2D): four poolings, widths (b, 2b, 4b, 8b, 16b, b), LeakyReLU.
+def build_unet(in_channels: int, classes: int, options: UNetOptions, spatial_dims: int = 2) -> nn.Module:
+    """MONAI BasicUNet (2D, or 3D on volumes): four poolings, widths (b, 2b, 4b, 8b, 16b, b), LeakyReLU.
 
     Batch norm by default: MONAI's default, instance norm, trained slowly and over-segmented under
     Adam with 2-7 training images (JSRT 3: test Dice 0.913 against 0.953 with batch norm).
 
-    Input size: a multiple of 16, at least 32 (the 2x2 bottleneck keeps the norms defined).
+    Input size: a multiple of 16, at least 32 (the 2x2 bottleneck keeps the norms defined), every
+    side of a volume as well.
 
     Options: :class:`~genseg.segmenters.options.UNetOptions`.
     """
     base = options.base
     features = (base, 2 * base, 4 * base, 8 * base, 16 * base, base)
     norm_layer = ("instance", {"affine": True}) if options.norm == "instance" else ("batch", {})
-    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=classes, features=features,
+    return BasicUNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=classes, features=features,
                      norm=norm_layer)
 
 
-def build_attention_unet(in_channels: int, classes: int, options: AttentionUNetOptions) -> nn.Module:
-    """MONAI AttentionUnet (2D, batch norm, attention gates on the skips): widths b .. 16b.
+def build_attention_unet(in_channels: int, classes: int, options: AttentionUNetOptions, spatial_dims: int = 2
+                         ) -> nn.Module:
+    """MONAI AttentionUnet (2D or 3D, batch norm, attention gates on the skips): widths b .. 16b.
 
     Input size: a multiple of 16, at least 32 (batch norm needs more than one value at the
     bottleneck when a batch holds a single image).
@@ -44,7 +46,8 @@ def build_attention_unet(in_channels: int, classes: int, options: AttentionUNetO
     base = options.base
     channels = (base, 2 * base, 4 * base, 8 * base, 16 * base)
     return AttentionUnet(
-        spatial_dims=2, in_channels=in_channels, out_channels=classes, channels=channels, strides=(2, 2, 2, 2)
+        spatial_dims=spatial_dims, in_channels=in_channels, out_channels=classes, channels=channels,
+        strides=(2, 2, 2, 2)
     )
 
 

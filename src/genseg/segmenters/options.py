@@ -1,7 +1,8 @@
 """The settings of each segmenter, as torch-free dataclasses: a config names a segmenter and its
 options, and they are checked when it is read, before any network is built or file written.
 
-Each ``Options`` also says which input sides the network accepts (``size_multiple``, ``min_size``).
+Each ``Options`` also says which input sides the network accepts (``size_multiple``, ``min_size``)
+and, when it builds volumes too, ``spatial_dims = (2, 3)``; without it a segmenter is 2D only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class UNetOptions:
 
     size_multiple: ClassVar[int] = 16
     min_size: ClassVar[int] = 32
+    spatial_dims: ClassVar[tuple[int, ...]] = (2, 3)
     base: int = 16
     norm: str = "batch"
 
@@ -47,6 +49,7 @@ class AttentionUNetOptions:
 
     size_multiple: ClassVar[int] = 16
     min_size: ClassVar[int] = 32
+    spatial_dims: ClassVar[tuple[int, ...]] = (2, 3)
     base: int = 16
 
     def __post_init__(self) -> None:
