@@ -11,11 +11,22 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from genseg.config import RunConfig
-from genseg.data import DataError, make_phantom, read_split
-from genseg.evaluation import PREDICTIONS_MANIFEST, evaluate, load_segmenter, predict
+from genseg.data import (
+    DataError,
+    Sample,
+    index_cases,
+    load_samples,
+    make_phantom,
+    make_volume_phantom,
+    read_split,
+    to_tensors,
+)
+from genseg.data.tensors import volume_offsets
+from genseg.evaluation import PREDICTIONS_MANIFEST, evaluate, load_segmenter, predict, volume_probabilities
 from genseg.training import train
 
 
@@ -175,27 +186,39 @@ VOLUME_SHAPE = (12, 16, 20)
 AFFINE = np.array([[0.0, -0.8, 0.0, 12.0], [1.5, 0.0, 0.0, -4.0], [0.0, 0.0, 2.0, 7.5], [0.0, 0.0, 0.0, 1.0]])
 
 
-def _make_volumes(root: Path, count: int = 4) -> Path:
-    rng = np.random.default_rng(0)
-    (root / "imagesTr").mkdir(parents=True)
-    (root / "labelsTr").mkdir()
-    for case in range(count):
-        labels = np.zeros(VOLUME_SHAPE, dtype=np.uint8)
-        labels[2:10, 3 + case:9 + case, 4:10] = 1
-        labels[3:9, 8:14, 11 + case % 3:17] = 2
-        image = 100.0 + 60.0 * labels + rng.normal(0.0, 10.0, VOLUME_SHAPE)
-        nib.save(nib.Nifti1Image(image.astype(np.float32), AFFINE), root / "imagesTr" / f"vol_{case:03d}.nii.gz")
-        nib.save(nib.Nifti1Image(labels, AFFINE), root / "labelsTr" / f"vol_{case:03d}.nii.gz")
-    return root
-
-
-@pytest.fixture(scope="module")
-def volume_run(tiny_config: Callable[..., RunConfig], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = _make_volumes(tmp_path_factory.mktemp("volumes") / "Task04_Tiny")
-    config = tiny_config(data, "augment", budget=2, iterations=4, data={"axis": 0, "test_fraction": 0.5})
+@pytest.fixture(scope="module", params=[2, 3], ids=["slices", "volumes"])
+def volume_run(tiny_config: Callable[..., RunConfig], tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Path:
+    """A run trained on the volumes' slices (dims 2) or on whole volumes (dims 3)."""
+    data = make_volume_phantom(tmp_path_factory.mktemp("volumes") / "Task04_Tiny", shape=VOLUME_SHAPE, affine=AFFINE)
+    config = tiny_config(data, "augment", budget=2, iterations=4,
+                         data={"axis": 0, "test_fraction": 0.5, "dims": request.param})
     out = data.parent / "run"
     train(config, out, progress=False)
     return out
+
+
+@pytest.mark.parametrize("volume_run", [3], ids=["volumes"], indirect=True)
+def test_a_volume_that_fits_the_patch_is_one_window_the_whole_volume_prediction(volume_run: Path) -> None:
+    segmenter = load_segmenter(volume_run, "best")
+    assert segmenter.size == (32, 32, 32)  # every budget volume (12 x 16 x 20) fits, rounded up to 32
+    index = index_cases(volume_run.parent / "Task04_Tiny")
+    sample = load_samples(index, ["vol_000"], axis=None)[0]
+    padded = to_tensors([sample], segmenter.size, 3).images  # centred in the patch, as in training
+    start = volume_offsets(VOLUME_SHAPE, segmenter.size)
+    with torch.no_grad():
+        whole = torch.softmax(segmenter.model(padded), dim=1)[0]
+    expected = whole[(slice(None), *(slice(s, s + side) for s, side in zip(start, VOLUME_SHAPE)))]
+    assert torch.allclose(volume_probabilities(segmenter, sample), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("volume_run", [3], ids=["volumes"], indirect=True)
+def test_a_volume_larger_than_the_patch_is_covered_by_windows(volume_run: Path) -> None:
+    segmenter = load_segmenter(volume_run, "best")
+    large = Sample("large", np.random.default_rng(0).random((1, 40, 36, 50), dtype=np.float32))
+    probabilities = volume_probabilities(segmenter, large)
+    assert probabilities.shape == (3, 40, 36, 50)
+    assert torch.allclose(probabilities.sum(0), torch.ones(40, 36, 50), atol=1e-4)
 
 
 def test_evaluate_volumes_scores_each_class_one_row_per_volume(volume_run: Path) -> None:

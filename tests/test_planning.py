@@ -15,6 +15,7 @@ from genseg.planning import (
     Fingerprint,
     fingerprint,
     make_plan,
+    plan_patch,
     plan_synthesis,
     structure_width,
 )
@@ -125,3 +126,8 @@ def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: st
         plan = plan_run(config, index, split)
         assert plan.data_set.synthesis == plan.generator == expected, seed
         assert plan.decided == ("data.size", "generator.name")
+
+
+def test_the_patch_fits_every_budget_volume_in_steps_of_16_and_at_least_32() -> None:
+    assert plan_patch([(35, 51, 35), (43, 59, 47), (31, 40, 24)]) == (48, 64, 48)
+    assert plan_patch([(12, 16, 20)]) == (32, 32, 32)

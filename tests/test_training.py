@@ -17,7 +17,8 @@ from PIL import Image
 from genseg.checkpoint import load_checkpoint
 from genseg.checkpoint_policy import BATCH_NORM_BATCHES, improves
 from genseg.config import RunConfig, SegmenterConfig
-from genseg.data import DataError, read_split
+from genseg.data import DataError, make_volume_phantom, read_split
+from genseg.errors import ConfigError
 from genseg.evaluation import evaluate, load_segmenter
 from genseg.methods import Method
 from genseg.runs import RunPaths, load_config
@@ -474,3 +475,41 @@ def test_an_unexpected_error_leaves_its_traceback_in_the_run_log(
         train(tiny_config(tiny_phantom, "augment", iterations=2), tmp_path / "run", progress=False)
     log = (tmp_path / "run" / "train.log").read_text()
     assert "unexpected error, a bug in genseg" in log and "Traceback" in log and "a broken kernel" in log
+
+
+# --- 3D: whole volumes ---
+
+
+@pytest.fixture(scope="module")
+def volumes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_volume_phantom(tmp_path_factory.mktemp("volumes") / "Task04_Tiny", n_cases=5)
+
+
+def test_a_3d_run_plans_its_patch_and_resumes_bit_for_bit(
+    volumes: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path,
+    kill_run: Callable[[RunConfig, Path, int], None],
+) -> None:
+    config = tiny_config(volumes, "augment", budget=3, data={"dims": 3})
+    whole = train(config, tmp_path / "whole", progress=False).run_dir
+    assert load_config(RunPaths(whole)).data.patch == (32, 32, 32)  # the 12 x 16 x 20 volumes, padded
+    assert json.loads((whole / "plan.json").read_text())["dims"] == 3
+    kill_run(config, tmp_path / "killed", 3)
+    train(config, tmp_path / "killed", resume=True, progress=False)
+    for name in ("final.pt", "best.pt"):
+        _assert_same_weights(load_checkpoint(tmp_path / "killed" / name)["segmenter"],
+                             load_checkpoint(whole / name)["segmenter"])
+    assert load_checkpoint(whole / "final.pt")["segmenter"]["conv_0.conv_0.conv.weight"].ndim == 5
+
+
+@pytest.mark.parametrize(("method", "data", "message"), [
+    ("separate", "volumes", r"method 'separate' does not train on whole volumes yet \(supervised, augment do\)"),
+    ("augment", "pictures", r"holds 2D images; use --dims 2"),
+])
+def test_3d_refuses_what_it_cannot_train_before_writing_anything(
+    method: str, data: str, message: str, volumes: Path, tiny_phantom: Path, tiny_config: Callable[..., RunConfig],
+    tmp_path: Path,
+) -> None:
+    root = volumes if data == "volumes" else tiny_phantom
+    with pytest.raises(ConfigError, match=message):
+        train(tiny_config(root, method, budget=3, data={"dims": 3}), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()

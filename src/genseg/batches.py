@@ -20,9 +20,8 @@ from genseg.augment import (
     GeometricRanges,
     IntensityRanges,
     apply_intensity,
-    augment_pairs,
     augmentation_ranges,
-    sample_geometric,
+    draw_and_augment_pairs,
     sample_intensity,
 )
 from genseg.data import PairTensors
@@ -91,9 +90,7 @@ class Batches:
 
     def augmented(self) -> tuple[Tensor, Tensor]:
         """A batch of training pairs under the geometric + intensity augmentation."""
-        images, masks = self.real()
-        geometry = sample_geometric(images.shape[0], self.rng, self.geometric, device=self.device)
-        images, masks = augment_pairs(images, masks, self.num_classes, geometry)
+        images, masks = draw_and_augment_pairs(*self.real(), self.num_classes, self.rng, self.geometric)
         return apply_intensity(images, sample_intensity(images.shape[0], self.rng, self.intensity, self.device)), masks
 
     def synthetic_draw(self, generator: MaskToImage, count: int | None = None) -> SyntheticDraw:

@@ -163,7 +163,7 @@ def _existing(path: Path, what: str) -> Path:
 _TRAIN_FIELDS = {
     "data": ("data", "root"), "split": ("data", "split_file"), "budget": ("data", "budget"),
     "n_val": ("data", "n_val"), "size": ("data", "size"), "axis": ("data", "axis"),
-    "segmenter": ("segmenter", "name"),
+    "dims": ("data", "dims"), "segmenter": ("segmenter", "name"),
     "generator": ("generator", "name"), "pretrain_iterations": ("generator", "pretrain_iterations"),
     "method": ("method", "name"),
     **{name: ("train", name) for name in ("iterations", "batch_size", "lr", "seed", "device")},
@@ -206,7 +206,8 @@ def train(
     seed: Optional[int] = typer.Option(None, help=f"Run seed; also picks pool.seed<s> of the split file [{_T.seed}]."),
     segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
     size: Optional[str] = typer.Option(None, help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan) [auto]."),
-    axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes [{_D.axis}]."),
+    axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes trained in 2D [{_D.axis}]."),
+    dims: Optional[int] = typer.Option(None, help=f"2: train on images (volumes as slices); 3: on whole volumes (supervised, augment) [{_D.dims}]."),
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
     batch_size: Optional[int] = typer.Option(None, help=f"Real pairs per step [{_T.batch_size}]."),
     lr: Optional[float] = typer.Option(None, help=f"Segmenter peak learning rate [{_T.lr}]."),
@@ -389,7 +390,8 @@ def plan(
     seed: int = typer.Option(0, help="Run seed; picks pool.seed<s> of the split."),
     split: Optional[Path] = typer.Option(None, help="Split file (default: the one train would make)."),
     max_size: int = typer.Option(512, help="Largest size the plan may choose."),
-    axis: int = typer.Option(0, help="Slicing axis for 3D volumes."),
+    axis: int = typer.Option(0, help="Slicing axis for 3D volumes trained in 2D."),
+    dims: int = typer.Option(2, help="2: images or slices; 3: whole volumes."),
     method: str = typer.Option(_M.name, help=f"Method to plan for: {_METHODS}."),
 ) -> None:
     """What train would plan: the budget's cases and labels, the image size and generator kind, and why."""
@@ -397,7 +399,7 @@ def plan(
     from genseg.data import index_cases, labels_of, read_split
     from genseg.run_data import default_split, plan_run
 
-    config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis),
+    config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis, dims=dims),
                        method=MethodConfig(method), train=TrainConfig(seed=seed))
     index = index_cases(data)
     made = read_split(split) if split else default_split(config, index)

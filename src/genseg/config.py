@@ -53,7 +53,11 @@ class DataConfig:
         size: square side the images are resized to; ``None`` plans it from the budget's
             fingerprint (see :mod:`genseg.planning`), and the run saves the side it chose.
         max_size: the largest side a plan may choose (what the hardware allows).
-        axis: slicing axis for 3D volumes.
+        axis: slicing axis for 3D volumes trained in 2D.
+        dims: 2 trains on images (volumes as slices along ``axis``), 3 on whole volumes (MSD and
+            nnU-Net NIfTI data; methods without a generator: supervised, augment).
+        patch: the (D, H, W) volumes are padded to in 3D, each a multiple of 16 and at least 32;
+            ``None`` plans it (every budget volume fits).
         layout: ``"auto"``, ``"folders"``, ``"nnunet"`` or ``"msd"``.
         test_fraction: share of cases held out as test when genseg makes the split file.
         folds: cross-validation folds over the budget (1: none). Fold ``fold`` validates on every
@@ -70,6 +74,8 @@ class DataConfig:
     size: int | None = None
     max_size: int = 512
     axis: int = 0
+    dims: int = 2
+    patch: tuple[int, int, int] | None = None
     layout: str = "auto"
     test_fraction: float = 0.3
     folds: int = 1
@@ -98,6 +104,11 @@ class DataConfig:
             value = getattr(self, name)
             _check(value is None or (value >= 32 and value % 32 == 0), f"{name} must be a multiple of 32, got {value}")
         _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
+        _check(self.dims in (2, 3), f"dims must be 2 (images or slices) or 3 (whole volumes), got {self.dims}")
+        if self.patch is not None:
+            self.patch = tuple(int(side) for side in self.patch)  # JSON gives a list
+            _check(len(self.patch) == 3 and all(side >= 32 and side % 16 == 0 for side in self.patch),
+                   f"patch must be three sides (D, H, W), each a multiple of 16 and at least 32, got {self.patch}")
         _check(
             self.layout in ("auto", "folders", "nnunet", "msd"),
             f"layout must be auto, folders, nnunet or msd, got {self.layout!r}",
@@ -108,6 +119,16 @@ class DataConfig:
     def n_train(self) -> int:
         assert self.n_val is not None
         return self.budget - self.n_val
+
+    @property
+    def sample_axis(self) -> int | None:
+        """The axis volumes are sliced along, or None where they are kept whole (3D)."""
+        return None if self.dims == 3 else self.axis
+
+    @property
+    def shape(self) -> int | tuple[int, int, int] | None:
+        """What the samples are brought to: the square side in 2D, the patch in 3D (None: left to the plan)."""
+        return self.patch if self.dims == 3 else self.size
 
 
 @dataclass

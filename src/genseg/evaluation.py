@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.inferers import sliding_window_inference
 from PIL import Image, ImageDraw
 from scipy import ndimage
 from torch import Tensor, nn
@@ -76,8 +77,9 @@ class TrainedSegmenter:
         return self.labels.num_classes
 
     @property
-    def size(self) -> int:
-        return self.config.data.size
+    def size(self) -> int | tuple[int, int, int]:
+        """The square side images are resized to, or the patch of whole volumes."""
+        return self.config.data.shape
 
     @property
     def mirrors(self) -> Mirrors:
@@ -114,7 +116,7 @@ class FoldEnsemble:
         return self.labels.num_classes
 
     @property
-    def size(self) -> int:
+    def size(self) -> int | tuple[int, int, int]:
         return self.members[0].size
 
     @property
@@ -187,7 +189,7 @@ def load_segmenter(run_dir: Path, checkpoint: str | None = None, *, unfinished: 
     if "segmenter" not in state:
         raise _no_segmenter(run)
     config = RunConfig.from_dict(state["config"])
-    model = segmenter_from_config(config.segmenter, state["in_channels"], state["num_classes"])
+    model = segmenter_from_config(config.segmenter, state["in_channels"], state["num_classes"], config.data.dims)
     model.load_state_dict(state["segmenter"])
     model.eval()
     chosen = _postprocessing(run).get(checkpoint, {}).get("largest_component", [])
@@ -266,7 +268,7 @@ def _validation_predictions(run: RunPaths, checkpoints: tuple[str, ...]) -> _Pre
     # the run's own last step, before it has finished
     segmenters = {checkpoint: load_segmenter(run.root, checkpoint, unfinished=True) for checkpoint in checkpoints}
     labels = next(iter(segmenters.values())).labels  # the run's: every checkpoint has it
-    cases = [load_samples(index, [case_id], axis=config.data.axis, labels=labels) for case_id in ids]
+    cases = [load_samples(index, [case_id], axis=config.data.sample_axis, labels=labels) for case_id in ids]
     references = [case_reference(samples, config.data.axis) for samples in cases]
     predictions = {checkpoint: [predict_case(segmenter, samples, postprocess=False) for samples in cases]
                    for checkpoint, segmenter in segmenters.items()}
@@ -289,7 +291,9 @@ def _write_choice(path: Path, runs: list[_Predicted]) -> dict[str, dict]:
 
 @torch.no_grad()
 def sample_probabilities(segmenter: Model, samples: list[Sample], batch_size: int = 16) -> list[Tensor]:
-    """Class probabilities (K, H, W) at each sample's original size."""
+    """Class probabilities (K, H, W) at each sample's original size; (K, D, H, W) for whole volumes."""
+    if samples[0].is_volume:
+        return [volume_probabilities(segmenter, sample) for sample in samples]
     probabilities: list[Tensor] = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
@@ -297,6 +301,19 @@ def sample_probabilities(segmenter: Model, samples: list[Sample], batch_size: in
         for sample, probs in zip(chunk, segmenter.probabilities(images)):
             probabilities.append(resize_probabilities(probs[None], sample.image.shape[-2:])[0])
     return probabilities
+
+
+def volume_probabilities(segmenter: Model, sample: Sample, overlap: float = 0.5) -> Tensor:
+    """Class probabilities (K, D, H, W) of a whole volume: MONAI's sliding window of the run's patch,
+    Gaussian-weighted where windows overlap (nnU-Net's), the volume padded with zeros, centred, where
+    it is smaller than the patch, as in training, so a volume that fits is one window: the
+    whole-volume prediction."""
+    patch = segmenter.size
+    assert isinstance(patch, tuple), "a run trained on whole volumes"
+    image = torch.from_numpy(sample.image).float()[None]
+    probabilities = sliding_window_inference(image, roi_size=patch, sw_batch_size=1,
+                                             predictor=segmenter.probabilities, overlap=overlap, mode="gaussian")
+    return probabilities[0]
 
 
 def assemble_case(samples: list[Sample], labels: list[np.ndarray], axis: int) -> np.ndarray:
@@ -443,10 +460,11 @@ def _score(scores: list[_Scores], cases: _Cases, predict: Callable[[list[Sample]
     label map per model, in the order of ``scores``."""
     first = scores[0].model
     axis, labels = first.config.data.axis, first.labels  # the run's: every checkpoint has them
+    sample_axis = first.config.data.sample_axis
     names = {value: key for key, value in cases.index.labels.items()}
     class_names = [names.get(value, str(value)) for value in labels.values]
     for case_id in cases.ids:  # each case is read once, for every model
-        samples = load_samples(cases.index, [case_id], axis=axis, labels=labels)
+        samples = load_samples(cases.index, [case_id], axis=sample_axis, labels=labels)
         target, roi = case_reference(samples, axis)
         for score, prediction in zip(scores, predict(samples), strict=True):
             score.rows.append({"case": case_id, **case_metrics(prediction, target, score.model.num_classes,
@@ -514,7 +532,7 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
     prediction killed midway is recognisable. ``tta`` averages the mirrored views (:mod:`genseg.tta`).
     """
     segmenter = load_model(Path(run_dir), checkpoint, tta=tta)
-    axis = segmenter.config.data.axis
+    axis = segmenter.config.data.sample_axis
     index = index_images(Path(input_dir))
     for case_id in index.cases:  # check every input first
         _check_channels(load_samples(index, [case_id], axis=axis, require_masks=False), segmenter, index)
@@ -592,7 +610,11 @@ class OverlayView:
 
 def overlay_view(samples: list[Sample], prediction: np.ndarray, target: np.ndarray, axis: int) -> OverlayView:
     """The picture of a case an overlay shows; a volume's slice with the most reference foreground."""
-    if samples[0].slice_index is None:
+    if samples[0].is_volume:
+        position = int(np.argmax((np.moveaxis(target, axis, 0) > 0).sum(axis=(1, 2))))
+        image = np.take(samples[0].image, position, axis=axis + 1)
+        pred, ref = np.take(prediction, position, axis=axis), np.take(target, position, axis=axis)
+    elif samples[0].slice_index is None:
         image, pred, ref = samples[0].image, prediction, target
     else:
         position = int(np.argmax((np.moveaxis(target, axis, 0) > 0).sum(axis=(1, 2))))

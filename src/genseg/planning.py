@@ -128,7 +128,10 @@ class RunPlan:
         generator: the run's generator kind; the plan's synthesis where the config left it to the
             plan, and what the config names otherwise (also for a method that trains none).
         data_set: the data set's plan, from the budget's fingerprint.
-        decided: the settings the plan decided (``data.size``, ``generator.name``); the config set the others.
+        decided: the settings the plan decided (``data.size``, ``data.patch``, ``generator.name``); the
+            config set the others.
+        dims: 2 (images or slices) or 3 (whole volumes), as the config sets it.
+        patch: in 3D, the (D, H, W) every volume is padded to (:func:`plan_patch`, unless the config set one).
     """
 
     train_ids: tuple[str, ...]
@@ -138,6 +141,8 @@ class RunPlan:
     generator: str
     data_set: Plan
     decided: tuple[str, ...] = ()
+    dims: int = 2
+    patch: tuple[int, int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,15 +160,29 @@ class RunPlan:
         return cls(train_ids=tuple(values["train_ids"]), val_ids=tuple(values["val_ids"]),
                    label_values=tuple(int(v) for v in values["label_values"]), size=int(values["size"]),
                    generator=str(values["generator"]), data_set=Plan(**data_set),
-                   decided=tuple(values.get("decided", ())))
+                   decided=tuple(values.get("decided", ())), dims=int(values.get("dims", 2)),
+                   patch=tuple(int(side) for side in values["patch"]) if values.get("patch") else None)
 
     def describe(self) -> str:
         """Lines for logs and the CLI: the run's choices, then the data set's plan."""
         generator = f", generator {self.generator}" if self.generator != AUTO else ""  # AUTO: the method trains none
+        shape = f"3D, volumes padded to {'x'.join(map(str, self.patch or ()))} voxels" if self.dims == 3 else (
+            f"{self.size} px")
         chosen = (f"run: {len(self.train_ids)} train + {len(self.val_ids)} val cases, labels "
-                  f"{list(self.label_values)}, {self.size} px{generator}"
+                  f"{list(self.label_values)}, {shape}{generator}"
                   + (f" ({', '.join(self.decided)} from the plan)" if self.decided else ""))
         return f"{chosen}\n{self.data_set.describe()}"
+
+
+def plan_patch(shapes: list[tuple[int, int, int]], multiple: int = 16, least: int = 32) -> tuple[int, int, int]:
+    """The 3D patch every budget volume fits in: the largest side per axis, rounded up to ``multiple``
+    (the U-Net's four poolings) and at least ``least``.
+
+    Volumes keep their voxels (no resize): the patch only pads them.
+    """
+    if not shapes:
+        raise ConfigError("a patch needs the budget's volume shapes")
+    return tuple(max(least, multiple * math.ceil(max(axis) / multiple)) for axis in zip(*shapes))
 
 
 def structure_width(mask: np.ndarray) -> float:

@@ -31,12 +31,13 @@ from genseg.data import (
     make_split,
     read_split,
     to_tensors,
+    volume_geometry,
     write_split,
 )
 from genseg.data.io import atomic_write
 from genseg.errors import ConfigError
-from genseg.planning import RunPlan, fingerprint, make_plan
-from genseg.plugins import method_class
+from genseg.planning import RunPlan, fingerprint, make_plan, plan_patch
+from genseg.plugins import METHODS, method_class
 from genseg.runs import RunPaths, save_config
 
 log = logging.getLogger(__name__)
@@ -132,13 +133,31 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     generator = config.generator.name
     if _leaves_generator(config):
         generator, decided = data_set.synthesis, [*decided, "generator.name"]
-    return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided))
+    patch = config.data.patch
+    if config.data.dims == 3:
+        _check_volumes(config, index)
+        if patch is None:
+            shapes = [volume_geometry(index.cases[case_id].image_path)[0] for case_id in train_ids + val_ids]
+            patch, decided = plan_patch(shapes), [*decided, "data.patch"]
+    return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided),
+                   dims=config.data.dims, patch=patch)
+
+
+def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
+    """3D needs volumes and a method that trains on them."""
+    if not index.is_volume:
+        raise ConfigError(f"data.dims 3 trains on whole volumes, and {index.root} holds 2D images; use --dims 2")
+    method = method_class(config.method.name)
+    if not method.volumes:
+        able = ", ".join(name for name in METHODS.names if method_class(name).volumes)
+        raise ConfigError(f"method {config.method.name!r} does not train on whole volumes yet ({able} do); "
+                          "use --dims 2 to train it on slices")
 
 
 def needs_plan(config: RunConfig) -> bool:
-    """Whether the config leaves something to the plan: the image size, or the kind of the generator
-    of a method that trains one."""
-    return config.data.size is None or _leaves_generator(config)
+    """Whether the config leaves something to the plan: the image size (the patch in 3D), or the kind
+    of the generator of a method that trains one."""
+    return config.data.size is None or config.data.shape is None or _leaves_generator(config)
 
 
 def _leaves_generator(config: RunConfig) -> bool:
@@ -149,6 +168,8 @@ def planned(config: RunConfig, plan: RunPlan) -> RunConfig:
     """The config with what it left to the plan filled in from ``plan``; what it sets stays."""
     if "data.size" in plan.decided and config.data.size is None:
         config = replace(config, data=replace(config.data, size=plan.size))
+    if "data.patch" in plan.decided and config.data.patch is None:
+        config = replace(config, data=replace(config.data, patch=plan.patch))
     if "generator.name" in plan.decided and _leaves_generator(config):
         config = replace(config, generator=config.generator.of_kind(plan.generator))
     return config
@@ -180,8 +201,10 @@ def start_run(config: RunConfig, paths: RunPaths) -> tuple[RunConfig, RunData]:
     Returns:
         The config with the plan's choices filled in, and the run's data.
     """
-    save_config(config, paths)  # the folder is a run's from here on (training.check_run_folder)
     index = _index(config)
+    if config.data.dims == 3:
+        _check_volumes(config, index)  # before the folder becomes a run's
+    save_config(config, paths)  # the folder is a run's from here on (training.check_run_folder)
     split = resolve_split(config, index, paths)
     plan = read_run_plan(paths)
     if plan is None or [list(plan.train_ids), list(plan.val_ids)] != list(train_val_ids(config, split)):
@@ -219,7 +242,7 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
             :func:`start_run`, which plans it).
         DataError: the masks' values differ from those the run was planned with.
     """
-    if config.data.size is None:
+    if config.data.shape is None:
         raise ConfigError("the image size is left to the plan: start the run (genseg train) or set data.size")
     index = _index(config)
     split = resolve_split(config, index, paths)
@@ -230,14 +253,14 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
         raise DataError(f"the budget's masks hold the values {list(labels.values)}, the run was planned with "
                         f"{list(plan.label_values)}: the data changed; start a new run with another --out", paths.plan)
     log.info("%s", labels.describe())
-    size, classes = config.data.size, labels.num_classes
-    train = to_tensors(load_samples(index, train_ids, axis=config.data.axis, labels=labels), size, classes)
-    val = to_tensors(load_samples(index, val_ids, axis=config.data.axis, labels=labels), size, classes)
+    size, classes, axis = config.data.shape, labels.num_classes, config.data.sample_axis
+    train = to_tensors(load_samples(index, train_ids, axis=axis, labels=labels), size, classes)
+    val = to_tensors(load_samples(index, val_ids, axis=axis, labels=labels), size, classes)
     unlabeled = None
     if method_class(config.method.name).needs_unlabeled:
         labeled = set(train_ids) | set(val_ids)
         rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
-        unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=config.data.axis,
+        unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=axis,
                                             require_masks=False), size, classes)
     return RunData(train=train, val=val, labels=labels, in_channels=train.images.shape[1],
                    train_ids=train_ids, val_ids=val_ids, unlabeled=unlabeled)

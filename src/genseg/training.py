@@ -291,7 +291,8 @@ def _warn_if_final_dips(history: list[dict[str, float]], run: Path) -> None:
 
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
     """What a run's method works with, on ``device``: a new segmenter, seeded batches, the validation pairs."""
-    segmenter = segmenter_from_config(config.segmenter, data.in_channels, data.num_classes).to(device)
+    segmenter = segmenter_from_config(config.segmenter, data.in_channels, data.num_classes,
+                                      spatial_dims=config.data.dims).to(device)
     recipe, settings = config.train, config.method.settings
     pairs = settings if isinstance(settings, SyntheticPairOptions) else SyntheticPairOptions()  # unused if no pairs
     views = settings.val_views if isinstance(settings, GenSegOptions) else 1

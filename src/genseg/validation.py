@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from genseg.augment import augment_pairs, sample_geometric
+from genseg.augment import draw_and_augment_pairs
 from genseg.data import PairTensors
 from genseg.losses import segmentation_loss
 from genseg.metrics import hard_dice
@@ -35,8 +35,7 @@ class ValidationSet:
         images, masks = [pairs.images], [pairs.masks]
         rng = torch.Generator().manual_seed(VIEW_SEED)
         for _ in range(views - 1):
-            geometry = sample_geometric(pairs.images.shape[0], rng, device=pairs.images.device)
-            view_images, view_masks = augment_pairs(pairs.images, pairs.masks, num_classes, geometry)
+            view_images, view_masks = draw_and_augment_pairs(pairs.images, pairs.masks, num_classes, rng)
             images.append(view_images)
             masks.append(view_masks)
         return cls(torch.cat(images), torch.cat(masks))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genseg.data import PairTensors, Sample, resize_labels, resize_probabilities, to_tensors
+from genseg.data import DataError, PairTensors, Sample, resize_labels, resize_probabilities, to_tensors
 
 
 def _sample(case_id: str, height: int, width: int, channels: int = 1, with_mask: bool = True) -> Sample:
@@ -78,3 +78,18 @@ def test_resize_probabilities_keeps_distributions() -> None:
     assert resized.shape == (2, 3, 40, 30)
     torch.testing.assert_close(resized.sum(dim=1), torch.ones(2, 40, 30))
     assert resized.min() >= 0
+
+
+def test_volumes_are_padded_centred_into_the_patch_voxels_unchanged() -> None:
+    image = np.random.default_rng(0).random((1, 3, 4, 5), dtype=np.float32)
+    mask = np.ones((3, 4, 5), dtype=np.int64)
+    pairs = to_tensors([Sample("v", image, mask)], (8, 8, 8), num_classes=2)
+    assert pairs.images.shape == (1, 1, 8, 8, 8) and pairs.masks.shape == (1, 8, 8, 8)
+    assert torch.equal(pairs.images[0, :, 2:5, 2:6, 1:6], torch.from_numpy(image))
+    assert pairs.masks.sum() == mask.sum() and pairs.images.sum() == pytest.approx(float(image.sum()))
+
+
+def test_a_volume_larger_than_the_patch_names_the_case_and_the_fix() -> None:
+    sample = Sample("big_one", np.zeros((1, 40, 8, 8), dtype=np.float32), np.zeros((40, 8, 8), dtype=np.int64))
+    with pytest.raises(DataError, match=r"'big_one' is 40x8x8 voxels, larger than the patch 32x32x32; set a larger"):
+        to_tensors([sample], (32, 32, 32), num_classes=2)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 import torch
 from kornia.geometry.transform import warp_affine3d
 
-from genseg.augment.geometric import GeometricRanges, _uniform, warp_labels
+from genseg.augment.geometric import GeometricRanges, _uniform, augment_pairs, sample_geometric, warp_labels
 
 
 @dataclass
@@ -160,3 +160,14 @@ def augment_pairs_3d(images: torch.Tensor, labels: torch.Tensor, num_classes: in
                          "batch size and spatial shape")
     matrices = affine_matrices_3d(params, tuple(images.shape[-3:]))
     return warp_3d(images, matrices), warp_labels(labels, num_classes, lambda channels: warp_3d(channels, matrices))
+
+
+def draw_and_augment_pairs(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator,
+                           ranges: GeometricRanges = GeometricRanges()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one geometry per sample from ``generator`` and apply it: images (B, C, H, W) in 2D,
+    volumes (B, C, D, H, W) in 3D. The one place the two are told apart."""
+    if images.ndim == 5:
+        return augment_pairs_3d(images, labels, num_classes,
+                                sample_geometric_3d(images.shape[0], generator, ranges, device=images.device))
+    return augment_pairs(images, labels, num_classes,
+                         sample_geometric(images.shape[0], generator, ranges, device=images.device))

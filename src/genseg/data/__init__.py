@@ -25,7 +25,7 @@ from genseg.data.io import (
 )
 from genseg.data.labels import LabelMap
 from genseg.data.loading import check_sizes, labels_of, load_samples, volume_geometry
-from genseg.data.phantom import make_phantom
+from genseg.data.phantom import make_phantom, make_volume_phantom
 from genseg.data.sample import Case, CaseIndex, Sample
 from genseg.data.splits import (
     DEV_CASES,
@@ -62,6 +62,7 @@ __all__ = [
     "labels_of",
     "load_samples",
     "make_phantom",
+    "make_volume_phantom",
     "make_split",
     "normalize_intensity",
     "read_image",

@@ -25,15 +25,16 @@ from genseg.errors import ConfigError, DataError
 
 
 def load_samples(
-    index: CaseIndex, case_ids: Sequence[str], *, axis: int = 0, require_masks: bool = True,
+    index: CaseIndex, case_ids: Sequence[str], *, axis: int | None = 0, require_masks: bool = True,
     labels: LabelMap | None = None,
 ) -> list[Sample]:
-    """Load cases as 2D samples: one per 2D image, one per slice of a volume.
+    """Load cases as samples: one per 2D image, one per slice of a volume, or whole volumes.
 
     Args:
         index: the indexed data folder.
         case_ids: the cases to load, in this order.
-        axis: the volume axis (0, 1 or 2) to slice along; every slice is kept.
+        axis: the volume axis (0, 1 or 2) to slice along, every slice kept; None keeps each
+            volume whole, one 3D sample per case (``DataConfig.sample_axis``).
         require_masks: refuse cases without a mask; if False, masks are loaded where present.
         labels: the run's map from stored values to classes; None reads each mask on its own
             ({0, 255} as {0, 1}, other values as stored).
@@ -45,7 +46,7 @@ def load_samples(
         DataError: unknown case id, image/mask size mismatch, cases with different channel counts,
             or a mask value ``labels`` lacks.
     """
-    if axis not in (0, 1, 2):
+    if axis not in (0, 1, 2, None):
         raise ConfigError(f"axis must be 0, 1 or 2, got {axis}")
     samples: list[Sample] = []
     file_by_channels: dict[int, Path] = {}
@@ -166,7 +167,13 @@ def _classes(stored: np.ndarray, path: Path, labels: LabelMap | None) -> np.ndar
     return stored if labels is None else labels.encode(stored, path)
 
 
-def _load_volume(case: Case, image_paths: list[Path], axis: int, label_map: LabelMap | None) -> list[Sample]:
+def _load_volume(case: Case, image_paths: list[Path], axis: int | None, label_map: LabelMap | None
+                 ) -> list[Sample]:
+    volume = _whole_volume(case, image_paths, label_map)
+    return [volume] if axis is None else _slices(volume, axis)
+
+
+def _whole_volume(case: Case, image_paths: list[Path], label_map: LabelMap | None) -> Sample:
     image = _stack_channels(image_paths, _read_normalized_volume)
     shape = image.shape[1:]
     labels = roi = None
@@ -174,15 +181,20 @@ def _load_volume(case: Case, image_paths: list[Path], axis: int, label_map: Labe
         stored = read_label_volume(case.mask_path, stored=label_map is not None)
         labels = _classes(stored, case.mask_path, label_map)
         _check_same_shape(case.image_path, shape, case.mask_path, labels.shape)
-        labels = np.moveaxis(labels, axis, 0)
     if case.roi_path is not None:
         roi = read_label_volume(case.roi_path) > 0
         _check_same_shape(case.image_path, shape, case.roi_path, roi.shape)
-        roi = np.moveaxis(roi, axis, 0)
-    image = np.moveaxis(image, axis + 1, 1)
+    spacing = tuple(float(side) for side in load_nifti(case.image_path).header.get_zooms()[:3])
+    return Sample(case.case_id, image, labels, roi, spacing=spacing)
+
+
+def _slices(volume: Sample, axis: int) -> list[Sample]:
+    image = np.moveaxis(volume.image, axis + 1, 1)
+    labels = None if volume.mask is None else np.moveaxis(volume.mask, axis, 0)
+    roi = None if volume.roi is None else np.moveaxis(volume.roi, axis, 0)
     return [
         Sample(
-            case.case_id,
+            volume.case_id,
             np.ascontiguousarray(image[:, index]),
             None if labels is None else np.ascontiguousarray(labels[index]),
             None if roi is None else np.ascontiguousarray(roi[index]),

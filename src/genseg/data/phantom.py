@@ -87,3 +87,35 @@ def _smooth_noise(rng: np.random.Generator, size: int, *, sigma: float, amplitud
     """Gaussian-filtered white noise scaled to standard deviation ``amplitude``."""
     noise = gaussian_filter(rng.normal(size=(size, size)), sigma=sigma)
     return amplitude * noise / (noise.std() + 1e-8)
+
+
+def make_volume_phantom(out_dir: Path, *, n_cases: int = 4, shape: tuple[int, int, int] = (12, 16, 20),
+                        affine: np.ndarray | None = None, seed: int = 0) -> Path:
+    """An MSD-style folder (imagesTr/, labelsTr/) of small noisy NIfTI volumes with two box-shaped
+    classes that move a little from case to case: the 3D counterpart of :func:`make_phantom`, for
+    tests and trying the 3D path out.
+
+    Args:
+        out_dir: the folder to create.
+        n_cases: volumes.
+        shape: each volume's voxels along its three axes (at least 12 x 16 x 20).
+        affine: the 4x4 voxel-to-world matrix written into each file (default: 1 mm voxels).
+        seed: the noise's seed.
+    """
+    import nibabel as nib
+
+    if any(side < least for side, least in zip(shape, (12, 16, 20))):
+        raise ConfigError(f"volume phantoms need at least 12 x 16 x 20 voxels, got {shape}")
+    rng = np.random.default_rng(seed)
+    affine = np.eye(4) if affine is None else affine
+    root = Path(out_dir)
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    for case in range(n_cases):
+        labels = np.zeros(shape, dtype=np.uint8)
+        labels[2:10, 3 + case % 5:9 + case % 5, 4:10] = 1
+        labels[3:9, 8:14, 11 + case % 3:17] = 2
+        image = 100.0 + 60.0 * labels + rng.normal(0.0, 10.0, shape)
+        nib.save(nib.Nifti1Image(image.astype(np.float32), affine), root / "imagesTr" / f"vol_{case:03d}.nii.gz")
+        nib.save(nib.Nifti1Image(labels, affine), root / "labelsTr" / f"vol_{case:03d}.nii.gz")
+    return root

@@ -30,14 +30,15 @@ class Case:
 
 @dataclass
 class Sample:
-    """One 2D image (a picture, or one slice of a volume) at its original resolution.
+    """One 2D image (a picture, or one slice of a volume) or one whole volume, at its original resolution.
 
     Args:
         case_id: the case it belongs to (several slices share one volume's id).
-        image: float32 array (C, H, W), normalized per image to [0, 1].
-        mask: int64 label map (H, W) with values 0..num_classes-1, or ``None``.
-        roi: bool array (H, W) where metrics count, or ``None`` for everywhere.
+        image: float32 array (C, H, W), or (C, D, H, W) for a whole volume, normalized to [0, 1].
+        mask: int64 label map (H, W) or (D, H, W) with values 0..num_classes-1, or ``None``.
+        roi: bool array of the mask's shape where metrics count, or ``None`` for everywhere.
         slice_index: index along the slicing axis for volume slices, else ``None``.
+        spacing: a whole volume's voxel size in mm along its three axes (the NIfTI header's).
     """
 
     case_id: str
@@ -45,6 +46,12 @@ class Sample:
     mask: np.ndarray | None = None
     roi: np.ndarray | None = None
     slice_index: int | None = None
+    spacing: tuple[float, float, float] | None = None
+
+    @property
+    def is_volume(self) -> bool:
+        """Whether this is a whole volume (a 3D sample)."""
+        return self.image.ndim == 4
 
 
 @dataclass

@@ -1,10 +1,13 @@
-"""From samples of any size to square training tensors, and back.
+"""From samples of any size to square training tensors (or volumes to one patch shape), and back.
 
 Images are resized with antialiased bilinear interpolation. Label maps are never interpolated
 as numbers (that would invent class 1 between classes 0 and 2): each class becomes a one-hot
 channel, the channels are area-averaged, and every pixel takes the class with the largest share.
 Background loses ties, so a one-pixel line survives a 2x downsampling; structures thinner than
 half the downsampling factor still vanish, so keep thin-structure data (vessels) near full size.
+
+Whole volumes are not resized: each is padded, centred, to the run's patch (D, H, W), zero image
+and background label outside it, so voxels keep their size and spacing.
 
 Example:
     >>> pairs = to_tensors(samples, size=128, num_classes=2)  # doctest: +SKIP
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from genseg.data.sample import Sample
+from genseg.errors import DataError
 
 # Above float32 rounding of the shares, below any real difference (a multiple of
 # 1 / pixels per window) for windows of up to a million pixels.
@@ -32,8 +36,8 @@ class PairTensors:
     """Images and masks of several samples at one square size.
 
     Args:
-        images: float32 (N, C, S, S) in [0, 1].
-        masks: int64 (N, S, S) label maps, or ``None`` for unlabeled images.
+        images: float32 (N, C, S, S) in [0, 1], or (N, C, D, H, W) volumes.
+        masks: int64 (N, S, S) or (N, D, H, W) label maps, or ``None`` for unlabeled images.
         case_ids: the case of each row (volume slices repeat their volume's id).
     """
 
@@ -47,22 +51,30 @@ class PairTensors:
         return PairTensors(self.images.to(device), masks, self.case_ids)
 
 
-def to_tensors(samples: Sequence[Sample], size: int, num_classes: int) -> PairTensors:
-    """Resize samples to ``size`` x ``size`` and stack them.
+def to_tensors(samples: Sequence[Sample], size: int | tuple[int, int, int], num_classes: int) -> PairTensors:
+    """Resize samples to ``size`` x ``size`` (or pad whole volumes to the patch ``size``) and stack them.
 
     Args:
         samples: loaded samples; all with masks or all without.
-        size: the square side.
+        size: the square side, or the (D, H, W) patch of whole volumes.
         num_classes: classes in the masks (for the one-hot label resize).
 
     Returns:
         The stacked tensors, in sample order.
+
+    Raises:
+        DataError: a volume larger than the patch.
     """
     if not samples:
         raise ValueError("no samples to convert")
     label_maps = [sample.mask for sample in samples if sample.mask is not None]
     if label_maps and len(label_maps) != len(samples):
         raise ValueError("some samples have masks and some do not; load them all with or all without")
+    if samples[0].is_volume:
+        if isinstance(size, int):
+            raise ValueError("whole volumes are padded to a (D, H, W) patch, not resized to a side")
+        return _padded_volumes(samples, size)
+    assert isinstance(size, int)
     size_hw = (size, size)
     images = torch.stack([_resize_image(torch.from_numpy(sample.image), size_hw) for sample in samples])
     masks = None
@@ -107,3 +119,26 @@ def _resize_image(image: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor
     if tuple(image.shape[-2:]) == tuple(size_hw):
         return image.float()
     return F.interpolate(image[None].float(), size=size_hw, mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+def volume_offsets(shape: Sequence[int], patch: Sequence[int]) -> tuple[int, ...]:
+    """Where a volume of ``shape`` starts inside the patch it is padded to, centred."""
+    return tuple((side - own) // 2 for own, side in zip(shape, patch))
+
+
+def _padded_volumes(samples: Sequence[Sample], patch: tuple[int, int, int]) -> PairTensors:
+    for sample in samples:
+        if any(own > side for own, side in zip(sample.image.shape[1:], patch)):
+            raise DataError(f"volume {sample.case_id!r} is {'x'.join(map(str, sample.image.shape[1:]))} voxels, "
+                            f"larger than the patch {'x'.join(map(str, patch))}; set a larger data.patch "
+                            "(--set data.patch=[D,H,W]) or train on slices (--dims 2)")
+    channels = samples[0].image.shape[0]
+    images = torch.zeros(len(samples), channels, *patch)
+    masks = None if samples[0].mask is None else torch.zeros(len(samples), *patch, dtype=torch.long)
+    for row, sample in enumerate(samples):
+        window = tuple(slice(start, start + own)
+                       for start, own in zip(volume_offsets(sample.image.shape[1:], patch), sample.image.shape[1:]))
+        images[(row, slice(None), *window)] = torch.from_numpy(sample.image).float()
+        if masks is not None:
+            masks[(row, *window)] = torch.from_numpy(sample.mask)
+    return PairTensors(images=images, masks=masks, case_ids=[sample.case_id for sample in samples])

@@ -57,6 +57,8 @@ class Method(ABC):
     """Whether it reads the images (never the masks) of the pool outside the budget."""
     augments: bool = True
     """Whether its real pairs go through ``train.augmentation`` (which mirrors TTA may average)."""
+    volumes: bool = False
+    """Whether it trains on whole volumes (``data.dims`` 3) as well as on images."""
 
     def __init__(self, context: TrainingContext) -> None:
         self.context = context

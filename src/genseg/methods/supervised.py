@@ -10,6 +10,7 @@ class Supervised(Method):
 
     name = "supervised"
     augments = False
+    volumes = True
 
     def step(self, iteration: int) -> dict[str, float]:
         return self.context.stepper.step(*self.context.batches.real())
@@ -19,6 +20,7 @@ class Augment(Method):
     """Real pairs under the standard geometric (docs/method.md's T) + intensity augmentation."""
 
     name = "augment"
+    volumes = True
 
     def step(self, iteration: int) -> dict[str, float]:
         return self.context.stepper.step(*self.context.batches.augmented())
