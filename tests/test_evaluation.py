@@ -229,6 +229,7 @@ def test_evaluate_volumes_scores_each_class_one_row_per_volume(volume_run: Path)
     assert {"dice_1", "dice_2", "dice_fg"} <= set(rows[0])
     assert summaries["best"]["n_cases"] == 2
     assert {"dice_1_mean", "dice_2_mean"} <= set(summaries["best"])
+    assert summaries["best"]["hd95_unit"] == "mm"  # the volumes' spacing is known
 
 
 def test_predict_volumes_keeps_shape_and_affine(volume_run: Path, tmp_path: Path) -> None:

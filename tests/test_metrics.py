@@ -180,3 +180,11 @@ def test_soft_dice_is_differentiable_and_hard_dice_is_not() -> None:
     (grad,) = torch.autograd.grad(soft_dice(logits, target), logits)
     assert grad.abs().sum() > 0
     assert not hard_dice(logits, target).requires_grad
+
+
+def test_hd95_is_in_mm_where_the_spacing_is_given() -> None:
+    target = np.zeros((4, 10, 10), dtype=np.int64)
+    target[1:3, 2:5, 2:5] = 1
+    pred = np.roll(target, 3, axis=2)  # 3 voxels along the last axis
+    assert case_metrics(pred, target, 2)["hd95"] == pytest.approx(3.0)
+    assert case_metrics(pred, target, 2, spacing=(2.0, 1.0, 0.5))["hd95"] == pytest.approx(1.5)

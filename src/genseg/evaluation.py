@@ -467,8 +467,8 @@ def _score(scores: list[_Scores], cases: _Cases, predict: Callable[[list[Sample]
         samples = load_samples(cases.index, [case_id], axis=sample_axis, labels=labels)
         target, roi = case_reference(samples, axis)
         for score, prediction in zip(scores, predict(samples), strict=True):
-            score.rows.append({"case": case_id, **case_metrics(prediction, target, score.model.num_classes,
-                                                               roi=roi, class_names=class_names)})
+            score.rows.append({"case": case_id, **case_metrics(prediction, target, score.model.num_classes, roi=roi,
+                                                               class_names=class_names, spacing=samples[0].spacing)})
             if score.overlays:
                 score.views[case_id] = overlay_view(samples, prediction, target, axis)
 
@@ -479,8 +479,8 @@ def _write_scores(score: _Scores, cases: _Cases, extra: dict | None = None) -> d
     summary = {"run": str(score.run.root), "data": str(cases.root), "split": cases.name,
                "checkpoint": score.checkpoint, "iteration": model.iteration,
                "largest_component": list(model.largest_component), "tta": model.tta,
-               "tta_views": [list(view) for view in model.mirrors] if model.tta else [], **summarize(score.rows),
-               **(extra or {})}
+               "tta_views": [list(view) for view in model.mirrors] if model.tta else [],
+               "hd95_unit": "mm" if cases.index.is_volume else "px", **summarize(score.rows), **(extra or {})}
     folder = score.run.eval_dir(cases.name, score.checkpoint + ("-tta" if model.tta else ""))
     with replaced_folder(folder) as out:  # whole, or the earlier one untouched
         for row in sorted(score.rows, key=lambda row: row["dice"])[:score.overlays]:

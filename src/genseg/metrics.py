@@ -36,11 +36,13 @@ def case_metrics(
     num_classes: int,
     roi: np.ndarray | Tensor | None = None,
     class_names: Sequence[str] | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Dice, IoU and HD95 of one case, per foreground class and averaged over them.
 
     HD95 is MONAI's: the larger of the two directed 95th-percentile distances between the
-    boundaries, in pixels (voxels). Empty structures follow fixed rules:
+    boundaries, in pixels (voxels), or in mm where ``spacing`` is given. Empty structures follow
+    fixed rules:
 
     ============================  ====  ===  =====
     case                          dice  iou  hd95
@@ -62,6 +64,7 @@ def case_metrics(
         roi: optional bool mask of the same shape; pixels outside it are set to background in
             both maps before anything is computed (e.g. DRIVE's field of view).
         class_names: a name per label value, background first (length K); default ``"1"`` ..
+        spacing: the voxel size along each axis of the maps (a volume's, in mm), for HD95 in mm.
 
     Returns:
         ``dice``, ``iou``, ``hd95``: means over the foreground classes (``hd95`` is NaN when
@@ -80,7 +83,7 @@ def case_metrics(
     structures = {name: (pred == label, target == label) for label, name in enumerate(names, start=1)}
     if num_classes > 2:
         structures["fg"] = (pred > 0, target > 0)
-    per_structure = _structure_metrics(structures)
+    per_structure = _structure_metrics(structures, spacing)
     # A class absent from both maps says nothing about this case: it is left out of the mean rather
     # than counted as a perfect 1 (six absent classes made a 0.13 class read 0.876). A case with no
     # structure in either map is a correct empty answer and keeps the rules above.
@@ -167,7 +170,8 @@ def _pooled_dice(probabilities: Tensor, target: Tensor) -> Tensor:
     return 1.0 - _pooled_dice_loss(probabilities, target.unsqueeze(1))
 
 
-def _structure_metrics(structures: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+def _structure_metrics(structures: dict[str, tuple[np.ndarray, np.ndarray]], spacing: Sequence[float] | None = None
+                       ) -> dict[str, float]:
     """Dice, IoU, HD95 and empty flags of each named (pred, target) pair of bool masks."""
     # MONAI's layout: (batch 1, one channel per structure, *spatial) binary maps.
     preds = torch.from_numpy(np.stack([p for p, _ in structures.values()])[None].astype(np.float32))
@@ -180,13 +184,14 @@ def _structure_metrics(structures: dict[str, tuple[np.ndarray, np.ndarray]]) -> 
         pred_empty, target_empty = not pred.any(), not target.any()
         row[f"dice_{name}"] = float(dice[i])
         row[f"iou_{name}"] = float(iou[i])
-        row[f"hd95_{name}"] = _hd95(preds[:, i : i + 1], targets[:, i : i + 1], pred_empty, target_empty)
+        row[f"hd95_{name}"] = _hd95(preds[:, i : i + 1], targets[:, i : i + 1], pred_empty, target_empty, spacing)
         row[f"empty_target_{name}"] = float(target_empty)
         row[f"empty_pred_{name}"] = float(pred_empty and not target_empty)
     return row
 
 
-def _hd95(pred: Tensor, target: Tensor, pred_empty: bool, target_empty: bool) -> float:
+def _hd95(pred: Tensor, target: Tensor, pred_empty: bool, target_empty: bool,
+          spacing: Sequence[float] | None = None) -> float:
     if pred_empty and target_empty:
         return 0.0
     if pred_empty or target_empty:
@@ -194,7 +199,8 @@ def _hd95(pred: Tensor, target: Tensor, pred_empty: bool, target_empty: bool) ->
     with warnings.catch_warnings():
         # MONAI 1.6 passes its own deprecated get_mask_edges argument; nothing a caller can change.
         warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
-        return float(compute_hausdorff_distance(pred, target, include_background=True, percentile=95))
+        return float(compute_hausdorff_distance(pred, target, include_background=True, percentile=95,
+                                                spacing=None if spacing is None else list(spacing)))
 
 
 def _label_map(labels: np.ndarray | Tensor, what: str, num_classes: int) -> np.ndarray:

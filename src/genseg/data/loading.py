@@ -199,6 +199,7 @@ def _slices(volume: Sample, axis: int) -> list[Sample]:
             None if labels is None else np.ascontiguousarray(labels[index]),
             None if roi is None else np.ascontiguousarray(roi[index]),
             slice_index=index,
+            spacing=volume.spacing,
         )
         for index in range(image.shape[1])
     ]

@@ -38,7 +38,8 @@ class Sample:
         mask: int64 label map (H, W) or (D, H, W) with values 0..num_classes-1, or ``None``.
         roi: bool array of the mask's shape where metrics count, or ``None`` for everywhere.
         slice_index: index along the slicing axis for volume slices, else ``None``.
-        spacing: a whole volume's voxel size in mm along its three axes (the NIfTI header's).
+        spacing: the voxel size in mm along the three axes of the volume it is or comes from (the
+            NIfTI header's); ``None`` for 2D pictures.
     """
 
     case_id: str
