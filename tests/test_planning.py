@@ -131,3 +131,9 @@ def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: st
 def test_the_patch_fits_every_budget_volume_in_steps_of_16_and_at_least_32() -> None:
     assert plan_patch([(35, 51, 35), (43, 59, 47), (31, 40, 24)]) == (48, 64, 48)
     assert plan_patch([(12, 16, 20)]) == (32, 32, 32)
+
+
+def test_a_patch_above_the_voxel_cap_shrinks_its_longest_side() -> None:
+    patch = plan_patch([(200, 90, 70)], max_voxels=96**3)
+    assert patch[1:] == (96, 80) and patch[0] % 16 == 0 and math.prod(patch) <= 96**3
+    assert patch[0] == max(side for side in range(32, 209, 16) if side * 96 * 80 <= 96**3)

@@ -513,3 +513,18 @@ def test_3d_refuses_what_it_cannot_train_before_writing_anything(
     with pytest.raises(ConfigError, match=message):
         train(tiny_config(root, method, budget=3, data={"dims": 3}), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_3d_run_on_volumes_larger_than_its_patch_crops_patches_and_resumes_bit_for_bit(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config: Callable[..., RunConfig], tmp_path: Path,
+    kill_run: Callable[[RunConfig, Path, int], None],
+) -> None:
+    long_volumes = make_volume_phantom(tmp_path_factory.mktemp("long") / "Task04_Long", n_cases=5, shape=(12, 16, 40))
+    config = tiny_config(long_volumes, "augment", budget=3, data={"dims": 3, "patch": [32, 32, 32]})
+    whole = train(config, tmp_path / "whole", progress=False).run_dir
+    kill_run(config, tmp_path / "killed", 3)
+    train(config, tmp_path / "killed", resume=True, progress=False)
+    _assert_same_weights(load_checkpoint(tmp_path / "killed" / "final.pt")["segmenter"],
+                         load_checkpoint(whole / "final.pt")["segmenter"])
+    summary = evaluate(whole, split="test", checkpoints=("final",))["final"]
+    assert summary["n_cases"] == 2 and 0.0 <= summary["dice_mean"] <= 1.0

@@ -26,7 +26,7 @@ from genseg.augment import (
 )
 from genseg.data import PairTensors
 from genseg.generators.base import MaskToImage, SyntheticDraw
-from genseg.sampling import BatchSampler
+from genseg.sampling import BatchSampler, crop_patches
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Batches:
         intensity: the ranges of its intensity augmentation.
         unlabeled: images of the pool outside the budget (the semi-supervised method only).
         synthetic: pairs per :meth:`synthetic_draw`; None: one per real pair.
+        patch: the (D, H, W) each batch of volumes larger than it is cropped to (:func:`crop_patches`).
     """
 
     train: PairTensors
@@ -53,11 +54,13 @@ class Batches:
     intensity: IntensityRanges
     unlabeled: PairTensors | None = None
     synthetic: int | None = None
+    patch: tuple[int, int, int] | None = None
 
     @classmethod
     def seeded(cls, train: PairTensors, num_classes: int, *, seed: int, batch_size: int,
                sampling: str = "replacement", augmentation: str = "standard",
-               unlabeled: PairTensors | None = None, synthetic: int | None = None) -> Batches:
+               unlabeled: PairTensors | None = None, synthetic: int | None = None,
+               patch: tuple[int, int, int] | None = None) -> Batches:
         """Batches drawn from a generator seeded with ``seed``.
 
         Args:
@@ -67,7 +70,7 @@ class Batches:
         rng = torch.Generator().manual_seed(seed)
         geometric, intensity = augmentation_ranges(augmentation)
         return cls(train, num_classes, BatchSampler(rng, batch_size, sampling), rng, geometric, intensity, unlabeled,
-                   synthetic)
+                   synthetic, patch)
 
     @property
     def device(self) -> torch.device:
@@ -83,10 +86,11 @@ class Batches:
         return self.sampler(count).to(self.device)
 
     def real(self) -> tuple[Tensor, Tensor]:
-        """A batch of training pairs as they are."""
+        """A batch of training pairs as they are (volumes: a patch of each)."""
         assert self.train.masks is not None
         picks = self.picks(self.train.images.shape[0])
-        return self.train.images[picks], self.train.masks[picks]
+        images, masks = self.train.images[picks], self.train.masks[picks]
+        return (images, masks) if self.patch is None else crop_patches(images, masks, self.patch, self.rng)
 
     def augmented(self) -> tuple[Tensor, Tensor]:
         """A batch of training pairs under the geometric + intensity augmentation."""

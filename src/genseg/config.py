@@ -56,8 +56,9 @@ class DataConfig:
         axis: slicing axis for 3D volumes trained in 2D.
         dims: 2 trains on images (volumes as slices along ``axis``), 3 on whole volumes (MSD and
             nnU-Net NIfTI data; methods without a generator: supervised, augment).
-        patch: the (D, H, W) volumes are padded to in 3D, each a multiple of 16 and at least 32;
-            ``None`` plans it (every budget volume fits).
+        patch: the (D, H, W) of a training patch in 3D, each a multiple of 16 and at least 32:
+            smaller volumes are padded, centred, larger ones cropped at random (a third of the
+            patches on foreground); ``None`` plans it (:func:`genseg.planning.plan_patch`).
         layout: ``"auto"``, ``"folders"``, ``"nnunet"`` or ``"msd"``.
         test_fraction: share of cases held out as test when genseg makes the split file.
         folds: cross-validation folds over the budget (1: none). Fold ``fold`` validates on every

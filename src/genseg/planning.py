@@ -56,6 +56,9 @@ LESION_FRACTION = 0.03
 """Targets covering less of the image than this (median over labeled images) are lesion-like."""
 LESION_COMPONENTS = 5
 """... and in at most this many connected pieces (median): vessels and other trees are not."""
+MAX_PATCH_VOXELS = 96**3
+"""The largest 3D patch a plan chooses: a 3D U-Net step on it, 2 patches a batch, takes seconds on
+one CPU core (the hippocampus's 48 x 64 x 48 takes about 3 s); set ``data.patch`` for more."""
 
 
 @dataclass(frozen=True)
@@ -174,15 +177,22 @@ class RunPlan:
         return f"{chosen}\n{self.data_set.describe()}"
 
 
-def plan_patch(shapes: list[tuple[int, int, int]], multiple: int = 16, least: int = 32) -> tuple[int, int, int]:
-    """The 3D patch every budget volume fits in: the largest side per axis, rounded up to ``multiple``
-    (the U-Net's four poolings) and at least ``least``.
+def plan_patch(shapes: list[tuple[int, int, int]], multiple: int = 16, least: int = 32,
+               max_voxels: int = MAX_PATCH_VOXELS) -> tuple[int, int, int]:
+    """The 3D training patch: the largest budget volume's side per axis, rounded up to ``multiple``
+    (the U-Net's four poolings) and at least ``least``, so every volume fits whole; where that
+    exceeds ``max_voxels``, its longest side shrinks in steps of ``multiple`` until it does not
+    (training then crops patches, a third of them on foreground, and inference slides a window).
 
-    Volumes keep their voxels (no resize): the patch only pads them.
+    Volumes keep their voxels (no resize).
     """
     if not shapes:
         raise ConfigError("a patch needs the budget's volume shapes")
-    return tuple(max(least, multiple * math.ceil(max(axis) / multiple)) for axis in zip(*shapes))
+    patch = [max(least, multiple * math.ceil(max(axis) / multiple)) for axis in zip(*shapes)]
+    while math.prod(patch) > max_voxels and max(patch) > least:
+        longest = patch.index(max(patch))
+        patch[longest] -= multiple
+    return tuple(patch)
 
 
 def structure_width(mask: np.ndarray) -> float:

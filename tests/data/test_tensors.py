@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from genseg.data import DataError, PairTensors, Sample, resize_labels, resize_probabilities, to_tensors
+from genseg.data import PairTensors, Sample, resize_labels, resize_probabilities, to_tensors
 
 
 def _sample(case_id: str, height: int, width: int, channels: int = 1, with_mask: bool = True) -> Sample:
@@ -89,7 +89,9 @@ def test_volumes_are_padded_centred_into_the_patch_voxels_unchanged() -> None:
     assert pairs.masks.sum() == mask.sum() and pairs.images.sum() == pytest.approx(float(image.sum()))
 
 
-def test_a_volume_larger_than_the_patch_names_the_case_and_the_fix() -> None:
-    sample = Sample("big_one", np.zeros((1, 40, 8, 8), dtype=np.float32), np.zeros((40, 8, 8), dtype=np.int64))
-    with pytest.raises(DataError, match=r"'big_one' is 40x8x8 voxels, larger than the patch 32x32x32; set a larger"):
-        to_tensors([sample], (32, 32, 32), num_classes=2)
+def test_volumes_larger_than_the_patch_get_a_canvas_grown_in_steps_of_16() -> None:
+    big = Sample("big", np.ones((1, 40, 8, 8), dtype=np.float32), np.ones((40, 8, 8), dtype=np.int64))
+    small = Sample("small", np.ones((1, 8, 8, 8), dtype=np.float32), np.ones((8, 8, 8), dtype=np.int64))
+    pairs = to_tensors([big, small], (32, 32, 32), num_classes=2)
+    assert pairs.images.shape == (2, 1, 48, 32, 32)
+    assert pairs.masks[0].sum() == 40 * 8 * 8 and pairs.masks[1].sum() == 8 * 8 * 8

@@ -6,7 +6,8 @@ channel, the channels are area-averaged, and every pixel takes the class with th
 Background loses ties, so a one-pixel line survives a 2x downsampling; structures thinner than
 half the downsampling factor still vanish, so keep thin-structure data (vessels) near full size.
 
-Whole volumes are not resized: each is padded, centred, to the run's patch (D, H, W), zero image
+Whole volumes are not resized: each is padded, centred, to the run's patch (D, H, W), or to a
+larger canvas where a volume exceeds the patch (training then crops patches from it), zero image
 and background label outside it, so voxels keep their size and spacing.
 
 Example:
@@ -24,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from genseg.data.sample import Sample
-from genseg.errors import DataError
 
 # Above float32 rounding of the shares, below any real difference (a multiple of
 # 1 / pixels per window) for windows of up to a million pixels.
@@ -56,14 +56,11 @@ def to_tensors(samples: Sequence[Sample], size: int | tuple[int, int, int], num_
 
     Args:
         samples: loaded samples; all with masks or all without.
-        size: the square side, or the (D, H, W) patch of whole volumes.
+        size: the square side, or the (D, H, W) patch of whole volumes (:func:`volume_canvas`).
         num_classes: classes in the masks (for the one-hot label resize).
 
     Returns:
         The stacked tensors, in sample order.
-
-    Raises:
-        DataError: a volume larger than the patch.
     """
     if not samples:
         raise ValueError("no samples to convert")
@@ -126,18 +123,21 @@ def volume_offsets(shape: Sequence[int], patch: Sequence[int]) -> tuple[int, ...
     return tuple((side - own) // 2 for own, side in zip(shape, patch))
 
 
+def volume_canvas(shapes: Sequence[Sequence[int]], patch: Sequence[int], multiple: int = 16) -> tuple[int, int, int]:
+    """The (D, H, W) volumes of these shapes are padded to: the patch, grown where a volume is larger
+    (in steps of ``multiple``, so the canvas still goes through the U-Net whole)."""
+    largest = [max(own) for own in zip(*shapes)]
+    return tuple(side if most <= side else multiple * -(-most // multiple) for side, most in zip(patch, largest))
+
+
 def _padded_volumes(samples: Sequence[Sample], patch: tuple[int, int, int]) -> PairTensors:
-    for sample in samples:
-        if any(own > side for own, side in zip(sample.image.shape[1:], patch)):
-            raise DataError(f"volume {sample.case_id!r} is {'x'.join(map(str, sample.image.shape[1:]))} voxels, "
-                            f"larger than the patch {'x'.join(map(str, patch))}; set a larger data.patch "
-                            "(--set data.patch=[D,H,W]) or train on slices (--dims 2)")
+    canvas = volume_canvas([sample.image.shape[1:] for sample in samples], patch)
     channels = samples[0].image.shape[0]
-    images = torch.zeros(len(samples), channels, *patch)
-    masks = None if samples[0].mask is None else torch.zeros(len(samples), *patch, dtype=torch.long)
+    images = torch.zeros(len(samples), channels, *canvas)
+    masks = None if samples[0].mask is None else torch.zeros(len(samples), *canvas, dtype=torch.long)
     for row, sample in enumerate(samples):
         window = tuple(slice(start, start + own)
-                       for start, own in zip(volume_offsets(sample.image.shape[1:], patch), sample.image.shape[1:]))
+                       for start, own in zip(volume_offsets(sample.image.shape[1:], canvas), sample.image.shape[1:]))
         images[(row, slice(None), *window)] = torch.from_numpy(sample.image).float()
         if masks is not None:
             masks[(row, *window)] = torch.from_numpy(sample.mask)
