@@ -26,7 +26,14 @@ from genseg.data import (
     to_tensors,
 )
 from genseg.data.tensors import volume_offsets
-from genseg.evaluation import PREDICTIONS_MANIFEST, evaluate, load_segmenter, predict, volume_probabilities
+from genseg.evaluation import (
+    PREDICTIONS_MANIFEST,
+    evaluate,
+    load_segmenter,
+    overlay_view,
+    predict,
+    volume_probabilities,
+)
 from genseg.training import train
 
 
@@ -282,3 +289,20 @@ def test_a_run_on_labels_0_and_7_scores_one_class_and_predicts_7(
     written = predict(run, data / "images", tmp_path / "predicted", checkpoint="final")
     stored = np.stack([np.asarray(Image.open(path)) for path in written])
     assert set(np.unique(stored).tolist()) <= {0, 7} and (stored == 7).any()
+
+
+def test_a_volume_overlay_shows_its_three_planes_through_the_most_foreground() -> None:
+    target = np.zeros(VOLUME_SHAPE, dtype=np.int64)
+    target[7, 3:5, 4:9] = 1  # the most foreground: plane 7 of axis 0, 3 of axis 1, 4 of axis 2
+    target[2, 10, 15] = 1
+    image = np.zeros((1, *VOLUME_SHAPE), dtype=np.float32)
+    image[0, 7] = 1.0
+    whole = overlay_view([Sample("v", image, target)], target, target, axis=0)
+    slices = [Sample("v", image[:, i], target[i], slice_index=i) for i in range(VOLUME_SHAPE[0])]
+    sliced = overlay_view(slices, target, target, axis=0)
+    gap = 2
+    assert whole.reference.shape == (16, 20 + gap + 20 + gap + 16 + gap)
+    for view in (whole, sliced):
+        assert np.array_equal(view.rgb, whole.rgb) and np.array_equal(view.reference, whole.reference)
+    assert np.array_equal(whole.reference[:16, :20], target[7])  # axis 0's plane first
+    assert np.all(whole.rgb[:16, :20] == 255) and np.array_equal(whole.reference[:12, 22:42], target[:, 3])

@@ -601,28 +601,50 @@ def case_reference(samples: list[Sample], axis: int) -> tuple[np.ndarray, np.nda
 
 @dataclass
 class OverlayView:
-    """What an overlay draws: the image (or a volume's most labeled slice) as RGB, and two label maps."""
+    """What an overlay draws: the image (or three planes of a volume) as RGB, and two label maps."""
 
     rgb: np.ndarray
     prediction: np.ndarray
     reference: np.ndarray
 
 
+PLANE_GAP = 2
+"""Black pixels between the three planes of a volume's overlay."""
+
+
 def overlay_view(samples: list[Sample], prediction: np.ndarray, target: np.ndarray, axis: int) -> OverlayView:
-    """The picture of a case an overlay shows; a volume's slice with the most reference foreground."""
+    """The picture of a case an overlay shows: the image itself, or for a volume (whole or as
+    slices) its three orthogonal planes side by side, each the one with the most reference foreground."""
     if samples[0].is_volume:
-        position = int(np.argmax((np.moveaxis(target, axis, 0) > 0).sum(axis=(1, 2))))
-        image = np.take(samples[0].image, position, axis=axis + 1)
-        pred, ref = np.take(prediction, position, axis=axis), np.take(target, position, axis=axis)
-    elif samples[0].slice_index is None:
-        image, pred, ref = samples[0].image, prediction, target
+        volume = samples[0].image
+    elif samples[0].slice_index is not None:
+        volume = np.stack([s.image for s in sorted(samples, key=lambda s: s.slice_index or 0)], axis=axis + 1)
     else:
-        position = int(np.argmax((np.moveaxis(target, axis, 0) > 0).sum(axis=(1, 2))))
-        ordered = sorted(samples, key=lambda s: s.slice_index or 0)
-        image = ordered[position].image
-        pred, ref = np.take(prediction, position, axis=axis), np.take(target, position, axis=axis)
+        return OverlayView(_rgb(samples[0].image), prediction, target)
+    planes = []
+    for plane_axis in range(3):
+        others = tuple(other for other in range(3) if other != plane_axis)
+        position = int(np.argmax((target > 0).sum(axis=others)))
+        planes.append([np.take(volume, position, axis=plane_axis + 1), np.take(prediction, position, axis=plane_axis),
+                       np.take(target, position, axis=plane_axis)])
+    height = max(plane[1].shape[0] for plane in planes)
+
+    def side_by_side(index: int) -> np.ndarray:
+        parts = []
+        for plane in planes:
+            array = plane[index]
+            rows, columns = height - array.shape[-2], PLANE_GAP
+            pad = [(0, 0)] * (array.ndim - 2) + [(0, rows), (0, columns)]
+            parts.append(np.pad(array, pad))
+        return np.concatenate(parts, axis=-1)
+
+    return OverlayView(_rgb(side_by_side(0)), side_by_side(1), side_by_side(2))
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) in [0, 1] -> (H, W, 3) uint8: gray repeated, colour's first three channels."""
     rgb = np.repeat(image[:1], 3, axis=0) if image.shape[0] == 1 else image[:3]
-    return OverlayView((np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8), pred, ref)
+    return (np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
 
 
 OVERLAY_MIN_WIDTH = 256  # small images are enlarged so the outlines and the caption stay readable
