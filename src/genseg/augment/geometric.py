@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -143,12 +144,17 @@ def sample_geometric(
         shear=_uniform(generator, (batch, 2), ranges.shear),
     )
     if ranges.probability < 1.0:  # drawn only then, so the default's random stream is unchanged
-        skipped = _uniform(generator, (batch,), (0.0, 1.0)) >= ranges.probability
-        identity = GeometricParams.identity(batch, device=generator.device)
-        for name in ("pad", "scale", "translate", "rotate", "shear"):
-            keep = skipped.view(-1, *[1] * (getattr(params, name).ndim - 1))
-            setattr(params, name, torch.where(keep, getattr(identity, name), getattr(params, name)))
+        skip_affine(params, GeometricParams.identity(batch, device=generator.device), generator, ranges.probability)
     return GeometricParams(**{name: value.to(device) for name, value in vars(params).items()})
+
+
+def skip_affine(params: Any, identity: Any, generator: torch.Generator, probability: float) -> None:
+    """Set each sample's affine parameters (all but the flip) to ``identity``'s with chance
+    1 - ``probability``, in place: one draw per sample."""
+    skipped = _uniform(generator, (params.flip.shape[0],), (0.0, 1.0)) >= probability
+    for name in (item.name for item in fields(params) if item.name != "flip"):
+        keep = skipped.view(-1, *[1] * (getattr(params, name).ndim - 1))
+        setattr(params, name, torch.where(keep, getattr(identity, name), getattr(params, name)))
 
 
 def _scale_shift(scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

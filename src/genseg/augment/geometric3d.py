@@ -24,7 +24,14 @@ from dataclasses import dataclass, fields
 import torch
 from kornia.geometry.transform import warp_affine3d
 
-from genseg.augment.geometric import GeometricRanges, _uniform, augment_pairs, sample_geometric, warp_labels
+from genseg.augment.geometric import (
+    GeometricRanges,
+    _uniform,
+    augment_pairs,
+    sample_geometric,
+    skip_affine,
+    warp_labels,
+)
 
 
 @dataclass
@@ -86,11 +93,7 @@ def sample_geometric_3d(
         rotate=_uniform(generator, (batch, 3), ranges.rotate),
     )
     if ranges.probability < 1.0:
-        skipped = _uniform(generator, (batch,), (0.0, 1.0)) >= ranges.probability
-        identity = GeometricParams3D.identity(batch, device=generator.device)
-        for name in ("pad", "scale", "translate", "rotate"):
-            keep = skipped.view(-1, 1)
-            setattr(params, name, torch.where(keep, getattr(identity, name), getattr(params, name)))
+        skip_affine(params, GeometricParams3D.identity(batch, device=generator.device), generator, ranges.probability)
     return GeometricParams3D(**{item.name: getattr(params, item.name).to(device) for item in fields(params)})
 
 
