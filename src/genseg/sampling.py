@@ -73,10 +73,11 @@ def crop_patches(images: Tensor, masks: Tensor, patch: tuple[int, int, int], rng
     crops_images, crops_masks = [], []
     for row in range(images.shape[0]):
         start = (torch.rand(3, generator=rng) * (room + 1)).long().clamp(max=room)
-        foreground = (masks[row] > 0).nonzero()
-        if len(foreground) and torch.rand(1, generator=rng).item() < FOREGROUND_SHARE:
-            centre = foreground[torch.randint(len(foreground), (1,), generator=rng).item()].cpu()
-            start = torch.minimum((centre - torch.tensor(patch) // 2).clamp(min=0), room)
+        if torch.rand(1, generator=rng).item() < FOREGROUND_SHARE:  # the voxels are listed only then
+            foreground = (masks[row] > 0).nonzero()
+            if len(foreground):
+                centre = foreground[torch.randint(len(foreground), (1,), generator=rng).item()].cpu()
+                start = torch.minimum((centre - torch.tensor(patch) // 2).clamp(min=0), room)
         window = tuple(slice(int(s), int(s) + want) for s, want in zip(start, patch))
         crops_images.append(images[(row, slice(None), *window)])
         crops_masks.append(masks[(row, *window)])
