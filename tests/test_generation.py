@@ -130,3 +130,25 @@ def test_a_composite_run_exports_composites_of_its_own_training_pairs(phantom: P
     with pytest.raises(ValueError, match="pastes the run's own training pairs; leave out --masks"):
         generate_pairs(run, phantom / "masks", tmp_path / "other", n=2)
     assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
+def test_a_3d_run_generates_volumes_in_its_voxel_grid_and_a_sheet_of_their_slices(
+    tmp_path_factory: pytest.TempPathFactory, tiny_config, tmp_path: Path,
+) -> None:
+    import nibabel as nib
+
+    from genseg.data import make_volume_phantom, volume_geometry
+
+    volumes = make_volume_phantom(tmp_path_factory.mktemp("volumes") / "Task04_Tiny", n_cases=5)
+    run = train(tiny_config(volumes, "separate", budget=3, data={"dims": 3}), tmp_path / "run", progress=False).run_dir
+    written = generate_pairs(run, None, tmp_path / "syn", n=3, seed=0)
+    assert [path.name for path in written] == ["syn_0000.nii.gz", "syn_0001.nii.gz", "syn_0002.nii.gz"]
+    image, mask = nib.load(written[0]), nib.load(tmp_path / "syn" / "masks" / "syn_0000.nii.gz")
+    assert image.shape == mask.shape == (32, 32, 32)  # the run's patch
+    source_affine = volume_geometry(next(iter(index_cases(volumes).cases.values())).image_path)[1]
+    assert np.allclose(image.affine[:3, :3], source_affine[:3, :3]) and np.allclose(image.affine[:3, 3], 0)
+    assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1, 2}
+    sheet = Image.open(tmp_path / "syn" / "contact_sheet.png")
+    assert sheet.width > 9 * 128 and sheet.height > 3 * 128  # mask | synthetic | real in three planes, 3 rows
+    with pytest.raises(ValueError, match="leave out --masks"):
+        generate_pairs(run, volumes, tmp_path / "again", n=1)

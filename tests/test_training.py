@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,10 +34,12 @@ def _history(run: Path) -> list[dict[str, float]]:
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
-def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+def _assert_same_weights(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Equal state dicts: tensors bit for bit, other entries (a cell's kept candidates) by value."""
     assert a.keys() == b.keys()
     for key in a:
-        assert torch.equal(a[key], b[key]), key
+        same = torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
+        assert same, key
 
 
 @pytest.fixture(scope="module")
@@ -501,8 +504,25 @@ def test_a_3d_run_plans_its_patch_and_resumes_bit_for_bit(
     assert load_checkpoint(whole / "final.pt")["segmenter"]["conv_0.conv_0.conv.weight"].ndim == 5
 
 
+@pytest.mark.parametrize("method", ["separate", "genseg", "semisup"])
+def test_a_3d_run_of_a_generative_or_semisupervised_method_resumes_bit_for_bit(
+    method: str, volumes: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path,
+    kill_run: Callable[[RunConfig, Path, int], None],
+) -> None:
+    config = tiny_config(volumes, method, budget=2, data={"dims": 3})  # semisup: 1 unlabeled pool volume
+    whole = train(config, tmp_path / "whole", progress=False).run_dir
+    kill_run(config, tmp_path / "killed", 3)
+    train(config, tmp_path / "killed", resume=True, progress=False)
+    final, resumed = load_checkpoint(whole / "final.pt"), load_checkpoint(tmp_path / "killed" / "final.pt")
+    _assert_same_weights(resumed["segmenter"], final["segmenter"])
+    if method != "semisup":
+        _assert_same_weights(resumed["generator"], final["generator"])
+        assert final["generator"]["down.0.conv.ops.conv4x4.weight"].ndim == 5  # a 3D pix2pix
+        assert json.loads((whole / "plan.json").read_text())["generator"] == "pix2pix"
+
+
 @pytest.mark.parametrize(("method", "data", "message"), [
-    ("separate", "volumes", r"method 'separate' does not train on whole volumes yet \(supervised, augment do\)"),
+    ("copypaste", "volumes", r"method 'copypaste' does not train on whole volumes yet \(.*semisup.*\)"),
     ("augment", "pictures", r"holds 2D images; use --dims 2"),
 ])
 def test_3d_refuses_what_it_cannot_train_before_writing_anything(

@@ -108,9 +108,13 @@ class Batches:
         return generator.draw(images, masks, self.synthetic if count is None else count, self.rng)
 
     def unlabeled_images(self) -> Tensor:
-        """A batch of the pool's unlabeled images."""
+        """A batch of the pool's unlabeled images (volumes: a patch of each, placed uniformly)."""
         assert self.unlabeled is not None, "a run of a method that needs unlabeled images"
-        return self.unlabeled.images[self.picks(self.unlabeled.images.shape[0])]
+        images = self.unlabeled.images[self.picks(self.unlabeled.images.shape[0])]
+        if self.patch is None:
+            return images
+        blank = torch.zeros(images.shape[0], *images.shape[2:], dtype=torch.long, device=images.device)
+        return crop_patches(images, blank, self.patch, self.rng)[0]
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's and the stream's state (``last.pt``'s ``sampler`` and ``rng`` entries)."""

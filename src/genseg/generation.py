@@ -27,13 +27,23 @@ from torch import Tensor
 
 from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
-from genseg.data import DataError, normalize_intensity, read_image, read_mask, resize_labels, write_mask_png
-from genseg.data.io import atomic_write, is_image_file
+from genseg.data import (
+    DataError,
+    index_cases,
+    normalize_intensity,
+    read_image,
+    read_mask,
+    resize_labels,
+    volume_geometry,
+    write_mask_png,
+)
+from genseg.data.io import atomic_write, is_image_file, write_image_volume, write_label_volume
 from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
 from genseg.plugins import generator_methods
-from genseg.run_data import load_run_data
+from genseg.run_data import load_run_data, read_run_plan
 from genseg.runs import RunPaths
+from genseg.sampling import crop_patches
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +84,8 @@ def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator
     if "generator" not in state:
         raise ConfigError(f"run {run_dir} was trained with method {config.method.name}, which has no generator; "
                          f"train with --method {' or '.join(generator_methods())}")
-    model = create_generator(config.generator, state["num_classes"], state["in_channels"])
+    model = create_generator(config.generator, state["num_classes"], state["in_channels"],
+                             spatial_dims=config.data.dims)
     model.network.load_state_dict(state["generator"])
     return TrainedGenerator(model, config, state["num_classes"], state["in_channels"])
 
@@ -119,13 +130,13 @@ def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: i
 
     Args:
         generator: from :func:`load_generator`.
-        masks: int64 label maps (M, S, S) at the run's size.
+        masks: int64 label maps (M, S, S) at the run's size (volumes: (M, D, H, W) at its patch).
         n: pairs to draw; pair i starts from mask ``i % M``.
         seed: seeds the draws (the geometry T, what is pasted where) and the dropout.
         images: the masks' images (M, C, S, S), for a kind that draws from them.
 
     Returns:
-        Images (n, C, S, S) in [0, 1] and their label maps (n, S, S).
+        Images (n, C, S, S) in [0, 1] and their label maps (n, S, S) (volumes: (n, C, D, H, W), (n, D, H, W)).
     """
     if n < 1:
         raise ConfigError(f"n must be at least 1, got {n}")
@@ -133,7 +144,7 @@ def synthesize_pairs(generator: TrainedGenerator, masks: Tensor, n: int, seed: i
         if generator.model.draws_from_images:
             raise ConfigError(f"the {generator.config.generator.name} generator draws from real pairs: "
                              "pass their images")
-        images = torch.zeros(masks.shape[0], generator.image_channels, *masks.shape[-2:])  # never read
+        images = torch.zeros(masks.shape[0], generator.image_channels, *masks.shape[1:])  # never read
     draw_rng = torch.Generator().manual_seed(seed)
     picks = torch.arange(n) % masks.shape[0]
     batch = generator.config.train.batch_size
@@ -162,12 +173,16 @@ def generate_pairs(
 
     Layout of ``out_dir``: ``images/syn_0000.png`` (8-bit gray or RGB), ``masks/syn_0000.png``
     (as :func:`~genseg.data.write_mask_png`), ... and ``contact_sheet.png``: up to 8 rows of
-    mask | synthetic image | real image (the real column only when real images are found).
+    mask | synthetic image | real image (the real column only when real images are found). A 3D
+    run writes volumes (``syn_0000.nii.gz``, float32 images and uint8 label maps in the voxel grid
+    of the budget's volumes) and a sheet of their middle slices in the three planes, beside the
+    real volume each was drawn from.
 
     Args:
         run_dir: a run folder with a generator (see :func:`load_generator`).
         masks_dir: a folder of label maps to draw the pairs from, any size, resized to the run's;
-            None: the run's own training pairs (the budget's), what a compositor pastes.
+            None: the run's own training pairs (the budget's), what a compositor pastes and
+            what a 3D run draws from.
         out_dir: the output folder; its ``images/`` and ``masks/`` must not hold files yet.
         n: number of pairs.
         seed: seed of the geometry and the generator's dropout (same seed, same files).
@@ -179,35 +194,75 @@ def generate_pairs(
         The image files written, in order; each mask has the same file name under ``masks/``.
     """
     generator = load_generator(Path(run_dir), checkpoint)
-    if generator.image_channels not in (1, 3):
+    volumes = generator.config.data.dims == 3
+    if not volumes and generator.image_channels not in (1, 3):
         raise ConfigError(f"the run's images have {generator.image_channels} channels; generate writes "
                          "PNG images and needs 1 (gray) or 3 (RGB)")
-    source_images, source = _sources(generator, run_dir, masks_dir)
-    real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
-    real = _read_real_images(Path(real_dir), CONTACT_ROWS) if real_dir is not None else []
+    if volumes and masks_dir is not None:
+        raise ConfigError("a 3D run draws its synthetic volumes from its own training volumes; leave out --masks")
+    source_images, source = _sources(generator, run_dir, masks_dir, seed)
+    real = []
+    if not volumes:
+        real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
+        real = _read_real_images(Path(real_dir), CONTACT_ROWS) if real_dir is not None else []
     out_dir = Path(out_dir)
     for folder in (out_dir / "images", out_dir / "masks"):
         if folder.is_dir() and any(folder.iterdir()):
             raise FileExistsError(f"{folder} already holds files; choose another --out or empty it")
     images, labels = synthesize_pairs(generator, source, n, seed, images=source_images)
     width = max(4, len(str(n - 1)))
-    written = []
-    for i, (image, label) in enumerate(zip(images, labels)):
-        name = f"syn_{i:0{width}d}.png"
-        _write_image_png(out_dir / "images" / name, to_uint8(image))
-        write_mask_png(out_dir / "masks" / name, label.numpy())
-        written.append(out_dir / "images" / name)
-    rows = [(label.numpy(), to_uint8(image)) for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
-    write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
+    names = [f"syn_{i:0{width}d}" for i in range(n)]
+    if volumes:
+        assert source_images is not None
+        written = _write_volume_pairs(out_dir, names, images, labels, _volume_affine(generator, run_dir))
+        sources = torch.arange(min(n, CONTACT_ROWS)) % source.shape[0]
+        rows = [(labels[i], images[i], source_images[sources[i]]) for i in range(len(sources))]
+        write_volume_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes)
+    else:
+        written = _write_image_pairs(out_dir, names, images, labels)
+        rows = [(label.numpy(), to_uint8(image))
+                for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
+        write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
     log.info("wrote %d synthetic pairs from %s to %s", n, run_dir, out_dir)
     return written
 
 
-def _sources(generator: TrainedGenerator, run_dir: Path, masks_dir: Path | None) -> tuple[Tensor | None, Tensor]:
-    """(images or None, label maps) the pairs are drawn from: a folder of masks, or the run's training pairs."""
+def _write_image_pairs(out_dir: Path, names: list[str], images: Tensor, labels: Tensor) -> list[Path]:
+    for name, image, label in zip(names, images, labels):
+        _write_image_png(out_dir / "images" / f"{name}.png", to_uint8(image))
+        write_mask_png(out_dir / "masks" / f"{name}.png", label.numpy())
+    return [out_dir / "images" / f"{name}.png" for name in names]
+
+
+def _write_volume_pairs(out_dir: Path, names: list[str], images: Tensor, labels: Tensor,
+                        affine: np.ndarray) -> list[Path]:
+    for name, image, label in zip(names, images, labels):
+        write_image_volume(out_dir / "images" / f"{name}.nii.gz", image.numpy(), affine)
+        write_label_volume(out_dir / "masks" / f"{name}.nii.gz", label.numpy(), affine)
+    return [out_dir / "images" / f"{name}.nii.gz" for name in names]
+
+
+def _volume_affine(generator: TrainedGenerator, run_dir: Path) -> np.ndarray:
+    """The voxel-to-world scaling of the run's first training volume, without its offset: synthetic
+    volumes share the budget's voxel grid (3D runs keep the volumes' voxels), not a place in a scanner."""
+    index = index_cases(generator.config.data.root, layout=generator.config.data.layout)
+    plan = read_run_plan(RunPaths(Path(run_dir)))
+    first = plan.train_ids[0] if plan is not None else next(iter(index.cases))
+    affine = np.array(volume_geometry(index.cases[first].image_path)[1], dtype=np.float64)
+    affine[:3, 3] = 0.0
+    return affine
+
+
+def _sources(generator: TrainedGenerator, run_dir: Path, masks_dir: Path | None,
+             seed: int) -> tuple[Tensor | None, Tensor]:
+    """(images or None, label maps) the pairs are drawn from: a folder of masks, or the run's training
+    pairs (volumes larger than the run's patch: a patch of each, as training crops them)."""
     if masks_dir is None:
-        train = load_run_data(generator.config, RunPaths(Path(run_dir))).train
+        config = generator.config
+        train = load_run_data(config, RunPaths(Path(run_dir)), read_run_plan(RunPaths(Path(run_dir)))).train
         assert train.masks is not None
+        if config.data.dims == 3 and config.data.patch is not None:
+            return crop_patches(train.images, train.masks, config.data.patch, torch.Generator().manual_seed(seed))
         return train.images, train.masks
     if generator.model.draws_from_images:
         raise ConfigError(f"the {generator.config.generator.name} generator pastes the run's own training pairs; "
@@ -233,6 +288,39 @@ def write_contact_sheet(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], n
         if real:
             tiles[-1].append(image_tile(real[row % len(real)], tile, Image.BILINEAR))
     write_image_grid(Path(path), titles, tiles)
+
+
+def write_volume_contact_sheet(path: Path, rows: list[tuple[Tensor, Tensor, Tensor]], num_classes: int) -> None:
+    """A PNG grid, one row per synthetic volume: mask | synthetic | real, each as the middle slice of
+    the three planes (axes 0, 1 and 2 of the volume), padded to square tiles.
+
+    Args:
+        path: the PNG to write.
+        rows: (label map (D, H, W), image (C, D, H, W) in [0, 1], the real image it was drawn from).
+        num_classes: K, to spread the labels over the gray range.
+    """
+    labels = rows[0][0]
+    tile = tile_side(max(labels.shape))
+    titles = [f"{kind} {axis}" for axis in ("axis 0", "axis 1", "axis 2") for kind in ("mask", "synthetic", "real")]
+    tiles = []
+    for label, image, real in rows:
+        row = []
+        for axis in range(3):
+            middle = label.shape[axis] // 2
+            row += [mask_tile(_square(label.select(axis, middle).numpy()), num_classes, tile),
+                    image_tile(_square(to_uint8(image.select(axis + 1, middle))), tile),
+                    image_tile(_square(to_uint8(real.select(axis + 1, middle))), tile)]
+        tiles.append(row)
+    write_image_grid(Path(path), titles, tiles)
+
+
+def _square(pixels: np.ndarray) -> np.ndarray:
+    """A slice padded with zeros to a square, centred, so a tile keeps its aspect."""
+    height, width = pixels.shape[:2]
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    padding = [(top, side - height - top), (left, side - width - left)] + [(0, 0)] * (pixels.ndim - 2)
+    return np.pad(pixels, padding)
 
 
 def tile_side(size: int) -> int:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from genseg.augment import augment_pairs, sample_geometric
+from genseg.augment import draw_and_augment_pairs
 from genseg.batches import Batches
 from genseg.checkpoint import load_checkpoint, save_atomic
 from genseg.config import RunConfig
@@ -41,8 +41,7 @@ BatchSource = Callable[[], tuple[Tensor, Tensor]]
 
 def generator_pairs(images: Tensor, masks: Tensor, num_classes: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
     """Real pairs as the generator learns from them: a random geometry T, reflected at the borders, no jitter."""
-    geometry = sample_geometric(images.shape[0], rng, device=images.device)
-    return augment_pairs(images, masks, num_classes, geometry, padding="reflection")
+    return draw_and_augment_pairs(images, masks, num_classes, rng, padding="reflection")
 
 
 class GeneratorLevel:
@@ -71,7 +70,8 @@ class GeneratorLevel:
     def build(cls, config: RunConfig, num_classes: int, image_channels: int, batches: BatchSource,
               rng: torch.Generator, device: torch.device, progress: bool = True) -> GeneratorLevel:
         """The level a run's config describes: its kind of generator, untrained, on ``device``."""
-        generator = create_generator(config.generator, num_classes, image_channels, device)
+        generator = create_generator(config.generator, num_classes, image_channels, device,
+                                     spatial_dims=config.data.dims)
         return cls(generator, batches, rng, pretrain_iterations=config.generator.pretrain_iterations,
                    key=pretraining_key(config), progress=progress)
 

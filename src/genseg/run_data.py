@@ -131,8 +131,9 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     if size is None:
         size, decided = data_set.size, [*decided, "data.size"]
     generator = config.generator.name
-    if _leaves_generator(config):
-        generator, decided = data_set.synthesis, [*decided, "generator.name"]
+    if _leaves_generator(config):  # in 3D pix2pix: the compositor pastes regions of 2D images
+        generator = data_set.synthesis if config.data.dims == 2 else "pix2pix"
+        decided = [*decided, "generator.name"]
     patch = config.data.patch
     if config.data.dims == 3:
         _check_volumes(config, index)
@@ -260,7 +261,7 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
     if method_class(config.method.name).needs_unlabeled:
         labeled = set(train_ids) | set(val_ids)
         rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
-        unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=axis,
+        unlabeled = None if not rest else to_tensors(load_samples(images_only(index, rest), rest, axis=axis,
                                             require_masks=False), size, classes)
     return RunData(train=train, val=val, labels=labels, in_channels=train.images.shape[1],
                    train_ids=train_ids, val_ids=val_ids, unlabeled=unlabeled)

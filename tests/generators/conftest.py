@@ -35,7 +35,7 @@ class L1Conv(MaskConditioned):
     Options = L1ConvOptions
 
     def __init__(self, settings: GeneratorConfig, num_classes: int, image_channels: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", spatial_dims: int = 2) -> None:
         width = L1ConvOptions(**settings.options).width
         self.num_classes = num_classes
         self.network = nn.Sequential(nn.Conv2d(mask_channels(num_classes), width, 3, padding=1), nn.ReLU(),

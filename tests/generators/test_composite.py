@@ -140,3 +140,8 @@ def test_its_own_training_moves_the_appearance_against_a_critic() -> None:
     assert {"d_loss", "g_gan", "feather", "match"} <= set(scalars)
     assert any(not torch.equal(p, b) for p, b in zip(compositor.weight_parameters(), before))
     assert compositor.arch_parameters() == []
+
+
+def test_the_compositor_refuses_volumes_with_one_line() -> None:
+    with pytest.raises(ValueError, match="pastes regions of 2D images; use generator pix2pix for volumes"):
+        Compositor(GeneratorConfig("composite"), 2, 1, spatial_dims=3)

@@ -39,7 +39,7 @@ def test_encode_masks_rejects_wrong_input() -> None:
     with pytest.raises(ValueError, match="values 0..3 but num_classes is 3"):
         encode_masks(torch.tensor([[[0, 3]]]), 3)
     with pytest.raises(ValueError, match=r"integer tensor \(B, H, W\)"):
-        encode_masks(torch.zeros(1, 1, 4, 4, dtype=torch.long), 2)
+        encode_masks(torch.zeros(1, 1, 4, 4, 4, dtype=torch.long), 2)
     with pytest.raises(ValueError, match="integer tensor"):
         encode_masks(torch.zeros(1, 4, 4), 2)
 
@@ -78,3 +78,15 @@ def test_match_intensity_is_differentiable_everywhere() -> None:
     weights = torch.rand(2, 1, 6, 6)
     (match_intensity(images) * weights).sum().backward()
     assert images.grad is not None and (images.grad != 0).float().mean() > 0.9
+
+
+def test_volumes_are_encoded_and_rescaled_per_volume() -> None:
+    labels = torch.zeros(2, 3, 4, 5, dtype=torch.long)
+    labels[0, 1, 2, 3] = 2
+    encoded = encode_masks(labels, 3)
+    assert encoded.shape == (2, 2, 3, 4, 5)
+    assert encoded[0, 1, 1, 2, 3] == 1 and encoded[0, 0, 1, 2, 3] == -1 and (encoded[1] == -1).all()
+    volumes = torch.stack([torch.linspace(-3, 5, 60).view(1, 3, 4, 5), torch.full((1, 3, 4, 5), 2.0)])
+    matched = match_intensity(volumes)
+    assert matched[0].min() == 0 and matched[0].max() == pytest.approx(1.0, abs=1e-5)
+    assert (matched[1] == 0).all()  # a constant volume maps to zeros, on its own range

@@ -163,3 +163,28 @@ def test_the_default_step_is_the_plain_pix2pix_step() -> None:
     for ours, reference in ((pix2pix.network, generator), (pix2pix.discriminator, critic)):
         assert all(torch.equal(p, q) for p, q in zip(ours.parameters(), reference.parameters()))
         assert all(torch.equal(p, q) for p, q in zip(ours.buffers(), reference.buffers()))
+
+
+# --- volumes ---
+
+
+@pytest.mark.parametrize("options", [{}, {"spade": True, "noise": 2}])
+def test_a_3d_pix2pix_draws_volumes_and_its_critic_judges_3d_patches(options: dict) -> None:
+    torch.manual_seed(0)
+    generator = create_generator(GeneratorConfig("pix2pix", ngf=4, ndf=4, **options), 3, 1, spatial_dims=3)
+    masks = torch.randint(0, 3, (2, 32, 48, 32))
+    images = generator.generate(masks)
+    assert images.shape == (2, 1, 32, 48, 32) and 0.0 <= images.min() and images.max() <= 1.0
+    logits = generator.discriminator(torch.cat([encode_masks(masks, 3), image_to_generator_space(images)], 1))
+    assert logits.ndim == 5 and logits.shape[:2] == (2, 1)
+    assert all(p.ndim in (1, 5) for p in generator.network.weight_parameters())  # no 2D kernel left
+    generator.train_step(torch.rand(2, 1, 32, 48, 32), masks)
+
+
+def test_a_3d_generator_refuses_images_and_2d_only_options() -> None:
+    with pytest.raises(ValueError, match=r"a 3D generator got input of shape \(1, 1, 32, 32\)"):
+        UNetGenerator(1, 1, ngf=2, num_downs=4, spatial_dims=3)(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="DiffAugment.*set generator.diffaugment false for volumes"):
+        create_generator(GeneratorConfig("pix2pix", ngf=4, diffaugment=True), 2, 1, spatial_dims=3)
+    with pytest.raises(ValueError, match="spatial_dims must be 2 .* or 3"):
+        UNetGenerator(1, 1, spatial_dims=4)

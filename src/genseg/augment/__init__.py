@@ -21,7 +21,7 @@ _EXPORTS = {
     "genseg.augment.geometric": ("GeometricParams", "GeometricRanges", "RandomGeometric", "affine_matrices",
                                  "augment_labels", "augment_pairs", "sample_geometric", "warp"),
     "genseg.augment.geometric3d": ("GeometricParams3D", "augment_labels_3d", "augment_pairs_3d",
-                                   "draw_and_augment_pairs", "sample_geometric_3d"),
+                                   "draw_and_augment_labels", "draw_and_augment_pairs", "sample_geometric_3d"),
     "genseg.augment.intensity": ("IntensityParams", "IntensityRanges", "RandomIntensity", "apply_intensity",
                                  "sample_intensity"),
 }

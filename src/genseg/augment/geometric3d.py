@@ -27,6 +27,7 @@ from kornia.geometry.transform import warp_affine3d
 from genseg.augment.geometric import (
     GeometricRanges,
     _uniform,
+    augment_labels,
     augment_pairs,
     sample_geometric,
     skip_affine,
@@ -141,12 +142,14 @@ def affine_matrices_3d(params: GeometricParams3D, shape: tuple[int, int, int]) -
     return (translate @ scale_rotate @ pad_and_resize @ flip)[:, :3]
 
 
-def warp_3d(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Warp (B, C, D, H, W) volumes by (B, 3, 4) forward matrices, trilinear, filling 0 outside."""
+def warp_3d(x: torch.Tensor, matrices: torch.Tensor, mode: str = "bilinear", padding: str = "zeros") -> torch.Tensor:
+    """Warp (B, C, D, H, W) volumes by (B, 3, 4) forward matrices, trilinear, filling 0 outside
+    (``padding`` ``"reflection"``: mirroring the volume)."""
     if x.ndim != 5 or matrices.shape != (x.shape[0], 3, 4):
         raise ValueError(f"expected x (B, C, D, H, W) and matrices (B, 3, 4), got {tuple(x.shape)} "
                          f"and {tuple(matrices.shape)}")
-    return warp_affine3d(x, matrices.to(x), dsize=tuple(x.shape[-3:]), flags=mode, align_corners=True)
+    return warp_affine3d(x, matrices.to(x), dsize=tuple(x.shape[-3:]), flags=mode, padding_mode=padding,
+                         align_corners=True)
 
 
 def augment_labels_3d(labels: torch.Tensor, num_classes: int, params: GeometricParams3D) -> torch.Tensor:
@@ -155,22 +158,35 @@ def augment_labels_3d(labels: torch.Tensor, num_classes: int, params: GeometricP
     return warp_labels(labels, num_classes, lambda channels: warp_3d(channels, matrices))
 
 
-def augment_pairs_3d(images: torch.Tensor, labels: torch.Tensor, num_classes: int, params: GeometricParams3D
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_pairs_3d(images: torch.Tensor, labels: torch.Tensor, num_classes: int, params: GeometricParams3D,
+                     padding: str = "zeros") -> tuple[torch.Tensor, torch.Tensor]:
     """The same geometry on (B, C, D, H, W) images (trilinear) and their (B, D, H, W) label maps."""
     if images.shape[0] != labels.shape[0] or images.shape[-3:] != labels.shape[-3:]:
         raise ValueError(f"images {tuple(images.shape)} and labels {tuple(labels.shape)} must share "
                          "batch size and spatial shape")
     matrices = affine_matrices_3d(params, tuple(images.shape[-3:]))
-    return warp_3d(images, matrices), warp_labels(labels, num_classes, lambda channels: warp_3d(channels, matrices))
+    return (warp_3d(images, matrices, padding=padding),
+            warp_labels(labels, num_classes, lambda channels: warp_3d(channels, matrices, padding=padding)))
 
 
 def draw_and_augment_pairs(images: torch.Tensor, labels: torch.Tensor, num_classes: int, generator: torch.Generator,
-                           ranges: GeometricRanges = GeometricRanges()) -> tuple[torch.Tensor, torch.Tensor]:
+                           ranges: GeometricRanges = GeometricRanges(), padding: str = "zeros"
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one geometry per sample from ``generator`` and apply it: images (B, C, H, W) in 2D,
-    volumes (B, C, D, H, W) in 3D. The one place the two are told apart."""
+    volumes (B, C, D, H, W) in 3D. With :func:`draw_and_augment_labels`, the one place the two are
+    told apart."""
     if images.ndim == 5:
         return augment_pairs_3d(images, labels, num_classes,
-                                sample_geometric_3d(images.shape[0], generator, ranges, device=images.device))
+                                sample_geometric_3d(images.shape[0], generator, ranges, device=images.device),
+                                padding=padding)
     return augment_pairs(images, labels, num_classes,
-                         sample_geometric(images.shape[0], generator, ranges, device=images.device))
+                         sample_geometric(images.shape[0], generator, ranges, device=images.device), padding=padding)
+
+
+def draw_and_augment_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """The mask augmentation T, one geometry per label map drawn from ``generator``: (B, H, W) maps
+    in 2D, (B, D, H, W) in 3D."""
+    if labels.ndim == 4:
+        return augment_labels_3d(labels, num_classes, sample_geometric_3d(labels.shape[0], generator,
+                                                                          device=labels.device))
+    return augment_labels(labels, num_classes, sample_geometric(labels.shape[0], generator, device=labels.device))

@@ -202,6 +202,22 @@ def write_label_volume(path: Path, labels: np.ndarray, affine: np.ndarray) -> No
     atomic_write(Path(path), lambda temp: nib.save(volume, temp))
 
 
+def write_image_volume(path: Path, image: np.ndarray, affine: np.ndarray) -> None:
+    """Write an image volume as a float32 NIfTI (one channel: 3D; several: 4D, channels last, as
+    :func:`read_volume` reads them).
+
+    Args:
+        path: the ``.nii`` or ``.nii.gz`` file to write (atomically).
+        image: float array (C, X, Y, Z).
+        affine: 4x4 voxel-to-world affine.
+    """
+    if image.ndim != 4:
+        raise ValueError(f"expected an image volume (C, X, Y, Z), got shape {image.shape}")
+    data = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+    volume = nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.float32), np.asarray(affine, dtype=np.float64))
+    atomic_write(Path(path), lambda temp: nib.save(volume, temp))
+
+
 TEMPORARY_MARK = ".genseg-partial-"
 """In the name of every temporary file :func:`atomic_write` makes, so a stale one is recognisable."""
 

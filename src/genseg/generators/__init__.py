@@ -35,7 +35,7 @@ def generator_class(name: str) -> type[MaskToImage]:
 
 
 def create_generator(settings: GeneratorConfig, num_classes: int, image_channels: int,
-                     device: torch.device | str = "cpu") -> MaskToImage:
+                     device: torch.device | str = "cpu", spatial_dims: int = 2) -> MaskToImage:
     """The untrained generator ``settings`` describe, for label maps of ``num_classes`` classes.
 
     Args:
@@ -43,8 +43,9 @@ def create_generator(settings: GeneratorConfig, num_classes: int, image_channels
         num_classes: K, background included.
         image_channels: channels of the images it draws.
         device: where its networks live.
+        spatial_dims: 2 draws images, 3 volumes (a kind that draws only images refuses 3 with one line).
     """
-    return generator_class(settings.name)(settings, num_classes, image_channels, device)
+    return generator_class(settings.name)(settings, num_classes, image_channels, device, spatial_dims=spatial_dims)
 
 
 def __getattr__(name: str) -> Any:

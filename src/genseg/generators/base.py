@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
-from genseg.augment import augment_labels, sample_geometric
+from genseg.augment import draw_and_augment_labels
 
 if TYPE_CHECKING:
     from genseg.config import GeneratorConfig
@@ -36,7 +36,7 @@ class SyntheticDraw:
     """The random part of a batch of synthetic pairs, drawn once.
 
     Args:
-        masks: their label maps (B, H, W): the segmenter's targets.
+        masks: their label maps (B, H, W), or (B, D, H, W): the segmenter's targets.
         inputs: what :meth:`MaskToImage.render` draws the images from, besides the masks
             (a compositing generator's source and target images); empty for a mask-to-image kind.
     """
@@ -74,12 +74,14 @@ class MaskToImage(Protocol):
     and all that export needs."""
 
     def __init__(self, settings: GeneratorConfig, num_classes: int, image_channels: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", spatial_dims: int = 2) -> None:
         """An untrained generator for label maps of ``num_classes`` classes (background included),
-        drawing images of ``image_channels`` channels; ``settings.options`` as its ``Options``."""
+        drawing images of ``image_channels`` channels (volumes with ``spatial_dims`` 3: a kind that
+        cannot raises :class:`~genseg.errors.ConfigError`); ``settings.options`` as its ``Options``."""
 
     def generate(self, masks: Tensor) -> Tensor:
-        """Images in [0, 1], (B, C, H, W), for integer label maps ``masks`` (B, H, W).
+        """Images in [0, 1], (B, C, H, W), for integer label maps ``masks`` (B, H, W) (volumes:
+        (B, C, D, H, W) for (B, D, H, W)).
 
         Drawn as training and export both draw them (its sampling noise on), and attached to
         the graph of its parameters: the hypergradient flows back through them.
@@ -132,9 +134,7 @@ class MaskConditioned:
         raise NotImplementedError
 
     def draw(self, images: Tensor, masks: Tensor, count: int | None, rng: torch.Generator) -> SyntheticDraw:
-        masks = masks[:count]
-        return SyntheticDraw(augment_labels(masks, self.num_classes,
-                                            sample_geometric(masks.shape[0], rng, device=masks.device)))
+        return SyntheticDraw(draw_and_augment_labels(masks[:count], self.num_classes, rng))
 
     def render(self, draw: SyntheticDraw) -> Tensor:
         return self.generate(draw.masks)

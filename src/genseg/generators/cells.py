@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genseg.generators.layers import Layers, layers
+
 #: Down-sampling candidates (stride 2), the plain pix2pix one first.
 DOWN_OPS = ("conv4x4", "dilated_conv3x3", "avgpool_mlp")
 #: Up-sampling candidates (stride 2), the plain pix2pix one first.
@@ -48,50 +50,50 @@ def _hidden_width(in_channels: int, out_channels: int) -> int:
     return max(out_channels, in_channels // 2)
 
 
-def _conv4x4(in_channels: int, out_channels: int, bias: bool) -> nn.Module:
-    return nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+def _conv4x4(in_channels: int, out_channels: int, bias: bool, nets: Layers) -> nn.Module:
+    return nets.conv(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
 
 
-def _dilated_conv3x3(in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+def _dilated_conv3x3(in_channels: int, out_channels: int, bias: bool, nets: Layers) -> nn.Module:
     # A sparse 5x5 receptive field for the cost of a 3x3 kernel.
-    return nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=2, dilation=2, bias=bias)
+    return nets.conv(in_channels, out_channels, 3, stride=2, padding=2, dilation=2, bias=bias)
 
 
-def _avgpool_mlp(in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+def _avgpool_mlp(in_channels: int, out_channels: int, bias: bool, nets: Layers) -> nn.Module:
     hidden = _hidden_width(in_channels, out_channels)
     return nn.Sequential(
-        nn.AvgPool2d(2),
-        nn.Conv2d(in_channels, hidden, 3, padding=1),
+        nets.avg_pool(2),
+        nets.conv(in_channels, hidden, 3, padding=1),
         nn.LeakyReLU(0.2),
-        nn.Conv2d(hidden, out_channels, 1, bias=bias),
+        nets.conv(hidden, out_channels, 1, bias=bias),
     )
 
 
-def _transposed_conv4x4(in_channels: int, out_channels: int, bias: bool) -> nn.Module:
-    return nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+def _transposed_conv4x4(in_channels: int, out_channels: int, bias: bool, nets: Layers) -> nn.Module:
+    return nets.conv_transpose(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
 
 
-def _bilinear_conv3x3(in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+def _bilinear_conv3x3(in_channels: int, out_channels: int, bias: bool, nets: Layers) -> nn.Module:
     # Fixed interpolation then a convolution: no checkerboard artifacts of transposed convs.
     return nn.Sequential(
-        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias),
+        nn.Upsample(scale_factor=2, mode=nets.interpolation, align_corners=False),
+        nets.conv(in_channels, out_channels, 3, padding=1, bias=bias),
     )
 
 
-def _subpixel_mlp(in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+def _subpixel_mlp(in_channels: int, out_channels: int, bias: bool, nets: Layers) -> nn.Module:
     # Sub-pixel convolution (Shi et al. 2016) with a hidden nonlinearity, computed at the input
-    # resolution and rearranged into 2x2 output pixels.
+    # resolution and rearranged into 2x2 (2x2x2) output pixels.
     hidden = _hidden_width(in_channels, out_channels)
     return nn.Sequential(
-        nn.Conv2d(in_channels, hidden, 3, padding=1),
+        nets.conv(in_channels, hidden, 3, padding=1),
         nn.ReLU(),
-        nn.Conv2d(hidden, 4 * out_channels, 1, bias=bias),
-        nn.PixelShuffle(2),
+        nets.conv(hidden, 2**nets.dims * out_channels, 1, bias=bias),
+        nets.pixel_shuffle(2),
     )
 
 
-_BUILDERS: dict[str, Callable[[int, int, bool], nn.Module]] = {
+_BUILDERS: dict[str, Callable[[int, int, bool, Layers], nn.Module]] = {
     "conv4x4": _conv4x4,
     "dilated_conv3x3": _dilated_conv3x3,
     "avgpool_mlp": _avgpool_mlp,
@@ -176,8 +178,9 @@ class MixedOp(nn.Module):
         self._kept = state["kept"]
 
 
-def down_cell(in_channels: int, out_channels: int, searchable: bool = True, bias: bool = False) -> MixedOp:
-    """A stride-2 down-sampling cell: (B, in, H, W) -> (B, out, H/2, W/2).
+def down_cell(in_channels: int, out_channels: int, searchable: bool = True, bias: bool = False,
+              spatial_dims: int = 2) -> MixedOp:
+    """A stride-2 down-sampling cell: (B, in, H, W) -> (B, out, H/2, W/2), or its 3D counterpart.
 
     Candidates (:data:`DOWN_OPS`): ``conv4x4``, the pix2pix strided convolution;
     ``dilated_conv3x3``, a stride-2 3x3 convolution with dilation 2 (wider, sparser receptive
@@ -188,16 +191,19 @@ def down_cell(in_channels: int, out_channels: int, searchable: bool = True, bias
         out_channels: output channels.
         searchable: mix all candidates; ``False`` builds only the plain ``conv4x4``.
         bias: whether the candidates' last layers have a bias (pix2pix: only without a norm after).
+        spatial_dims: 2 for images, 3 for volumes (the same candidates in 3D).
 
     Returns:
         The cell.
     """
     names = DOWN_OPS if searchable else DOWN_OPS[:1]
-    return MixedOp({name: _BUILDERS[name](in_channels, out_channels, bias) for name in names})
+    nets = layers(spatial_dims)
+    return MixedOp({name: _BUILDERS[name](in_channels, out_channels, bias, nets) for name in names})
 
 
-def up_cell(in_channels: int, out_channels: int, searchable: bool = True, bias: bool = False) -> MixedOp:
-    """A stride-2 up-sampling cell: (B, in, H, W) -> (B, out, 2H, 2W).
+def up_cell(in_channels: int, out_channels: int, searchable: bool = True, bias: bool = False,
+            spatial_dims: int = 2) -> MixedOp:
+    """A stride-2 up-sampling cell: (B, in, H, W) -> (B, out, 2H, 2W), or its 3D counterpart.
 
     Candidates (:data:`UP_OPS`): ``transposed_conv4x4``, the pix2pix transposed convolution;
     ``bilinear_conv3x3``, bilinear up-sampling then conv 3x3 (no checkerboard artifacts);
@@ -209,12 +215,14 @@ def up_cell(in_channels: int, out_channels: int, searchable: bool = True, bias: 
         out_channels: output channels.
         searchable: mix all candidates; ``False`` builds only the plain ``transposed_conv4x4``.
         bias: whether the candidates' last layers have a bias.
+        spatial_dims: 2 for images, 3 for volumes.
 
     Returns:
         The cell.
     """
     names = UP_OPS if searchable else UP_OPS[:1]
-    return MixedOp({name: _BUILDERS[name](in_channels, out_channels, bias) for name in names})
+    nets = layers(spatial_dims)
+    return MixedOp({name: _BUILDERS[name](in_channels, out_channels, bias, nets) for name in names})
 
 
 def mixed_ops(module: nn.Module) -> Iterator[tuple[str, MixedOp]]:

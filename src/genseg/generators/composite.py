@@ -59,6 +59,7 @@ from genseg.augment import (
     sample_intensity,
     warp,
 )
+from genseg.errors import ConfigError
 from genseg.generators.base import SyntheticDraw
 from genseg.generators.gan import AdversarialState, discriminator_loss, generator_loss
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels
@@ -223,13 +224,17 @@ class Compositor(AdversarialState):
         num_classes: K of the label maps, background included.
         image_channels: channels of the images.
         device: where its parameters live.
+        spatial_dims: 2 only: it pastes regions of 2D images (:class:`~genseg.errors.ConfigError` for 3).
     """
 
     Options = CompositeOptions
     draws_from_images = True
 
     def __init__(self, settings: GeneratorConfig, num_classes: int, image_channels: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", spatial_dims: int = 2) -> None:
+        if spatial_dims != 2:
+            raise ConfigError("the compositing generator pastes regions of 2D images; use generator pix2pix "
+                              "for volumes (--dims 3), or train on slices with --dims 2")
         self.options = CompositeOptions(**settings.options)
         self.num_classes = num_classes
         self.network = Appearance(image_channels, self.options.feather, self.options.max_feather).to(device)

@@ -37,17 +37,18 @@ def encode_masks(labels: Tensor, num_classes: int) -> Tensor:
     """One-hot encode the foreground classes of label maps, scaled to [-1, 1].
 
     Args:
-        labels: integer label maps (B, H, W) with values 0..num_classes-1; 0 is background.
+        labels: integer label maps (B, H, W), or (B, D, H, W) for volumes, with values
+            0..num_classes-1; 0 is background.
         num_classes: K, background included.
 
     Returns:
-        float (B, K-1, H, W): 1 where the pixel has that class, -1 elsewhere (a binary mask gives
-        one channel).
+        float (B, K-1, H, W) (or (B, K-1, D, H, W)): 1 where the pixel has that class, -1
+        elsewhere (a binary mask gives one channel).
     """
     mask_channels(num_classes)  # validates num_classes
-    if labels.ndim != 3 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+    if labels.ndim not in (3, 4) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(
-            f"labels must be an integer tensor (B, H, W), got {labels.dtype} of shape "
+            f"labels must be an integer tensor (B, H, W) or (B, D, H, W), got {labels.dtype} of shape "
             f"{tuple(labels.shape)}; drop the channel axis and convert with .long()"
         )
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
@@ -56,7 +57,7 @@ def encode_masks(labels: Tensor, num_classes: int) -> Tensor:
             f"{num_classes}; pass the number of classes including background"
         )
     one_hot = F.one_hot(labels.long(), num_classes)[..., 1:]  # drop background
-    return one_hot.permute(0, 3, 1, 2).float() * 2 - 1
+    return one_hot.movedim(-1, 1).float() * 2 - 1
 
 
 def to_image_space(generated: Tensor) -> Tensor:
@@ -92,14 +93,15 @@ def match_intensity(images: Tensor, eps: float = 1e-6) -> Tensor:
     min and max, and every pixel through the subtraction and division).
 
     Args:
-        images: (B, C, H, W) images.
+        images: (B, C, H, W) images, or (B, C, D, H, W) volumes.
         eps: added to the range so a constant image maps to zeros instead of dividing by zero.
 
     Returns:
-        (B, C, H, W) in [0, 1].
+        The images in [0, 1].
     """
-    low = images.amin(dim=(1, 2, 3), keepdim=True)
-    high = images.amax(dim=(1, 2, 3), keepdim=True)
+    axes = tuple(range(1, images.ndim))
+    low = images.amin(dim=axes, keepdim=True)
+    high = images.amax(dim=axes, keepdim=True)
     return (images - low) / (high - low + eps)
 
 
@@ -111,10 +113,10 @@ def synthesize(generator: nn.Module, labels: Tensor, num_classes: int) -> Tensor
 
     Args:
         generator: a mask-to-image generator (see :func:`~genseg.generators.create_generator`).
-        labels: integer label maps (B, H, W), values 0..num_classes-1.
+        labels: integer label maps (B, H, W) or (B, D, H, W), values 0..num_classes-1.
         num_classes: K, background included.
 
     Returns:
-        (B, image_channels, H, W) images in [0, 1].
+        (B, image_channels, H, W) images (or (B, image_channels, D, H, W) volumes) in [0, 1].
     """
     return match_intensity(to_image_space(generator(encode_masks(labels, num_classes))))

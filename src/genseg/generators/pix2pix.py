@@ -41,6 +41,7 @@ from genseg.generators import cells
 from genseg.generators.base import MaskConditioned
 from genseg.generators.diffaugment import augment_critic_input, sample_critic_augmentation
 from genseg.generators.gan import AdversarialState, Critic, discriminator_loss, generator_loss, mode_seeking_loss
+from genseg.generators.layers import layers
 from genseg.generators.masks import encode_masks, image_to_generator_space, mask_channels, synthesize
 from genseg.generators.options import Pix2PixOptions
 from genseg.generators.spade import SPADE
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 
 #: Deeper levels are at most this many times ``ngf`` wide.
 MAX_WIDTH_FACTOR = 4
+#: Stride-2 levels of images and of volumes: 3D patches are planned in multiples of 16
+#: (:func:`~genseg.planning.plan_patch`), and a 4-level 3D U-Net holds a 3 x 4 x 3 bottleneck at 48 x 64 x 48.
+NUM_DOWNS = {2: 5, 3: 4}
 
 
 class UNetGenerator(nn.Module):
@@ -70,6 +74,7 @@ class UNetGenerator(nn.Module):
         noise: channels of a latent z ~ N(0, I) per image, drawn at each forward unless given,
             broadcast over the image and concatenated to the mask: at the input and, with
             ``spade``, in every decoder normalization. 0: none.
+        spatial_dims: 2 for images (B, C, H, W), 3 for volumes (B, C, D, H, W).
     """
 
     def __init__(
@@ -82,8 +87,10 @@ class UNetGenerator(nn.Module):
         dropout: float = 0.5,
         spade: bool = False,
         noise: int = 0,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
+        nets = layers(spatial_dims)
         if num_downs < 2:
             raise ConfigError(f"num_downs must be at least 2, got {num_downs}")
         if mask_channels < 1 or image_channels < 1 or ngf < 1:
@@ -96,6 +103,7 @@ class UNetGenerator(nn.Module):
         if noise < 0:
             raise ConfigError(f"noise must be >= 0, got {noise}")
         self.num_downs = num_downs
+        self.spatial_dims = spatial_dims
         self.noise_channels = noise
         condition_channels = mask_channels + noise  # what the mask and the latent bring in
         widths = [ngf * min(2**i, MAX_WIDTH_FACTOR) for i in range(num_downs)]
@@ -103,47 +111,53 @@ class UNetGenerator(nn.Module):
 
         self.down = nn.ModuleList()
         for i in range(num_downs):
-            layers: OrderedDict[str, nn.Module] = OrderedDict()
+            block: OrderedDict[str, nn.Module] = OrderedDict()
             if i > 0:  # the outermost block sees the mask itself, not an activation
-                layers["act"] = nn.LeakyReLU(0.2)
-            layers["conv"] = cells.down_cell(
-                condition_channels if i == 0 else widths[i - 1], widths[i], searchable
+                block["act"] = nn.LeakyReLU(0.2)
+            block["conv"] = cells.down_cell(
+                condition_channels if i == 0 else widths[i - 1], widths[i], searchable, spatial_dims=spatial_dims
             )
             if 0 < i < innermost:  # pix2pix has no norm on the outermost or innermost down block
-                layers["norm"] = nn.BatchNorm2d(widths[i])
-            self.down.append(nn.Sequential(layers))
+                block["norm"] = nets.batch_norm(widths[i])
+            self.down.append(nn.Sequential(block))
 
         # up[i] restores the resolution of down[i]'s input; all but the innermost take the
         # skip connection concatenated to the deeper block's output.
         self.up = nn.ModuleList()
         for i in range(num_downs):
             in_channels = widths[i] if i == innermost else 2 * widths[i]
-            layers = OrderedDict(act=nn.ReLU())
+            block = OrderedDict(act=nn.ReLU())
             if i == 0:
-                layers["conv"] = cells.up_cell(in_channels, image_channels, searchable, bias=True)
-                layers["out"] = nn.Tanh()
+                block["conv"] = cells.up_cell(in_channels, image_channels, searchable, bias=True,
+                                              spatial_dims=spatial_dims)
+                block["out"] = nn.Tanh()
             else:
-                layers["conv"] = cells.up_cell(in_channels, widths[i - 1], searchable)
-                layers["norm"] = SPADE(widths[i - 1], condition_channels) if spade else nn.BatchNorm2d(widths[i - 1])
+                block["conv"] = cells.up_cell(in_channels, widths[i - 1], searchable, spatial_dims=spatial_dims)
+                block["norm"] = (SPADE(widths[i - 1], condition_channels, spatial_dims=spatial_dims) if spade
+                                 else nets.batch_norm(widths[i - 1]))
                 if dropout > 0 and i >= num_downs - 3:
-                    layers["dropout"] = nn.Dropout(dropout)
-            self.up.append(nn.Sequential(layers))
+                    block["dropout"] = nn.Dropout(dropout)
+            self.up.append(nn.Sequential(block))
 
     def forward(self, masks: Tensor, latents: Tensor | None = None) -> Tensor:
         """Generate images from encoded masks.
 
         Args:
-            masks: (B, mask_channels, H, W) in [-1, 1], H and W divisible by ``2**num_downs``.
+            masks: (B, mask_channels, H, W) in [-1, 1] ((B, mask_channels, D, H, W) in 3D), every
+                side divisible by ``2**num_downs``.
             latents: (B, noise) for a generator with noise; default fresh ones (:meth:`sample_latents`).
 
         Returns:
-            (B, image_channels, H, W) in [-1, 1].
+            (B, image_channels, H, W) in [-1, 1] ((B, image_channels, D, H, W) in 3D).
         """
         factor = 2**self.num_downs
-        height, width = masks.shape[-2:]
-        if height % factor or width % factor:
+        sides = tuple(masks.shape[2:])
+        if masks.ndim != self.spatial_dims + 2:
+            raise ConfigError(f"a {self.spatial_dims}D generator got input of shape {tuple(masks.shape)}; "
+                              f"it takes (B, C, {', '.join('DHW'[3 - self.spatial_dims:])})")
+        if any(side % factor for side in sides):
             raise ConfigError(
-                f"generator input of size {height}x{width} is not divisible by 2**num_downs = "
+                f"generator input of size {'x'.join(map(str, sides))} is not divisible by 2**num_downs = "
                 f"{factor}; resize the data to a multiple of {factor} or lower num_downs"
             )
         condition = self._condition(masks, latents)
@@ -170,7 +184,8 @@ class UNetGenerator(nn.Module):
             return masks
         if latents is None:
             latents = self.sample_latents(masks.shape[0], masks.device)
-        return torch.cat([masks, latents[:, :, None, None].expand(-1, -1, *masks.shape[-2:])], dim=1)
+        spatial = masks.shape[2:]
+        return torch.cat([masks, latents.view(*latents.shape, *[1] * len(spatial)).expand(-1, -1, *spatial)], dim=1)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The ``alpha`` of every cell still searching: the architecture variables A.
@@ -213,30 +228,33 @@ class PatchDiscriminator(nn.Module):
         in_channels: channels of ``concat(mask encoding, image in [-1, 1])``.
         ndf: width of the first layer.
         n_layers: stride-2 layers after the first (3 gives the 70 x 70 receptive field).
+        spatial_dims: 2 for images, 3 for volumes (70 x 70 x 70 patches).
     """
 
-    def __init__(self, in_channels: int, ndf: int = 32, n_layers: int = 3) -> None:
+    def __init__(self, in_channels: int, ndf: int = 32, n_layers: int = 3, spatial_dims: int = 2) -> None:
         super().__init__()
+        nets = layers(spatial_dims)
         if in_channels < 1 or ndf < 1 or n_layers < 1:
             raise ConfigError(
                 f"in_channels, ndf and n_layers must be positive, got {in_channels}, {ndf}, {n_layers}"
             )
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        stack: list[nn.Module] = [nets.conv(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         width = ndf
         for n in range(1, n_layers + 1):
             next_width = ndf * min(2**n, 8)
             stride = 2 if n < n_layers else 1  # the last of these keeps the resolution
-            layers += [
-                nn.Conv2d(width, next_width, 4, stride=stride, padding=1, bias=False),
-                nn.BatchNorm2d(next_width),
+            stack += [
+                nets.conv(width, next_width, 4, stride=stride, padding=1, bias=False),
+                nets.batch_norm(next_width),
                 nn.LeakyReLU(0.2),
             ]
             width = next_width
-        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
-        self.model = nn.Sequential(*layers)
+        stack.append(nets.conv(width, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*stack)
 
     def forward(self, pairs: Tensor) -> Tensor:
-        """Patch logits, (B, 1, h, w), for ``pairs`` = concat(mask encoding, image), (B, C, H, W)."""
+        """Patch logits, (B, 1, h, w), for ``pairs`` = concat(mask encoding, image), (B, C, H, W)
+        (one more spatial axis in 3D)."""
         return self.model(pairs)
 
 
@@ -248,18 +266,24 @@ class Pix2Pix(MaskConditioned, AdversarialState):
         num_classes: K of the label maps, background included.
         image_channels: channels of the images it draws.
         device: where its networks live.
+        spatial_dims: 2 draws images, 3 volumes (a 3D U-Net of :data:`NUM_DOWNS` levels and a 3D critic).
     """
 
     Options = Pix2PixOptions
 
     def __init__(self, settings: GeneratorConfig, num_classes: int, image_channels: int,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", spatial_dims: int = 2) -> None:
         self.options = Pix2PixOptions(**settings.options)
+        if spatial_dims == 3 and self.options.diffaugment:
+            raise ConfigError("DiffAugment's translations and cutout are 2D; "
+                              "set generator.diffaugment false for volumes")
         channels = mask_channels(num_classes)
         self.num_classes = num_classes
-        self.network = UNetGenerator(channels, image_channels, ngf=self.options.ngf, searchable=self.options.searchable,
-                                     spade=self.options.spade, noise=self.options.noise).to(device)
-        self.discriminator = PatchDiscriminator(channels + image_channels, ndf=self.options.ndf).to(device)
+        self.network = UNetGenerator(channels, image_channels, ngf=self.options.ngf, num_downs=NUM_DOWNS[spatial_dims],
+                                     searchable=self.options.searchable, spade=self.options.spade,
+                                     noise=self.options.noise, spatial_dims=spatial_dims).to(device)
+        self.discriminator = PatchDiscriminator(channels + image_channels, ndf=self.options.ndf,
+                                                spatial_dims=spatial_dims).to(device)
         betas = (0.5, 0.999)  # pix2pix's Adam settings
         self.generator_optimizer = torch.optim.Adam(self.network.weight_parameters(), lr=settings.lr, betas=betas)
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=settings.lr, betas=betas)
@@ -306,7 +330,7 @@ class Pix2Pix(MaskConditioned, AdversarialState):
             return self.network(encoded), None
         batch = encoded.shape[0]
         latents = self.network.sample_latents(2 * batch, encoded.device)
-        fakes = self.network(encoded.repeat(2, 1, 1, 1), latents)
+        fakes = self.network(torch.cat([encoded, encoded]), latents)
         return fakes[:batch], mode_seeking_loss(fakes[:batch], fakes[batch:], latents[:batch], latents[batch:])
 
     def _critic(self, images: Tensor) -> Critic:

@@ -21,8 +21,9 @@ Example:
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from genseg.generators.layers import layers
 
 
 class SPADE(nn.Module):
@@ -33,22 +34,27 @@ class SPADE(nn.Module):
         condition_channels: channels of the condition (the mask encoding, and noise if any).
         hidden: width of the common layer before gamma and beta (Park et al.: 128); default
             ``channels``, so it scales with the generator's width.
+        spatial_dims: 2 for images, 3 for volumes.
     """
 
-    def __init__(self, channels: int, condition_channels: int, hidden: int | None = None) -> None:
+    def __init__(self, channels: int, condition_channels: int, hidden: int | None = None,
+                 spatial_dims: int = 2) -> None:
         super().__init__()
         hidden = hidden or channels
-        self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.condition_layer = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, padding=1), nn.ReLU())
-        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
-        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+        nets = layers(spatial_dims)
+        self.resample = nets.adaptive_avg_pool
+        self.norm = nets.batch_norm(channels, affine=False)
+        self.condition_layer = nn.Sequential(nets.conv(condition_channels, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nets.conv(hidden, channels, 3, padding=1)
+        self.beta = nets.conv(hidden, channels, 3, padding=1)
 
     def forward(self, features: Tensor, condition: Tensor) -> Tensor:
-        """Normalize ``features`` (B, channels, h, w) and modulate them by ``condition`` (B, condition_channels, H, W).
+        """Normalize ``features`` (B, channels, h, w) and modulate them by ``condition`` (B, condition_channels, H, W)
+        (one more spatial axis in 3D).
 
         The condition is area-averaged down to h x w (Park et al. take the nearest pixel): a
         structure smaller than a cell still shows as a fraction instead of vanishing.
         """
-        condition = F.adaptive_avg_pool2d(condition, features.shape[-2:])
+        condition = self.resample(condition, features.shape[2:])
         hidden = self.condition_layer(condition)
         return self.norm(features) * (1 + self.gamma(hidden)) + self.beta(hidden)

@@ -26,6 +26,7 @@ class CopyPaste(Separate):
 
     name = "copypaste"
     needs_generator = False
+    volumes = False  # the compositor pastes regions of 2D images
 
     def __init__(self, context: TrainingContext) -> None:  # noqa: D107 - Separate's, with a fixed compositor
         settings = context.config.generator

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genseg.augment import apply_intensity, augment_pairs, sample_geometric, sample_intensity
+from genseg.augment import apply_intensity, draw_and_augment_pairs, sample_intensity
 from genseg.errors import ConfigError
 from genseg.methods.base import Method, TrainingContext
 
@@ -30,6 +30,7 @@ class MeanTeacher(Method):
 
     name = "semisup"
     needs_unlabeled = True
+    volumes = True
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
@@ -66,9 +67,8 @@ class MeanTeacher(Method):
         """Two intensity views (student, teacher) of one geometric augmentation of unlabeled images."""
         batches = self.context.batches
         images = batches.unlabeled_images()
-        blank = torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.long, device=images.device)
-        geometry = sample_geometric(images.shape[0], batches.rng, device=batches.device)
-        images, _ = augment_pairs(images, blank, batches.num_classes, geometry)
+        blank = torch.zeros(images.shape[0], *images.shape[2:], dtype=torch.long, device=images.device)
+        images, _ = draw_and_augment_pairs(images, blank, batches.num_classes, batches.rng)
         return tuple(apply_intensity(images, sample_intensity(images.shape[0], batches.rng, device=batches.device))
                      for _ in range(2))
 

@@ -17,6 +17,7 @@ class Separate(Method):
 
     name = "separate"
     needs_generator = True
+    volumes = True
 
     def __init__(self, context: TrainingContext) -> None:
         super().__init__(context)
