@@ -106,6 +106,18 @@ def test_plan_without_a_split_plans_the_split_train_would_make(tiny_phantom: Pat
     assert planned.output.strip().endswith("labels 0, 1 (2 classes)")
 
 
+def test_plan_and_train_leave_dims_to_the_plan_with_auto(tmp_path: Path) -> None:
+    from genseg.data import make_volume_phantom
+
+    volumes = make_volume_phantom(tmp_path / "Task04_Tiny", n_cases=5)
+    planned = runner.invoke(app, ["plan", "--data", str(volumes), "--budget", "3", "--dims", "auto"])
+    assert planned.exit_code == 0, planned.output
+    assert "3D, volumes padded to 32x32x32 voxels (voxel spacing anisotropy 1.0, at most 3)" in planned.output
+    assert "data.dims" in planned.output
+    refused = runner.invoke(app, ["train", "--data", str(volumes), "--out", str(tmp_path / "run"), "--dims", "4"])
+    assert refused.exit_code == 2 and "--dims must be 2, 3 or auto" in _single_error_line(refused.output)
+
+
 @pytest.mark.parametrize("error", [ValueError("an internal check"), RuntimeError("a broken kernel")])
 def test_an_unexpected_error_is_reported_as_a_bug_with_its_traceback_in_a_file(
     error: Exception, tiny_phantom: Path, monkeypatch: pytest.MonkeyPatch

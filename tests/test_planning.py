@@ -15,8 +15,10 @@ from genseg.planning import (
     Fingerprint,
     fingerprint,
     make_plan,
+    plan_dims,
     plan_patch,
     plan_synthesis,
+    spacing_anisotropy,
     structure_width,
 )
 
@@ -137,3 +139,45 @@ def test_a_patch_above_the_voxel_cap_shrinks_its_longest_side() -> None:
     patch = plan_patch([(200, 90, 70)], max_voxels=96**3)
     assert patch[1:] == (96, 80) and patch[0] % 16 == 0 and math.prod(patch) <= 96**3
     assert patch[0] == max(side for side in range(32, 209, 16) if side * 96 * 80 <= 96**3)
+
+
+# --- 2D or 3D ---
+
+
+def test_spacing_anisotropy_is_the_coarsest_over_the_finest_voxel_side() -> None:
+    rotated = np.diag([1.0, 1.0, 5.0, 1.0])
+    rotated[:3, :3] = rotated[:3, :3] @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]])  # axes permuted, sides kept
+    assert spacing_anisotropy([np.eye(4), np.diag([0.5, 0.5, 1.0, 1]), rotated]) == 2.0  # median of 1, 2, 5
+
+
+@pytest.mark.parametrize(("anisotropy", "volumes", "dims"), [
+    (None, True, 2),     # images
+    (1.0, True, 3),      # isotropic volumes
+    (3.0, True, 3),      # at the limit
+    (5.0, True, 2),      # thick slices
+    (1.0, False, 2),     # a method that trains only on images
+])
+def test_plan_dims_gives_3d_to_volumes_of_sensible_spacing(anisotropy: float | None, volumes: bool,
+                                                           dims: int) -> None:
+    assert plan_dims(anisotropy, volumes) == dims
+
+
+@pytest.mark.parametrize(("spacing", "method", "dims"), [
+    ((1.0, 1.0, 1.0), "augment", 3), ((1.0, 1.0, 5.0), "augment", 2), ((1.0, 1.0, 1.0), "copypaste", 2),
+])
+def test_a_run_that_leaves_dims_to_the_plan_gets_it_with_its_reason(
+    spacing: tuple[float, float, float], method: str, dims: int, tmp_path: Path,
+) -> None:
+    from genseg.config import DataConfig, MethodConfig, RunConfig
+    from genseg.data import index_cases, make_volume_phantom
+    from genseg.run_data import default_split, plan_run, planned
+
+    root = make_volume_phantom(tmp_path / "Task04_Tiny", n_cases=5, affine=np.diag([*spacing, 1.0]))
+    config = RunConfig(data=DataConfig(root=root, budget=3, dims=None), method=MethodConfig(method))
+    index = index_cases(root)
+    plan = plan_run(config, index, default_split(config, index))
+    assert plan.dims == dims and "data.dims" in plan.decided
+    assert plan.anisotropy == pytest.approx(max(spacing) / min(spacing))
+    assert f"voxel spacing anisotropy {plan.anisotropy:.1f}" in plan.describe()
+    assert planned(config, plan).data.dims == dims
+    assert (plan.patch is not None) == (dims == 3)

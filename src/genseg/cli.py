@@ -147,6 +147,13 @@ def _size(text: str) -> Optional[int]:
         raise ConfigError(f"--size must be auto or an integer multiple of 32, got {text!r}") from None
 
 
+def _dims(text: str) -> Optional[int]:
+    """``"auto"`` -> None (planned); else 2 or 3."""
+    if text not in ("2", "3", "auto"):
+        raise ConfigError(f"--dims must be 2, 3 or auto, got {text!r}")
+    return None if text == "auto" else int(text)
+
+
 def _existing(path: Path, what: str) -> Path:
     """Fail in one line, before torch is imported, when a path the command reads is missing."""
     from genseg.errors import DataError
@@ -207,7 +214,7 @@ def train(
     segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
     size: Optional[str] = typer.Option(None, help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan) [auto]."),
     axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes trained in 2D [{_D.axis}]."),
-    dims: Optional[int] = typer.Option(None, help=f"2: train on images (volumes as slices); 3: on whole volumes (supervised, augment) [{_D.dims}]."),
+    dims: Optional[str] = typer.Option(None, help=f"2: train on images (volumes as slices); 3: on whole volumes (every method but copypaste); auto: the plan's choice (3D for volumes of spacing anisotropy at most 3) [{_D.dims}]."),
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
     batch_size: Optional[int] = typer.Option(None, help=f"Real pairs per step [{_T.batch_size}]."),
     lr: Optional[float] = typer.Option(None, help=f"Segmenter peak learning rate [{_T.lr}]."),
@@ -317,7 +324,8 @@ def _train_config(config_file: Optional[Path], resumed: Optional[Path], given: d
         values.setdefault(section, {})[name] = value
     for option, value in given.items():
         section, name = _TRAIN_FIELDS[option]
-        values.setdefault(section, {})[name] = _size(value) if option == "size" else value
+        converters = {"size": _size, "dims": _dims}
+        values.setdefault(section, {})[name] = converters[option](value) if option in converters else value
     try:
         return RunConfig.from_dict(values)
     except TypeError as error:
@@ -391,7 +399,7 @@ def plan(
     split: Optional[Path] = typer.Option(None, help="Split file (default: the one train would make)."),
     max_size: int = typer.Option(512, help="Largest size the plan may choose."),
     axis: int = typer.Option(0, help="Slicing axis for 3D volumes trained in 2D."),
-    dims: int = typer.Option(2, help="2: images or slices; 3: whole volumes."),
+    dims: str = typer.Option(str(_D.dims), help="2: images or slices; 3: whole volumes; auto: the plan's choice."),
     method: str = typer.Option(_M.name, help=f"Method to plan for: {_METHODS}."),
 ) -> None:
     """What train would plan: the budget's cases and labels, the image size and generator kind, and why."""
@@ -399,7 +407,7 @@ def plan(
     from genseg.data import index_cases, labels_of, read_split
     from genseg.run_data import default_split, plan_run
 
-    config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis, dims=dims),
+    config = RunConfig(data=DataConfig(root=data, budget=budget, max_size=max_size, axis=axis, dims=_dims(dims)),
                        method=MethodConfig(method), train=TrainConfig(seed=seed))
     index = index_cases(data)
     made = read_split(split) if split else default_split(config, index)

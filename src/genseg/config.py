@@ -55,7 +55,8 @@ class DataConfig:
         max_size: the largest side a plan may choose (what the hardware allows).
         axis: slicing axis for 3D volumes trained in 2D.
         dims: 2 trains on images (volumes as slices along ``axis``), 3 on whole volumes (MSD and
-            nnU-Net NIfTI data; methods without a generator: supervised, augment).
+            nnU-Net NIfTI data; every method but copypaste, whose pasting is 2D); None leaves it to
+            the plan (:func:`genseg.planning.plan_dims`: 3D for volumes of spacing anisotropy at most 3).
         patch: the (D, H, W) of a training patch in 3D, each a multiple of 16 and at least 32:
             smaller volumes are padded, centred, larger ones cropped at random (a third of the
             patches on foreground); ``None`` plans it (:func:`genseg.planning.plan_patch`).
@@ -75,7 +76,7 @@ class DataConfig:
     size: int | None = None
     max_size: int = 512
     axis: int = 0
-    dims: int = 2
+    dims: int | None = 2
     patch: tuple[int, int, int] | None = None
     layout: str = "auto"
     test_fraction: float = 0.3
@@ -105,7 +106,8 @@ class DataConfig:
             value = getattr(self, name)
             _check(value is None or (value >= 32 and value % 32 == 0), f"{name} must be a multiple of 32, got {value}")
         _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
-        _check(self.dims in (2, 3), f"dims must be 2 (images or slices) or 3 (whole volumes), got {self.dims}")
+        _check(self.dims in (None, 2, 3),
+               f"dims must be 2 (images or slices), 3 (whole volumes) or None (planned), got {self.dims}")
         if self.patch is not None:
             self.patch = tuple(int(side) for side in self.patch)  # JSON gives a list
             _check(len(self.patch) == 3 and all(side >= 32 and side % 16 == 0 for side in self.patch),
@@ -129,6 +131,8 @@ class DataConfig:
     @property
     def shape(self) -> int | tuple[int, int, int] | None:
         """What the samples are brought to: the square side in 2D, the patch in 3D (None: left to the plan)."""
+        if self.dims is None:
+            return None
         return self.patch if self.dims == 3 else self.size
 
 

@@ -56,6 +56,10 @@ LESION_FRACTION = 0.03
 """Targets covering less of the image than this (median over labeled images) are lesion-like."""
 LESION_COMPONENTS = 5
 """... and in at most this many connected pieces (median): vessels and other trees are not."""
+ANISOTROPY_LIMIT = 3.0
+"""Volumes whose coarsest voxel side is at most this many times their finest (median over the budget)
+train in 3D when the plan chooses; more anisotropic ones (thick slices) train on slices, as nnU-Net's
+planner treats spacing ratios above 3 as anisotropic."""
 MAX_PATCH_VOXELS = 96**3
 """The largest 3D patch a plan chooses: a 3D U-Net step on it, 2 patches a batch, takes seconds on
 one CPU core (the hippocampus's 48 x 64 x 48 takes about 3 s); set ``data.patch`` for more."""
@@ -133,8 +137,9 @@ class RunPlan:
         data_set: the data set's plan, from the budget's fingerprint.
         decided: the settings the plan decided (``data.size``, ``data.patch``, ``generator.name``); the
             config set the others.
-        dims: 2 (images or slices) or 3 (whole volumes), as the config sets it.
+        dims: 2 (images or slices) or 3 (whole volumes): the config's, or :func:`plan_dims`'s where it left it.
         patch: in 3D, the (D, H, W) every volume is padded to (:func:`plan_patch`, unless the config set one).
+        anisotropy: the budget volumes' median ratio of coarsest to finest voxel side (None for images).
     """
 
     train_ids: tuple[str, ...]
@@ -146,6 +151,7 @@ class RunPlan:
     decided: tuple[str, ...] = ()
     dims: int = 2
     patch: tuple[int, int, int] | None = None
+    anisotropy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,17 +170,39 @@ class RunPlan:
                    label_values=tuple(int(v) for v in values["label_values"]), size=int(values["size"]),
                    generator=str(values["generator"]), data_set=Plan(**data_set),
                    decided=tuple(values.get("decided", ())), dims=int(values.get("dims", 2)),
-                   patch=tuple(int(side) for side in values["patch"]) if values.get("patch") else None)
+                   patch=tuple(int(side) for side in values["patch"]) if values.get("patch") else None,
+                   anisotropy=values.get("anisotropy"))
 
     def describe(self) -> str:
         """Lines for logs and the CLI: the run's choices, then the data set's plan."""
         generator = f", generator {self.generator}" if self.generator != AUTO else ""  # AUTO: the method trains none
         shape = f"3D, volumes padded to {'x'.join(map(str, self.patch or ()))} voxels" if self.dims == 3 else (
             f"{self.size} px")
+        if self.anisotropy is not None:
+            shape += (f" (voxel spacing anisotropy {self.anisotropy:.1f}, "
+                      f"{'at most' if self.anisotropy <= ANISOTROPY_LIMIT else 'above'} {ANISOTROPY_LIMIT:g})")
         chosen = (f"run: {len(self.train_ids)} train + {len(self.val_ids)} val cases, labels "
                   f"{list(self.label_values)}, {shape}{generator}"
                   + (f" ({', '.join(self.decided)} from the plan)" if self.decided else ""))
         return f"{chosen}\n{self.data_set.describe()}"
+
+
+def spacing_anisotropy(affines: list[np.ndarray]) -> float:
+    """The median over volumes of the coarsest voxel side over the finest (1 for isotropic voxels),
+    the sides being the lengths of the affine's first three columns."""
+    ratios = []
+    for affine in affines:
+        sides = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+        ratios.append(float(sides.max() / max(sides.min(), 1e-12)))
+    return float(np.median(ratios))
+
+
+def plan_dims(anisotropy: float | None, method_trains_volumes: bool) -> int:
+    """3 for volumes of at most :data:`ANISOTROPY_LIMIT` spacing anisotropy whose method trains on
+    whole volumes; 2 for images (``anisotropy`` None), thick-sliced volumes, and other methods."""
+    if anisotropy is None or not method_trains_volumes:
+        return 2
+    return 3 if anisotropy <= ANISOTROPY_LIMIT else 2
 
 
 def plan_patch(shapes: list[tuple[int, int, int]], multiple: int = 16, least: int = 32,

@@ -36,7 +36,7 @@ from genseg.data import (
 )
 from genseg.data.io import atomic_write
 from genseg.errors import ConfigError
-from genseg.planning import RunPlan, fingerprint, make_plan, plan_patch
+from genseg.planning import RunPlan, fingerprint, make_plan, plan_dims, plan_patch, spacing_anisotropy
 from genseg.plugins import METHODS, method_class
 from genseg.runs import RunPaths, save_config
 
@@ -131,17 +131,22 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     if size is None:
         size, decided = data_set.size, [*decided, "data.size"]
     generator = config.generator.name
+    geometries = [volume_geometry(index.cases[case_id].image_path) for case_id in train_ids + val_ids
+                  ] if index.is_volume else []
+    anisotropy = spacing_anisotropy([affine for _, affine in geometries]) if geometries else None
+    dims = config.data.dims
+    if dims is None:
+        dims, decided = plan_dims(anisotropy, method_class(config.method.name).volumes), [*decided, "data.dims"]
     if _leaves_generator(config):  # in 3D pix2pix: the compositor pastes regions of 2D images
-        generator = data_set.synthesis if config.data.dims == 2 else "pix2pix"
+        generator = data_set.synthesis if dims == 2 else "pix2pix"
         decided = [*decided, "generator.name"]
     patch = config.data.patch
-    if config.data.dims == 3:
+    if dims == 3:
         _check_volumes(config, index)
         if patch is None:
-            shapes = [volume_geometry(index.cases[case_id].image_path)[0] for case_id in train_ids + val_ids]
-            patch, decided = plan_patch(shapes), [*decided, "data.patch"]
+            patch, decided = plan_patch([shape for shape, _ in geometries]), [*decided, "data.patch"]
     return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided),
-                   dims=config.data.dims, patch=patch)
+                   dims=dims, patch=patch, anisotropy=anisotropy)
 
 
 def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
@@ -167,6 +172,8 @@ def _leaves_generator(config: RunConfig) -> bool:
 
 def planned(config: RunConfig, plan: RunPlan) -> RunConfig:
     """The config with what it left to the plan filled in from ``plan``; what it sets stays."""
+    if "data.dims" in plan.decided and config.data.dims is None:
+        config = replace(config, data=replace(config.data, dims=plan.dims))
     if "data.size" in plan.decided and config.data.size is None:
         config = replace(config, data=replace(config.data, size=plan.size))
     if "data.patch" in plan.decided and config.data.patch is None:
