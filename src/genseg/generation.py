@@ -40,6 +40,7 @@ from genseg.data import (
 from genseg.data.io import atomic_write, is_image_file, write_image_volume, write_label_volume
 from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
+from genseg.planning import RunPlan
 from genseg.plugins import generator_methods
 from genseg.run_data import load_run_data, read_run_plan
 from genseg.runs import RunPaths
@@ -200,7 +201,12 @@ def generate_pairs(
                          "PNG images and needs 1 (gray) or 3 (RGB)")
     if volumes and masks_dir is not None:
         raise ConfigError("a 3D run draws its synthetic volumes from its own training volumes; leave out --masks")
-    source_images, source = _sources(generator, run_dir, masks_dir, seed)
+    plan = read_run_plan(RunPaths(Path(run_dir)))
+    if volumes and plan is None:  # every 3D run writes one when it starts
+        raise DataError("the 3D run's plan is missing: it names the training volumes whose voxel grid the "
+                        "synthetic volumes take; generate from a run folder genseg train wrote",
+                        RunPaths(Path(run_dir)).plan)
+    source_images, source = _sources(generator, run_dir, masks_dir, seed, plan)
     real = []
     if not volumes:
         real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
@@ -213,8 +219,8 @@ def generate_pairs(
     width = max(4, len(str(n - 1)))
     names = [f"syn_{i:0{width}d}" for i in range(n)]
     if volumes:
-        assert source_images is not None
-        written = _write_volume_pairs(out_dir, names, images, labels, _volume_affine(generator, run_dir))
+        assert source_images is not None and plan is not None
+        written = _write_volume_pairs(out_dir, names, images, labels, _volume_affine(generator.config, plan))
         sources = torch.arange(min(n, CONTACT_ROWS)) % source.shape[0]
         rows = [(labels[i], images[i], source_images[sources[i]]) for i in range(len(sources))]
         write_volume_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes)
@@ -242,24 +248,22 @@ def _write_volume_pairs(out_dir: Path, names: list[str], images: Tensor, labels:
     return [out_dir / "images" / f"{name}.nii.gz" for name in names]
 
 
-def _volume_affine(generator: TrainedGenerator, run_dir: Path) -> np.ndarray:
+def _volume_affine(config: RunConfig, plan: RunPlan) -> np.ndarray:
     """The voxel-to-world scaling of the run's first training volume, without its offset: synthetic
     volumes share the budget's voxel grid (3D runs keep the volumes' voxels), not a place in a scanner."""
-    index = index_cases(generator.config.data.root, layout=generator.config.data.layout)
-    plan = read_run_plan(RunPaths(Path(run_dir)))
-    first = plan.train_ids[0] if plan is not None else next(iter(index.cases))
-    affine = np.array(volume_geometry(index.cases[first].image_path)[1], dtype=np.float64)
+    index = index_cases(config.data.root, layout=config.data.layout)
+    affine = np.array(volume_geometry(index.cases[plan.train_ids[0]].image_path)[1], dtype=np.float64)
     affine[:3, 3] = 0.0
     return affine
 
 
-def _sources(generator: TrainedGenerator, run_dir: Path, masks_dir: Path | None,
-             seed: int) -> tuple[Tensor | None, Tensor]:
+def _sources(generator: TrainedGenerator, run_dir: Path, masks_dir: Path | None, seed: int,
+             plan: RunPlan | None) -> tuple[Tensor | None, Tensor]:
     """(images or None, label maps) the pairs are drawn from: a folder of masks, or the run's training
     pairs (volumes larger than the run's patch: a patch of each, as training crops them)."""
     if masks_dir is None:
         config = generator.config
-        train = load_run_data(config, RunPaths(Path(run_dir)), read_run_plan(RunPaths(Path(run_dir)))).train
+        train = load_run_data(config, RunPaths(Path(run_dir)), plan).train
         assert train.masks is not None
         if config.data.dims == 3 and config.data.patch is not None:
             return crop_patches(train.images, train.masks, config.data.patch, torch.Generator().manual_seed(seed))

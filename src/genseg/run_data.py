@@ -268,8 +268,9 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
     if method_class(config.method.name).needs_unlabeled:
         labeled = set(train_ids) | set(val_ids)
         rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
-        unlabeled = None if not rest else to_tensors(load_samples(images_only(index, rest), rest, axis=axis,
-                                            require_masks=False), size, classes)
+        if rest:  # none: the method says so in one line
+            unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=axis, require_masks=False),
+                                   size, classes)
     return RunData(train=train, val=val, labels=labels, in_channels=train.images.shape[1],
                    train_ids=train_ids, val_ids=val_ids, unlabeled=unlabeled)
 
