@@ -14,10 +14,10 @@ Steps, each skipped when its output exists (a killed run goes on from the last f
 1. convert: the budget's training and validation ids (``pool.seed<s>``, as genseg takes them) into
    ``nnUNet_raw/Dataset<id>_<name>/`` (``imagesTr``, ``labelsTr`` with labels 0..K-1,
    ``dataset.json``), the test ids into ``imagesTs``;
-2. ``nnUNetv2_plan_and_preprocess -c 2d``, then ``splits_final.json`` with fold 0 = exactly
-   genseg's training and validation ids, so nnU-Net sees the same N labels and nothing else;
-3. ``nnUNetv2_train <id> 2d 0 -tr <trainer>``: the default trainer (1000 epochs) on a GPU, a
-   shorter variant (``nnUNetTrainer_5epochs``, ...) on a CPU, named in every result row;
+2. ``nnUNetv2_plan_and_preprocess -c <configuration>``, then ``splits_final.json`` with fold 0 =
+   exactly genseg's training and validation ids, so nnU-Net sees the same N labels and nothing else;
+3. ``nnUNetv2_train <id> <configuration> 0 -tr <trainer>``: the default trainer (1000 epochs) on a
+   GPU, a shorter variant (``nnUNetTrainer_5epochs``, ...) on a CPU, named in every result row;
 4. ``nnUNetv2_predict`` of the test ids (and of each ``--ood`` folder) with the final and the best
    checkpoint;
 5. scoring with genseg's own metrics against the original masks (inside ``fov/`` where present),
@@ -27,6 +27,9 @@ Steps, each skipped when its output exists (a killed run goes on from the last f
 ``--size N`` gives nnU-Net the 2D images at genseg's working resolution (N x N, as genseg resizes
 them) instead of the native one, for a comparison on equal pixels and a CPU-sized run; the label maps
 it predicts are brought back to each image's own size (one-hot, bilinear, argmax) before scoring.
+
+``--configuration`` is nnU-Net's: ``2d`` (the default), or ``3d_fullres`` for volumes (nnU-Net
+resamples them to its planned spacing and writes its predictions back in each input's geometry).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class Job:
     work: Path
     trainer: str
     size: int | None = None
+    configuration: str = "2d"
 
     @property
     def dataset_id(self) -> int:
@@ -92,7 +96,8 @@ class Job:
 
     @property
     def results(self) -> Path:
-        return self.work / "nnUNet_results" / self.name / f"{self.trainer}__nnUNetPlans__2d" / "fold_0"
+        plans = f"{self.trainer}__nnUNetPlans__{self.configuration}"
+        return self.work / "nnUNet_results" / self.name / plans / "fold_0"
 
     def env(self) -> dict[str, str]:
         folders = {key: str(self.work / key) for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
@@ -235,6 +240,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-val", type=int, default=None, help="default: genseg's (20 %%, at least 1)")
     parser.add_argument("--trainer", default="nnUNetTrainer", help="nnUNetTrainer (1000 epochs) or a shorter variant")
+    parser.add_argument("--configuration", default="2d", choices=["2d", "3d_fullres"],
+                        help="nnU-Net's configuration; 3d_fullres for volumes")
     parser.add_argument("--device", default="cuda", help="cuda | cpu")
     parser.add_argument("--nnunet-bin", type=Path, required=True, help="bin/ of nnU-Net's virtual environment")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/nnunet"))
@@ -251,17 +258,22 @@ def main() -> None:
     from genseg.config import default_n_val
 
     job = Job(args.dataset, args.budget, args.seed, args.n_val or default_n_val(args.budget),
-              args.data_root.resolve(), args.splits_root.resolve(), args.work.resolve(), args.trainer, args.size)
-    log = job.work / "logs" / f"{job.name}-{job.trainer}.log"
+              args.data_root.resolve(), args.splits_root.resolve(), args.work.resolve(), args.trainer, args.size,
+              args.configuration)
+    if job.configuration != "2d" and not index_cases(job.data_root / job.dataset).is_volume:
+        sys.exit(f"error: {job.dataset} holds 2D images: --configuration {job.configuration} needs volumes; use 2d")
+    log = job.work / "logs" / f"{job.name}-{job.trainer}-{job.configuration}.log"
     binary = args.nnunet_bin.resolve()
     convert(job)
-    if not (job.preprocessed / "splits_final.json").is_file():
-        _run([str(binary / "nnUNetv2_plan_and_preprocess"), "-d", str(job.dataset_id), "-c", "2d", "-np", "2",
-              "--verify_dataset_integrity"], job, log, env=_planner_threads())
+    preprocessed = job.preprocessed / f"preprocessed-{job.configuration}.done"  # written last: a killed step reruns
+    if not preprocessed.is_file():
+        _run([str(binary / "nnUNetv2_plan_and_preprocess"), "-d", str(job.dataset_id), "-c", job.configuration,
+              "-np", "2", "--verify_dataset_integrity"], job, log, env=_planner_threads())
         write_splits(job)
+        preprocessed.touch()
     if not (job.results / CHECKPOINTS["final"]).is_file():
         resume = ["--c"] if (job.results / "checkpoint_latest.pth").is_file() else []
-        _run([str(binary / "nnUNetv2_train"), str(job.dataset_id), "2d", "0", "-tr", job.trainer,
+        _run([str(binary / "nnUNetv2_train"), str(job.dataset_id), job.configuration, "0", "-tr", job.trainer,
               "-device", args.device, *resume], job, log)
     sets = {"test": (job.raw / "imagesTs", None)}
     for other in args.ood:
@@ -281,18 +293,19 @@ def main() -> None:
                 partial = predictions.with_name(predictions.name + ".partial")
                 shutil.rmtree(partial, ignore_errors=True)
                 _run([str(binary / "nnUNetv2_predict"), "-i", str(images), "-o", str(partial), "-d",
-                      str(job.dataset_id), "-c", "2d", "-f", "0", "-tr", job.trainer, "-chk", filename,
+                      str(job.dataset_id), "-c", job.configuration, "-f", "0", "-tr", job.trainer, "-chk", filename,
                       "-device", args.device], job, log)
                 partial.rename(predictions)
             cases, summary = score(job, predictions, folder)
             write_csv(cases, job.results / f"cases-{eval_set}-{checkpoint}.csv")
             rows.append({"dataset": job.dataset, "n_labels": job.budget, "n_train": job.budget - job.n_val,
-                         "n_val": job.n_val, "method": "nnunet", "seed": job.seed, "segmenter": job.trainer,
+                         "n_val": job.n_val, "method": "nnunet", "seed": job.seed,
+                         "segmenter": f"{job.trainer} {job.configuration}",
                          "size": job.size or "native", "iterations": "", "checkpoint": checkpoint, "eval_set": eval_set,
                          **summary_columns(summary), "seconds": round(training_seconds(job), 1), "peak_mb": "",
                          "status": "ok", "error": ""})
-            print(f"{job.name} {job.trainer} {eval_set} {checkpoint}: Dice {summary['dice_mean']:.4f} "
-                  f"over {summary['n_cases']} cases")
+            print(f"{job.name} {job.trainer} {job.configuration} {eval_set} {checkpoint}: "
+                  f"Dice {summary['dice_mean']:.4f} over {summary['n_cases']} cases")
     append_rows(args.out / "runs.csv", rows)
 
 

@@ -41,7 +41,9 @@ from genseg.benchmark.spec import PROTOCOL_METHODS
 from genseg.checkpoint import load_checkpoint
 from genseg.cli import app
 from genseg.config import MethodConfig
-from genseg.data import DataError, index_cases, make_phantom, make_split, write_split
+from genseg.data import DataError, index_cases, make_phantom, make_split, make_volume_phantom, write_split
+from genseg.data.io import read_label_volume, write_label_volume
+from genseg.data.loading import volume_geometry
 from genseg.errors import ConfigError
 from genseg.run_data import write_plan
 from genseg.runs import CHECKPOINTS, RunPaths, pretraining_key, write_csv
@@ -800,6 +802,35 @@ def test_nnunet_script_at_a_working_size_resizes_inputs_and_scores_at_the_native
         Image.fromarray(small.astype(np.uint8)).save(predictions / f"{case_id}.png")
     rows, summary = nnunet.score(job, predictions)
     assert len(rows) == len(test_ids) and 0.85 < summary["dice_mean"] < 1.0
+
+
+def test_nnunet_script_in_3d_copies_volumes_and_scores_them_per_volume(
+    tmp_path: Path, benchmark_script: Callable[[str], ModuleType]
+) -> None:
+    nnunet = benchmark_script("nnunet")
+    data = make_volume_phantom(tmp_path / "data" / "volumes", n_cases=6)
+    write_split(make_split(index_cases(data).ids, dataset="volumes", test_fraction=0.34, seeds=(0,)),
+                tmp_path / "splits" / "volumes.json")
+    job = nnunet.Job("volumes", budget=3, seed=0, n_val=1, data_root=tmp_path / "data", splits_root=tmp_path / "splits",
+                     work=tmp_path / "work", trainer="nnUNetTrainer_5epochs", configuration="3d_fullres")
+    assert job.results.parent.name == "nnUNetTrainer_5epochs__nnUNetPlans__3d_fullres"
+    nnunet.convert(job)
+    index, train_ids, val_ids, test_ids = nnunet.budget_of(job)
+    labeled = train_ids + val_ids
+    assert sorted(p.name for p in (job.raw / "labelsTr").iterdir()) == sorted(f"{c}.nii.gz" for c in labeled)
+    assert sorted(p.name for p in (job.raw / "imagesTs").iterdir()) == sorted(f"{c}_0000.nii.gz" for c in test_ids)
+    assert json.loads((job.raw / "dataset.json").read_text())["file_ending"] == ".nii.gz"
+
+    # The references as predictions score 1; one volume predicted empty scores 0.
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    for case_id in test_ids:
+        reference = index.cases[case_id].mask_path
+        label_map = read_label_volume(reference)
+        predicted = np.zeros_like(label_map) if case_id == test_ids[0] else label_map
+        write_label_volume(predictions / f"{case_id}.nii.gz", predicted, volume_geometry(reference)[1])
+    rows, _ = nnunet.score(job, predictions)
+    assert [row["dice"] for row in rows] == [0.0] + [1.0] * (len(test_ids) - 1)
 
 
 def test_the_data_root_comes_from_the_option_or_the_environment(phantom: tuple[Path, Path],
