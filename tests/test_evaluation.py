@@ -34,6 +34,8 @@ from genseg.evaluation import (
     predict,
     volume_probabilities,
 )
+from genseg.run_data import read_run_plan
+from genseg.runs import RunPaths
 from genseg.training import train
 
 
@@ -306,3 +308,33 @@ def test_a_volume_overlay_shows_its_three_planes_through_the_most_foreground() -
         assert np.array_equal(view.rgb, whole.rgb) and np.array_equal(view.reference, whole.reference)
     assert np.array_equal(whole.reference[:16, :20], target[7])  # axis 0's plane first
     assert np.all(whole.rgb[:16, :20] == 255) and np.array_equal(whole.reference[:12, 22:42], target[:, 3])
+
+
+def test_a_3d_run_trains_at_the_budgets_median_spacing_and_predicts_in_each_inputs_geometry(
+    tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    data = make_volume_phantom(tmp_path / "Task04_Mixed", n_cases=4)
+    coarse = np.diag([2.0, 1.0, 1.0, 1.0])  # two cases with voxels twice as long along axis 0
+    for case in ("vol_000", "vol_001"):
+        for folder in ("imagesTr", "labelsTr"):
+            path = data / folder / f"{case}.nii.gz"
+            volume = nib.load(path)
+            nib.save(nib.Nifti1Image(np.asarray(volume.dataobj), coarse), path)
+    config = tiny_config(data, "augment", budget=3, iterations=2, data={"test_fraction": 0.25, "dims": 3})
+    out = tmp_path / "run"
+    train(config, out, progress=False)
+
+    plan = read_run_plan(RunPaths(out))
+    budget = [*plan.train_ids, *plan.val_ids]
+    sides = [2.0 if case in ("vol_000", "vol_001") else 1.0 for case in budget]
+    assert plan.spacing == (float(np.median(sides)), 1.0, 1.0) and "data.spacing" in plan.decided
+    assert load_segmenter(out, "best").config.data.spacing == plan.spacing
+    longest = max(round(12 * side / plan.spacing[0]) for side in sides)  # the patch holds every resampled volume
+    assert plan.patch[0] >= longest
+
+    written = predict(out, data / "imagesTr", tmp_path / "predictions")
+    for path in written:  # back in the input's own grid, whichever spacing it had
+        source = nib.load(data / "imagesTr" / path.name)
+        assert nib.load(path).shape == source.shape and np.allclose(nib.load(path).affine, source.affine)
+    summary = evaluate(out, split="test", checkpoints=("best",))["best"]
+    assert summary["n_cases"] == 1 and summary["hd95_unit"] == "mm"

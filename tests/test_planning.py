@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from genseg.data import Sample
+from genseg.errors import ConfigError
 from genseg.planning import (
     BASE_SIZE,
     MIN_WIDTH_PX,
@@ -17,6 +18,7 @@ from genseg.planning import (
     make_plan,
     plan_dims,
     plan_patch,
+    plan_spacing,
     plan_synthesis,
     spacing_anisotropy,
     structure_width,
@@ -181,3 +183,12 @@ def test_a_run_that_leaves_dims_to_the_plan_gets_it_with_its_reason(
     assert f"voxel spacing anisotropy {plan.anisotropy:.1f}" in plan.describe()
     assert planned(config, plan).data.dims == dims
     assert (plan.patch is not None) == (dims == 3)
+
+
+def test_the_planned_spacing_is_the_budgets_median_voxel_side_per_axis() -> None:
+    rotated = np.array([[0.0, -0.8, 0.0, 5.0], [1.5, 0.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    affines = [np.diag([1.0, 0.7, 3.0, 1.0]), np.diag([1.2, 0.9, 2.5, 1.0]), rotated]
+    assert plan_spacing(affines) == (1.2, 0.8, 2.5)  # the sides of each array axis, whatever the orientation
+    assert plan_spacing([np.diag([0.9765625, 0.9765625, 1.0, 1.0])]) == (0.977, 0.977, 1.0)
+    with pytest.raises(ConfigError, match="geometries"):
+        plan_spacing([])

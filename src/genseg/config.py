@@ -60,6 +60,9 @@ class DataConfig:
         patch: the (D, H, W) of a training patch in 3D, each a multiple of 16 and at least 32:
             smaller volumes are padded, centred, larger ones cropped at random (a third of the
             patches on foreground); ``None`` plans it (:func:`genseg.planning.plan_patch`).
+        spacing: in 3D, the voxel size in mm, along the volume's three axes, every volume is resampled
+            to (:mod:`genseg.data.resample`); ``None`` plans it (the median of the budget's,
+            :func:`genseg.planning.plan_spacing`).
         layout: ``"auto"``, ``"folders"``, ``"nnunet"`` or ``"msd"``.
         test_fraction: share of cases held out as test when genseg makes the split file.
         folds: cross-validation folds over the budget (1: none). Fold ``fold`` validates on every
@@ -78,6 +81,7 @@ class DataConfig:
     axis: int = 0
     dims: int | None = 2
     patch: tuple[int, int, int] | None = None
+    spacing: tuple[float, float, float] | None = None
     layout: str = "auto"
     test_fraction: float = 0.3
     folds: int = 1
@@ -112,6 +116,10 @@ class DataConfig:
             self.patch = tuple(int(side) for side in self.patch)  # JSON gives a list
             _check(len(self.patch) == 3 and all(side >= 32 and side % 16 == 0 for side in self.patch),
                    f"patch must be three sides (D, H, W), each a multiple of 16 and at least 32, got {self.patch}")
+        if self.spacing is not None:
+            self.spacing = tuple(float(side) for side in self.spacing)  # JSON gives a list
+            _check(len(self.spacing) == 3 and all(side > 0 for side in self.spacing),
+                   f"spacing must be three voxel sides in mm, each above 0, got {self.spacing}")
         _check(
             self.layout in ("auto", "folders", "nnunet", "msd"),
             f"layout must be auto, folders, nnunet or msd, got {self.layout!r}",

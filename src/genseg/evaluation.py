@@ -42,6 +42,7 @@ from genseg.data import (
     write_mask_png,
 )
 from genseg.data.io import atomic_write
+from genseg.data.resample import probabilities_to_shape, resample_sample
 from genseg.errors import ConfigError
 from genseg.metrics import case_metrics, summarize
 from genseg.plugins import method_class
@@ -307,13 +308,15 @@ def volume_probabilities(segmenter: Model, sample: Sample, overlap: float = 0.5)
     """Class probabilities (K, D, H, W) of a whole volume: MONAI's sliding window of the run's patch,
     Gaussian-weighted where windows overlap (nnU-Net's), the volume padded with zeros, centred, where
     it is smaller than the patch, as in training, so a volume that fits is one window: the
-    whole-volume prediction."""
-    patch = segmenter.size
+    whole-volume prediction. The volume is resampled to the run's spacing first and the probabilities
+    back to its own grid (:mod:`genseg.data.resample`); a sample of unknown spacing is taken as on that grid."""
+    patch, spacing = segmenter.size, segmenter.config.data.spacing
     assert isinstance(patch, tuple), "a run trained on whole volumes"
-    image = torch.from_numpy(sample.image).float()[None]
+    seen = sample if spacing is None or sample.spacing is None else resample_sample(sample, spacing)
+    image = torch.from_numpy(seen.image).float()[None]
     probabilities = sliding_window_inference(image, roi_size=patch, sw_batch_size=1,
                                              predictor=segmenter.probabilities, overlap=overlap, mode="gaussian")
-    return probabilities[0]
+    return probabilities_to_shape(probabilities[0], sample.image.shape[1:])
 
 
 def assemble_case(samples: list[Sample], labels: list[np.ndarray], axis: int) -> np.ndarray:

@@ -40,7 +40,7 @@ from genseg.data import (
 from genseg.data.io import atomic_write, is_image_file, write_image_volume, write_label_volume
 from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
-from genseg.planning import RunPlan
+from genseg.planning import RunPlan, voxel_sides
 from genseg.plugins import generator_methods
 from genseg.run_data import load_run_data, read_run_plan
 from genseg.runs import RunPaths
@@ -249,10 +249,13 @@ def _write_volume_pairs(out_dir: Path, names: list[str], images: Tensor, labels:
 
 
 def _volume_affine(config: RunConfig, plan: RunPlan) -> np.ndarray:
-    """The voxel-to-world scaling of the run's first training volume, without its offset: synthetic
-    volumes share the budget's voxel grid (3D runs keep the volumes' voxels), not a place in a scanner."""
+    """The orientation of the run's first training volume, its columns scaled to the run's spacing,
+    without its offset: synthetic volumes are on the voxel grid the run trains on, not at a place in
+    a scanner."""
     index = index_cases(config.data.root, layout=config.data.layout)
     affine = np.array(volume_geometry(index.cases[plan.train_ids[0]].image_path)[1], dtype=np.float64)
+    if config.data.spacing is not None:
+        affine[:3, :3] *= np.asarray(config.data.spacing) / voxel_sides(affine)
     affine[:3, 3] = 0.0
     return affine
 

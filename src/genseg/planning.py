@@ -139,6 +139,8 @@ class RunPlan:
             config set the others.
         dims: 2 (images or slices) or 3 (whole volumes): the config's, or :func:`plan_dims`'s where it left it.
         patch: in 3D, the (D, H, W) every volume is padded to (:func:`plan_patch`, unless the config set one).
+        spacing: in 3D, the voxel size in mm every volume is resampled to (:func:`plan_spacing`, unless
+            the config set one).
         anisotropy: the budget volumes' median ratio of coarsest to finest voxel side (None for images).
     """
 
@@ -152,6 +154,7 @@ class RunPlan:
     dims: int = 2
     patch: tuple[int, int, int] | None = None
     anisotropy: float | None = None
+    spacing: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,13 +174,16 @@ class RunPlan:
                    generator=str(values["generator"]), data_set=Plan(**data_set),
                    decided=tuple(values.get("decided", ())), dims=int(values.get("dims", 2)),
                    patch=tuple(int(side) for side in values["patch"]) if values.get("patch") else None,
-                   anisotropy=values.get("anisotropy"))
+                   anisotropy=values.get("anisotropy"),
+                   spacing=tuple(float(side) for side in values["spacing"]) if values.get("spacing") else None)
 
     def describe(self) -> str:
         """Lines for logs and the CLI: the run's choices, then the data set's plan."""
         generator = f", generator {self.generator}" if self.generator != AUTO else ""  # AUTO: the method trains none
         shape = f"3D, volumes padded to {'x'.join(map(str, self.patch or ()))} voxels" if self.dims == 3 else (
             f"{self.size} px")
+        if self.dims == 3 and self.spacing is not None:
+            shape += f" of {' x '.join(f'{side:g}' for side in self.spacing)} mm"
         if self.anisotropy is not None:
             shape += (f" (voxel spacing anisotropy {self.anisotropy:.1f}, "
                       f"{'at most' if self.anisotropy <= ANISOTROPY_LIMIT else 'above'} {ANISOTROPY_LIMIT:g})")
@@ -187,14 +193,25 @@ class RunPlan:
         return f"{chosen}\n{self.data_set.describe()}"
 
 
+def voxel_sides(affine: np.ndarray) -> np.ndarray:
+    """A volume's voxel size in mm along its three array axes: the lengths of the affine's first three columns."""
+    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
 def spacing_anisotropy(affines: list[np.ndarray]) -> float:
-    """The median over volumes of the coarsest voxel side over the finest (1 for isotropic voxels),
-    the sides being the lengths of the affine's first three columns."""
-    ratios = []
-    for affine in affines:
-        sides = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
-        ratios.append(float(sides.max() / max(sides.min(), 1e-12)))
+    """The median over volumes of the coarsest voxel side over the finest (1 for isotropic voxels)."""
+    ratios = [float(sides.max() / max(sides.min(), 1e-12)) for sides in map(voxel_sides, affines)]
     return float(np.median(ratios))
+
+
+def plan_spacing(affines: list[np.ndarray]) -> tuple[float, float, float]:
+    """The voxel size 3D training resamples every volume to: the budget's median along each axis
+    (nnU-Net's target for volumes that are not very anisotropic, the only ones the plan trains in 3D),
+    rounded to a micrometre so that volumes already on that grid are left alone."""
+    if not affines:
+        raise ConfigError("a spacing needs the budget's volume geometries")
+    median = np.median(np.stack([voxel_sides(affine) for affine in affines]), axis=0)
+    return tuple(round(float(side), 3) for side in median)
 
 
 def plan_dims(anisotropy: float | None, method_trains_volumes: bool) -> int:
@@ -212,7 +229,7 @@ def plan_patch(shapes: list[tuple[int, int, int]], multiple: int = 16, least: in
     exceeds ``max_voxels``, its longest side shrinks in steps of ``multiple`` until it does not
     (training then crops patches, a third of them on foreground, and inference slides a window).
 
-    Volumes keep their voxels (no resize).
+    The shapes are the volumes' at the run's spacing (:func:`genseg.data.resample.resampled_shape`).
     """
     if not shapes:
         raise ConfigError("a patch needs the budget's volume shapes")

@@ -20,6 +20,7 @@ from genseg.data import (
     DataError,
     LabelMap,
     PairTensors,
+    Sample,
     Split,
     budget_ids,
     check_sizes,
@@ -35,8 +36,18 @@ from genseg.data import (
     write_split,
 )
 from genseg.data.io import atomic_write
+from genseg.data.resample import resample_sample, resampled_shape
 from genseg.errors import ConfigError
-from genseg.planning import RunPlan, fingerprint, make_plan, plan_dims, plan_patch, spacing_anisotropy
+from genseg.planning import (
+    RunPlan,
+    fingerprint,
+    make_plan,
+    plan_dims,
+    plan_patch,
+    plan_spacing,
+    spacing_anisotropy,
+    voxel_sides,
+)
 from genseg.plugins import METHODS, method_class
 from genseg.runs import RunPaths, save_config
 
@@ -140,13 +151,16 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     if _leaves_generator(config):  # in 3D pix2pix: the compositor pastes regions of 2D images
         generator = data_set.synthesis if dims == 2 else "pix2pix"
         decided = [*decided, "generator.name"]
-    patch = config.data.patch
+    patch, spacing = config.data.patch, config.data.spacing
     if dims == 3:
         _check_volumes(config, index)
+        if spacing is None:
+            spacing, decided = plan_spacing([affine for _, affine in geometries]), [*decided, "data.spacing"]
         if patch is None:
-            patch, decided = plan_patch([shape for shape, _ in geometries]), [*decided, "data.patch"]
+            shapes = [resampled_shape(shape, voxel_sides(affine), spacing) for shape, affine in geometries]
+            patch, decided = plan_patch(shapes), [*decided, "data.patch"]
     return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided),
-                   dims=dims, patch=patch, anisotropy=anisotropy)
+                   dims=dims, patch=patch, anisotropy=anisotropy, spacing=spacing)
 
 
 def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
@@ -161,9 +175,11 @@ def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
 
 
 def needs_plan(config: RunConfig) -> bool:
-    """Whether the config leaves something to the plan: the image size (the patch in 3D), or the kind
-    of the generator of a method that trains one."""
-    return config.data.size is None or config.data.shape is None or _leaves_generator(config)
+    """Whether the config leaves something to the plan: the image size (the patch and the spacing in 3D),
+    or the kind of the generator of a method that trains one."""
+    data = config.data
+    return (data.size is None or data.shape is None or (data.dims == 3 and data.spacing is None)
+            or _leaves_generator(config))
 
 
 def _leaves_generator(config: RunConfig) -> bool:
@@ -178,6 +194,8 @@ def planned(config: RunConfig, plan: RunPlan) -> RunConfig:
         config = replace(config, data=replace(config.data, size=plan.size))
     if "data.patch" in plan.decided and config.data.patch is None:
         config = replace(config, data=replace(config.data, patch=plan.patch))
+    if "data.spacing" in plan.decided and config.data.spacing is None:
+        config = replace(config, data=replace(config.data, spacing=plan.spacing))
     if "generator.name" in plan.decided and _leaves_generator(config):
         config = replace(config, generator=config.generator.of_kind(plan.generator))
     return config
@@ -261,18 +279,27 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
         raise DataError(f"the budget's masks hold the values {list(labels.values)}, the run was planned with "
                         f"{list(plan.label_values)}: the data changed; start a new run with another --out", paths.plan)
     log.info("%s", labels.describe())
-    size, classes, axis = config.data.shape, labels.num_classes, config.data.sample_axis
-    train = to_tensors(load_samples(index, train_ids, axis=axis, labels=labels), size, classes)
-    val = to_tensors(load_samples(index, val_ids, axis=axis, labels=labels), size, classes)
+    size, classes = config.data.shape, labels.num_classes
+    train = to_tensors(_run_samples(config, index, train_ids, labels), size, classes)
+    val = to_tensors(_run_samples(config, index, val_ids, labels), size, classes)
     unlabeled = None
     if method_class(config.method.name).needs_unlabeled:
         labeled = set(train_ids) | set(val_ids)
         rest = [case_id for case_id in split.pool[config.train.seed] if case_id not in labeled]
         if rest:  # none: the method says so in one line
-            unlabeled = to_tensors(load_samples(images_only(index, rest), rest, axis=axis, require_masks=False),
-                                   size, classes)
+            unlabeled = to_tensors(_run_samples(config, images_only(index, rest), rest), size, classes)
     return RunData(train=train, val=val, labels=labels, in_channels=train.images.shape[1],
                    train_ids=train_ids, val_ids=val_ids, unlabeled=unlabeled)
+
+
+def _run_samples(config: RunConfig, index: CaseIndex, case_ids: list[str], labels: LabelMap | None = None
+                 ) -> list[Sample]:
+    """The cases as the run trains on them: images or slices, or in 3D whole volumes at the run's spacing."""
+    samples = load_samples(index, case_ids, axis=config.data.sample_axis, labels=labels,
+                           require_masks=labels is not None)
+    if config.data.dims == 3 and config.data.spacing is not None:
+        samples = [resample_sample(sample, config.data.spacing) for sample in samples]
+    return samples
 
 
 def weights_checkpoint(config: RunConfig, data: RunData, weights: dict[str, Any], iteration: int,

@@ -28,7 +28,7 @@ from genseg.data.sample import Sample
 
 # Above float32 rounding of the shares, below any real difference (a multiple of
 # 1 / pixels per window) for windows of up to a million pixels.
-_BACKGROUND_TIE_MARGIN = 1e-6
+BACKGROUND_TIE_MARGIN = 1e-6
 
 
 @dataclass
@@ -99,7 +99,7 @@ def resize_labels(labels: torch.Tensor, size_hw: tuple[int, int], num_classes: i
     flat = labels.reshape(-1, *labels.shape[-2:])
     one_hot = F.one_hot(flat, num_classes).permute(0, 3, 1, 2).float()
     shares = F.interpolate(one_hot, size=size_hw, mode="area")
-    shares[:, 0] -= _BACKGROUND_TIE_MARGIN
+    shares[:, 0] -= BACKGROUND_TIE_MARGIN
     return shares.argmax(dim=1).reshape(*labels.shape[:-2], *size_hw)
 
 
