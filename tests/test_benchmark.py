@@ -118,6 +118,7 @@ ngf = 8
 [variants.genseg-fast]
 method = {{ name = "genseg", every = 4 }}
 train = {{ ema_decay = 0.5 }}
+data = {{ axis = 1 }}
 """)
     assert load_spec(path, {"iterations": 7}).iterations == 7  # options override the file
     spec = load_spec(path)
@@ -136,7 +137,8 @@ train = {{ ema_decay = 0.5 }}
     assert custom.train.average_last == runs["a-n3-augment-s0"].config.train.average_last == 0.0
     assert runs["a-n3-augment-s0"].config.train.ema_decay == 0.9
     assert (custom.generator.name, custom.generator.options["ngf"]) == ("pix2pix", 8)  # the shared table
-    assert (custom.train.seed, custom.train.iterations, custom.data.size, custom.data.axis) == (1, 20, 32, 2)
+    assert (custom.train.seed, custom.train.iterations, custom.data.size, custom.data.axis) == (1, 20, 32, 1)
+    assert runs["b-n5-augment-s1"].config.data.axis == 2  # the data set's axis, where no variant sets one
     assert (custom.data.budget, custom.data.n_train, custom.data.n_val) == (5, 4, 1)
     assert custom.data.split_file == (splits_root / "b.json").resolve()
     assert (runs["a-n3-augment-s0"].config.data.size, runs["a-n3-augment-s0"].config.train.iterations) == (64, 30)

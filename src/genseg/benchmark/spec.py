@@ -58,6 +58,7 @@ class Variant:
         generator: :class:`~genseg.config.GeneratorConfig` fields to override.
         train: :class:`~genseg.config.TrainConfig` fields to override.
         segmenter: options of the benchmark's segmenter to override (e.g. ``{"norm": "instance"}``).
+        data: :class:`~genseg.config.DataConfig` fields to override (e.g. ``{"dims": 3}``: whole volumes).
         folds: K > 1 makes each run a fold set (:mod:`genseg.folds`), scored as the folds' ensemble.
     """
 
@@ -66,6 +67,7 @@ class Variant:
     generator: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     segmenter: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
     folds: int = 1
 
 
@@ -345,13 +347,13 @@ def plan_runs(spec: BenchmarkSpec) -> list[PlannedRun]:
 
 
 def _variant(name: str, table: dict[str, Any]) -> Variant:
-    allowed = {"method", "generator", "train", "segmenter", "folds"}
+    allowed = {"method", "generator", "train", "segmenter", "data", "folds"}
     if isinstance(table, dict) and "mlo" in table:
         raise ConfigError(f"[variants.{name}] mlo = {{ ... }}: GenSeg's settings are the method's now, "
                          f"method = {{ name = \"genseg\", ... }}")
     if not isinstance(table, dict) or "method" not in table or set(table) - allowed:
         raise ConfigError(f"[variants.{name}] needs method = \"NAME\" (or method = {{ name = \"NAME\", ... its "
-                         f"settings }}) and may have generator, train and segmenter tables and folds = K; "
+                         f"settings }}) and may have generator, train, segmenter and data tables and folds = K; "
                          f"got {sorted(table) if isinstance(table, dict) else table!r}")
     table = dict(table)
     if not isinstance(table.get("folds", 1), int) or table.get("folds", 1) < 1:
@@ -388,9 +390,9 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
     variant = spec.variants[variant_name]
     try:
         return RunConfig(
-            data=DataConfig(root=root, split_file=split_file, budget=budget, n_val=spec.n_val,
-                            size=_size(spec.sizes.get(dataset, spec.size)), max_size=spec.max_size,
-                            axis=spec.axes.get(dataset, 0)),
+            data=DataConfig(**{"root": root, "split_file": split_file, "budget": budget, "n_val": spec.n_val,
+                               "size": _size(spec.sizes.get(dataset, spec.size)), "max_size": spec.max_size,
+                               "axis": spec.axes.get(dataset, 0), **variant.data}),
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **spec.generator,
                                          **variant.generator}),
