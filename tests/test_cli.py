@@ -112,7 +112,8 @@ def test_plan_and_train_leave_dims_to_the_plan_with_auto(tmp_path: Path) -> None
     volumes = make_volume_phantom(tmp_path / "Task04_Tiny", n_cases=5)
     planned = runner.invoke(app, ["plan", "--data", str(volumes), "--budget", "3", "--dims", "auto"])
     assert planned.exit_code == 0, planned.output
-    assert "3D, volumes padded to 32x32x32 voxels (voxel spacing anisotropy 1.0, at most 3)" in planned.output
+    assert ("3D, volumes padded to 32x32x32 voxels of 1 x 1 x 1 mm (voxel spacing anisotropy 1.0, at most 3)"
+            in planned.output)
     assert "data.dims" in planned.output
     refused = runner.invoke(app, ["train", "--data", str(volumes), "--out", str(tmp_path / "run"), "--dims", "4"])
     assert refused.exit_code == 2 and "--dims must be 2, 3 or auto" in _single_error_line(refused.output)
