@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig
+from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig, TrainConfig
 from genseg.generator_level import GeneratorLevel
 from genseg.methods import Method, create_method
 from genseg.methods.options import GenSegOptions, SyntheticPairOptions
+from genseg.planning import BATCH_SIZE
 from genseg.run_data import load_run_data
 from genseg.runs import RunPaths
 from genseg.training import build_context, seed_everything
@@ -126,9 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--synthetic", type=int, nargs="+", default=[SyntheticPairOptions.synthetic_batch_size],
                         help="synthetic pairs per step of separate and genseg (default: the config default)")
     args = parser.parse_args(argv)
-    base = RunConfig(
-        data=DataConfig(root=args.data, split_file=args.split, budget=args.budget, size=args.size),
+    base = RunConfig(  # set, not planned: nothing here runs the plan stage
+        data=DataConfig(root=args.data, split_file=args.split, budget=args.budget, size=args.size, dims=2),
         generator=GeneratorConfig("pix2pix", pretrain_iterations=0),
+        train=TrainConfig(batch_size=BATCH_SIZE[2]),
     )
     configs = variants(base, args.every, args.upper, args.hypergradient, args.synthetic)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, size {args.size}, "

@@ -139,6 +139,7 @@ data = {{ axis = 1 }}
     assert (custom.generator.name, custom.generator.options["ngf"]) == ("pix2pix", 8)  # the shared table
     assert (custom.train.seed, custom.train.iterations, custom.data.size, custom.data.axis) == (1, 20, 32, 1)
     assert runs["b-n5-augment-s1"].config.data.axis == 2  # the data set's axis, where no variant sets one
+    assert custom.data.dims == 2 and custom.train.batch_size is None  # slices unless the file says; batch planned
     assert (custom.data.budget, custom.data.n_train, custom.data.n_val) == (5, 4, 1)
     assert custom.data.split_file == (splits_root / "b.json").resolve()
     assert (runs["a-n3-augment-s0"].config.data.size, runs["a-n3-augment-s0"].config.train.iterations) == (64, 30)
@@ -228,6 +229,9 @@ def test_bad_settings_are_value_errors(folders: tuple[Path, Path]) -> None:
                         "variants": {"x": {"method": "genseg", "mlo": {"upper": "none"}}}})
     with pytest.raises(DataError, match="not found"):
         plan_runs(spec_from_dict({"datasets": ["missing"], "budgets": [3], "data_root": data_root}))
+    with pytest.raises(ValueError, match='dims is 2, 3 or "auto", got 4'):
+        plan_runs(spec_from_dict({"datasets": ["a"], "budgets": [3], "dims": 4, "data_root": data_root,
+                                  "splits_root": splits_root}))
 
 
 def _ok_rows(run: PlannedRun, dice: float) -> list[dict]:

@@ -106,15 +106,24 @@ def test_plan_without_a_split_plans_the_split_train_would_make(tiny_phantom: Pat
     assert planned.output.strip().endswith("labels 0, 1 (2 classes)")
 
 
-def test_plan_and_train_leave_dims_to_the_plan_with_auto(tmp_path: Path) -> None:
+def test_plan_and_train_leave_dims_and_batch_to_the_plan_by_default(tmp_path: Path) -> None:
     from genseg.data import make_volume_phantom
 
     volumes = make_volume_phantom(tmp_path / "Task04_Tiny", n_cases=5)
-    planned = runner.invoke(app, ["plan", "--data", str(volumes), "--budget", "3", "--dims", "auto"])
+    planned = runner.invoke(app, ["plan", "--data", str(volumes), "--budget", "3"])
     assert planned.exit_code == 0, planned.output
-    assert ("3D, volumes padded to 32x32x32 voxels of 1 x 1 x 1 mm (voxel spacing anisotropy 1.0, at most 3)"
-            in planned.output)
-    assert "data.dims" in planned.output
+    assert ("3D, volumes padded to 32x32x32 voxels of 1 x 1 x 1 mm (voxel spacing anisotropy 1.0, at most 3), "
+            "batch 2" in planned.output)
+    assert "data.dims" in planned.output and "train.batch_size" in planned.output
+    sliced = runner.invoke(app, ["plan", "--data", str(volumes), "--budget", "3", "--dims", "2"])
+    assert sliced.exit_code == 0 and "px" in sliced.output and "batch 4" in sliced.output, sliced.output
+    run = tmp_path / "run"
+    trained = runner.invoke(app, ["train", "--data", str(volumes), "--budget", "3", "--out", str(run),
+                                  "--iterations", "1", "--threads", "1", "--set", "segmenter.options={\"base\": 4}"])
+    assert trained.exit_code == 0, trained.output
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["data"]["dims"], saved["train"]["batch_size"]) == (3, 2)
+    assert json.loads((run / "plan.json").read_text())["dims"] == 3
     refused = runner.invoke(app, ["train", "--data", str(volumes), "--out", str(tmp_path / "run"), "--dims", "4"])
     assert refused.exit_code == 2 and "--dims must be 2, 3 or auto" in _single_error_line(refused.output)
 

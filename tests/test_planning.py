@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from genseg.planning import (
     BASE_SIZE,
     MIN_WIDTH_PX,
     Fingerprint,
+    RunPlan,
     fingerprint,
     make_plan,
     plan_dims,
@@ -114,11 +116,12 @@ def test_many_small_pieces_are_not_lesions() -> None:
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize(("dataset", "budget", "expected"), [
-    ("fuseg", 10, "composite"), ("jsrt_lung", 3, "pix2pix"), ("msd_hippocampus", 2, "pix2pix"),
-    ("drive", 5, "pix2pix")])
+@pytest.mark.parametrize(("dataset", "budget", "expected", "dims"), [
+    ("fuseg", 10, "composite", 2), ("jsrt_lung", 3, "pix2pix", 2), ("msd_hippocampus", 2, "pix2pix", 3),
+    ("drive", 5, "pix2pix", 2)])
 def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: str, budget: int, expected: str,
-                                                                     datasets_dir: Path, splits_dir: Path) -> None:
+                                                                     dims: int, datasets_dir: Path,
+                                                                     splits_dir: Path) -> None:
     from genseg.config import DataConfig, MethodConfig, RunConfig, TrainConfig
     from genseg.data import index_cases, read_split
     from genseg.run_data import plan_run
@@ -129,7 +132,9 @@ def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: st
                            method=MethodConfig("separate"), train=TrainConfig(seed=seed))
         plan = plan_run(config, index, split)
         assert plan.data_set.synthesis == plan.generator == expected, seed
-        assert plan.decided == ("data.size", "generator.name")
+        assert plan.dims == dims and plan.batch_size == {2: 4, 3: 2}[dims], seed
+        volume = {"data.spacing", "data.patch"} if dims == 3 else set()
+        assert set(plan.decided) == {"data.size", "data.dims", "generator.name", "train.batch_size", *volume}
 
 
 def test_the_patch_fits_every_budget_volume_in_steps_of_16_and_at_least_32() -> None:
@@ -167,22 +172,28 @@ def test_plan_dims_gives_3d_to_volumes_of_sensible_spacing(anisotropy: float | N
 @pytest.mark.parametrize(("spacing", "method", "dims"), [
     ((1.0, 1.0, 1.0), "augment", 3), ((1.0, 1.0, 5.0), "augment", 2), ((1.0, 1.0, 1.0), "copypaste", 2),
 ])
-def test_a_run_that_leaves_dims_to_the_plan_gets_it_with_its_reason(
+def test_by_default_the_plan_decides_dims_and_batch_with_its_reason(
     spacing: tuple[float, float, float], method: str, dims: int, tmp_path: Path,
 ) -> None:
-    from genseg.config import DataConfig, MethodConfig, RunConfig
+    from genseg.config import DataConfig, MethodConfig, RunConfig, TrainConfig
     from genseg.data import index_cases, make_volume_phantom
     from genseg.run_data import default_split, plan_run, planned
 
     root = make_volume_phantom(tmp_path / "Task04_Tiny", n_cases=5, affine=np.diag([*spacing, 1.0]))
-    config = RunConfig(data=DataConfig(root=root, budget=3, dims=None), method=MethodConfig(method))
+    config = RunConfig(data=DataConfig(root=root, budget=3), method=MethodConfig(method))
     index = index_cases(root)
     plan = plan_run(config, index, default_split(config, index))
-    assert plan.dims == dims and "data.dims" in plan.decided
+    assert plan.dims == dims and {"data.dims", "train.batch_size"} <= set(plan.decided)
     assert plan.anisotropy == pytest.approx(max(spacing) / min(spacing))
     assert f"voxel spacing anisotropy {plan.anisotropy:.1f}" in plan.describe()
-    assert planned(config, plan).data.dims == dims
+    assert f"batch {plan.batch_size}" in plan.describe()
+    assert (planned(config, plan).data.dims, planned(config, plan).train.batch_size) == (dims, {2: 4, 3: 2}[dims])
     assert (plan.patch is not None) == (dims == 3)
+    assert RunPlan.from_dict(plan.to_dict()) == plan
+    batch_of_three = replace(config, train=TrainConfig(batch_size=3))  # what the config sets stays
+    plan = plan_run(batch_of_three, index, default_split(config, index))
+    assert plan.batch_size == 3 and "train.batch_size" not in plan.decided
+    assert planned(batch_of_three, plan).train.batch_size == 3
 
 
 def test_the_planned_spacing_is_the_budgets_median_voxel_side_per_axis() -> None:

@@ -81,6 +81,11 @@ class Batches:
         """Image channels of the pairs."""
         return self.train.images.shape[1]
 
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images, 3 for volumes."""
+        return self.train.images.ndim - 2
+
     def picks(self, count: int) -> Tensor:
         """A batch of row indices into ``count`` rows."""
         return self.sampler(count).to(self.device)

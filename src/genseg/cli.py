@@ -214,9 +214,9 @@ def train(
     segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
     size: Optional[str] = typer.Option(None, help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan) [auto]."),
     axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes trained in 2D [{_D.axis}]."),
-    dims: Optional[str] = typer.Option(None, help=f"2: train on images (volumes as slices); 3: on whole volumes (every method but copypaste); auto: the plan's choice (3D for volumes of spacing anisotropy at most 3) [{_D.dims}]."),
+    dims: Optional[str] = typer.Option(None, help="2: train on images (volumes as slices); 3: on whole volumes (every method but copypaste); auto: the plan's choice (3D for volumes of spacing anisotropy at most 3) [auto]."),
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
-    batch_size: Optional[int] = typer.Option(None, help=f"Real pairs per step [{_T.batch_size}]."),
+    batch_size: Optional[int] = typer.Option(None, help="Real pairs per step [planned: 4 images, 2 volumes in 3D]."),
     lr: Optional[float] = typer.Option(None, help=f"Segmenter peak learning rate [{_T.lr}]."),
     generator: Optional[str] = typer.Option(None, help=f"Generator kind of separate and genseg: {' | '.join(GENERATORS.names)} [{_G.name}: the plan's choice]."),
     pretrain_iterations: Optional[int] = typer.Option(None, help=f"Generator pre-training steps on the training pairs, before the first segmenter step of separate and genseg [{_G.pretrain_iterations}]."),
@@ -399,7 +399,7 @@ def plan(
     split: Optional[Path] = typer.Option(None, help="Split file (default: the one train would make)."),
     max_size: int = typer.Option(512, help="Largest size the plan may choose."),
     axis: int = typer.Option(0, help="Slicing axis for 3D volumes trained in 2D."),
-    dims: str = typer.Option(str(_D.dims), help="2: images or slices; 3: whole volumes; auto: the plan's choice."),
+    dims: str = typer.Option("auto", help="2: images or slices; 3: whole volumes; auto: the plan's choice."),
     method: str = typer.Option(_M.name, help=f"Method to plan for: {_METHODS}."),
 ) -> None:
     """What train would plan: the budget's cases and labels, the image size and generator kind, and why."""
@@ -557,7 +557,7 @@ def pretrain_generator(
     size: str = typer.Option("auto", help="Square image size (multiple of 32), or auto (planned)."),
     generator: str = typer.Option("auto", help=f"Generator kind: {' | '.join(GENERATORS.names)} | auto (the plan's choice)."),
     ngf: Optional[int] = typer.Option(None, help="pix2pix's base width [32]."),
-    batch_size: int = typer.Option(4, help="Real pairs per step."),
+    batch_size: Optional[int] = typer.Option(None, help="Real pairs per step [planned: 4 images, 2 volumes in 3D]."),
     device: str = typer.Option("auto", help="auto (cuda when present) | cpu | cuda | cuda:N"),
 ) -> None:
     """Train only the mask-to-image generator (level 1) on the budget's training pairs."""

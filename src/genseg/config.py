@@ -79,7 +79,7 @@ class DataConfig:
     size: int | None = None
     max_size: int = 512
     axis: int = 0
-    dims: int | None = 2
+    dims: int | None = None
     patch: tuple[int, int, int] | None = None
     spacing: tuple[float, float, float] | None = None
     layout: str = "auto"
@@ -257,7 +257,8 @@ class TrainConfig:
 
     Args:
         iterations: segmenter optimization steps.
-        batch_size: real pairs per step.
+        batch_size: real pairs per step; None leaves it to the plan (:data:`genseg.planning.BATCH_SIZE`:
+            4 images, or 2 volumes in 3D).
         lr: peak learning rate of the segmenter.
         optimizer: ``adam``, ``adamw`` (weight decay 1e-4) or ``sgd`` (Nesterov, momentum 0.99,
             as nnU-Net; use lr 1e-2).
@@ -289,7 +290,7 @@ class TrainConfig:
     """
 
     iterations: int = 1000
-    batch_size: int = 4
+    batch_size: int | None = None
     lr: float = 1e-3
     optimizer: str = "adam"
     schedule: str = "constant"
@@ -305,7 +306,8 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _check(self.iterations >= 1 and self.batch_size >= 1, "iterations and batch_size must be >= 1")
+        _check(self.iterations >= 1 and (self.batch_size is None or self.batch_size >= 1),
+               "iterations and batch_size must be >= 1")
         _check(self.lr > 0, "lr must be > 0")
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("sampling", SAMPLINGS),
                               ("select", SELECTIONS)):
@@ -368,7 +370,7 @@ class RunConfig:
         return cls(**parts)
 
 
-BEFORE_ADDED: dict[str, dict[str, Any]] = {"train": {"average_last": 0.0}}
+BEFORE_ADDED: dict[str, dict[str, Any]] = {"train": {"average_last": 0.0}, "data": {"dims": 2}}
 """Settings whose default differs from what runs saved before the setting existed trained with, by section."""
 
 

@@ -35,12 +35,13 @@ from genseg.data import (
     read_mask,
     resize_labels,
     volume_geometry,
+    voxel_sides,
     write_mask_png,
 )
 from genseg.data.io import atomic_write, is_image_file, write_image_volume, write_label_volume
 from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
-from genseg.planning import RunPlan, voxel_sides
+from genseg.planning import RunPlan
 from genseg.plugins import generator_methods
 from genseg.run_data import load_run_data, read_run_plan
 from genseg.runs import RunPaths

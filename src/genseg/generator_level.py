@@ -67,11 +67,13 @@ class GeneratorLevel:
         self.pretrained_steps = 0
 
     @classmethod
-    def build(cls, config: RunConfig, num_classes: int, image_channels: int, batches: BatchSource,
-              rng: torch.Generator, device: torch.device, progress: bool = True) -> GeneratorLevel:
-        """The level a run's config describes: its kind of generator, untrained, on ``device``."""
+    def build(cls, config: RunConfig, num_classes: int, image_channels: int, spatial_dims: int,
+              batches: BatchSource, rng: torch.Generator, device: torch.device, progress: bool = True
+              ) -> GeneratorLevel:
+        """The level a run's config describes: its kind of generator, untrained, on ``device``, drawing
+        images (``spatial_dims`` 2) or volumes (3)."""
         generator = create_generator(config.generator, num_classes, image_channels, device,
-                                     spatial_dims=config.data.dims)
+                                     spatial_dims=spatial_dims)
         return cls(generator, batches, rng, pretrain_iterations=config.generator.pretrain_iterations,
                    key=pretraining_key(config), progress=progress)
 
@@ -152,8 +154,8 @@ def pretrain_generator(config: RunConfig, out: Path, *, progress: bool = True) -
     device = resolve_device(config.train.device)
     batches = Batches.seeded(data.train.to(device), data.num_classes, seed=config.train.seed,
                              batch_size=config.train.batch_size, sampling=config.train.sampling)
-    level = GeneratorLevel.build(config, data.num_classes, data.in_channels, sampled_pairs(batches), batches.rng,
-                                 device, progress)
+    level = GeneratorLevel.build(config, data.num_classes, data.in_channels, data.dims, sampled_pairs(batches),
+                                 batches.rng, device, progress)
     level.pretrain(paths.pretrain)
     save_atomic(weights_checkpoint(config, data, {"generator": level.generator.network.state_dict()}, iteration=0),
                 paths.weights("final"))

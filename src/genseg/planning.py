@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from genseg.config import AUTO
-from genseg.data import Sample
+from genseg.data import Sample, voxel_sides
 from genseg.errors import ConfigError
 
 MIN_WIDTH_PX = 4.0
@@ -60,6 +60,9 @@ ANISOTROPY_LIMIT = 3.0
 """Volumes whose coarsest voxel side is at most this many times their finest (median over the budget)
 train in 3D when the plan chooses; more anisotropic ones (thick slices) train on slices, as nnU-Net's
 planner treats spacing ratios above 3 as anisotropic."""
+BATCH_SIZE = {2: 4, 3: 2}
+"""Real pairs per step by dims, where the config leaves it to the plan: 4 images, or 2 volumes, the
+batch nnU-Net's planner gives 3d_fullres at these patch sizes (and the one the 3D rows measured)."""
 MAX_PATCH_VOXELS = 96**3
 """The largest 3D patch a plan chooses: a 3D U-Net step on it, 2 patches a batch, takes seconds on
 one CPU core (the hippocampus's 48 x 64 x 48 takes about 3 s); set ``data.patch`` for more."""
@@ -135,13 +138,14 @@ class RunPlan:
         generator: the run's generator kind; the plan's synthesis where the config left it to the
             plan, and what the config names otherwise (also for a method that trains none).
         data_set: the data set's plan, from the budget's fingerprint.
-        decided: the settings the plan decided (``data.size``, ``data.patch``, ``generator.name``); the
-            config set the others.
+        decided: the settings the plan decided (``data.size``, ``data.dims``, ``data.patch``, ``data.spacing``,
+            ``train.batch_size``, ``generator.name``); the config set the others.
         dims: 2 (images or slices) or 3 (whole volumes): the config's, or :func:`plan_dims`'s where it left it.
         patch: in 3D, the (D, H, W) every volume is padded to (:func:`plan_patch`, unless the config set one).
         spacing: in 3D, the voxel size in mm every volume is resampled to (:func:`plan_spacing`, unless
             the config set one).
         anisotropy: the budget volumes' median ratio of coarsest to finest voxel side (None for images).
+        batch_size: real pairs per step: the config's, or :data:`BATCH_SIZE`'s for ``dims`` where it left it.
     """
 
     train_ids: tuple[str, ...]
@@ -155,6 +159,7 @@ class RunPlan:
     patch: tuple[int, int, int] | None = None
     anisotropy: float | None = None
     spacing: tuple[float, float, float] | None = None
+    batch_size: int = BATCH_SIZE[2]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,7 +180,8 @@ class RunPlan:
                    decided=tuple(values.get("decided", ())), dims=int(values.get("dims", 2)),
                    patch=tuple(int(side) for side in values["patch"]) if values.get("patch") else None,
                    anisotropy=values.get("anisotropy"),
-                   spacing=tuple(float(side) for side in values["spacing"]) if values.get("spacing") else None)
+                   spacing=tuple(float(side) for side in values["spacing"]) if values.get("spacing") else None,
+                   batch_size=int(values.get("batch_size", BATCH_SIZE[2])))
 
     def describe(self) -> str:
         """Lines for logs and the CLI: the run's choices, then the data set's plan."""
@@ -188,14 +194,9 @@ class RunPlan:
             shape += (f" (voxel spacing anisotropy {self.anisotropy:.1f}, "
                       f"{'at most' if self.anisotropy <= ANISOTROPY_LIMIT else 'above'} {ANISOTROPY_LIMIT:g})")
         chosen = (f"run: {len(self.train_ids)} train + {len(self.val_ids)} val cases, labels "
-                  f"{list(self.label_values)}, {shape}{generator}"
+                  f"{list(self.label_values)}, {shape}, batch {self.batch_size}{generator}"
                   + (f" ({', '.join(self.decided)} from the plan)" if self.decided else ""))
         return f"{chosen}\n{self.data_set.describe()}"
-
-
-def voxel_sides(affine: np.ndarray) -> np.ndarray:
-    """A volume's voxel size in mm along its three array axes: the lengths of the affine's first three columns."""
-    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
 
 
 def spacing_anisotropy(affines: list[np.ndarray]) -> float:

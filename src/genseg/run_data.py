@@ -33,12 +33,14 @@ from genseg.data import (
     read_split,
     to_tensors,
     volume_geometry,
+    voxel_sides,
     write_split,
 )
 from genseg.data.io import atomic_write
 from genseg.data.resample import resample_sample, resampled_shape
 from genseg.errors import ConfigError
 from genseg.planning import (
+    BATCH_SIZE,
     RunPlan,
     fingerprint,
     make_plan,
@@ -46,7 +48,6 @@ from genseg.planning import (
     plan_patch,
     plan_spacing,
     spacing_anisotropy,
-    voxel_sides,
 )
 from genseg.plugins import METHODS, method_class
 from genseg.runs import RunPaths, save_config
@@ -124,6 +125,11 @@ class RunData:
     def num_classes(self) -> int:
         return self.labels.num_classes
 
+    @property
+    def dims(self) -> int:
+        """2 for images (B, C, H, W), 3 for volumes (B, C, D, H, W)."""
+        return self.train.images.ndim - 2
+
 
 def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     """The plan stage: the run's budget in its split, its label values, and the data set's plan
@@ -159,8 +165,11 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
         if patch is None:
             shapes = [resampled_shape(shape, voxel_sides(affine), spacing) for shape, affine in geometries]
             patch, decided = plan_patch(shapes), [*decided, "data.patch"]
+    batch_size = config.train.batch_size
+    if batch_size is None:
+        batch_size, decided = BATCH_SIZE[dims], [*decided, "train.batch_size"]
     return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided),
-                   dims=dims, patch=patch, anisotropy=anisotropy, spacing=spacing)
+                   dims=dims, patch=patch, anisotropy=anisotropy, spacing=spacing, batch_size=batch_size)
 
 
 def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
@@ -175,8 +184,9 @@ def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
 
 
 def needs_plan(config: RunConfig) -> bool:
-    """Whether the config leaves something to the plan: the image size (the patch and the spacing in 3D),
-    or the kind of the generator of a method that trains one."""
+    """Whether the config leaves to the plan something that needs the data: 2D or 3D, the image size (the
+    patch and the spacing in 3D), or the kind of the generator of a method that trains one. (The batch size
+    follows from 2D or 3D alone; the run's own plan stage fills it in.)"""
     data = config.data
     return (data.size is None or data.shape is None or (data.dims == 3 and data.spacing is None)
             or _leaves_generator(config))
@@ -196,6 +206,8 @@ def planned(config: RunConfig, plan: RunPlan) -> RunConfig:
         config = replace(config, data=replace(config.data, patch=plan.patch))
     if "data.spacing" in plan.decided and config.data.spacing is None:
         config = replace(config, data=replace(config.data, spacing=plan.spacing))
+    if "train.batch_size" in plan.decided and config.train.batch_size is None:
+        config = replace(config, train=replace(config.train, batch_size=plan.batch_size))
     if "generator.name" in plan.decided and _leaves_generator(config):
         config = replace(config, generator=config.generator.of_kind(plan.generator))
     return config
@@ -268,9 +280,12 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
             :func:`start_run`, which plans it).
         DataError: the masks' values differ from those the run was planned with.
     """
-    if config.data.shape is None:
-        raise ConfigError("the image size is left to the plan: start the run (genseg train) or set data.size")
     index = _index(config)
+    if config.data.dims is None and not index.is_volume:  # images: 2D, nothing for the plan to choose
+        config = replace(config, data=replace(config.data, dims=2))
+    if config.data.shape is None:
+        raise ConfigError("the image size (2D or 3D, the patch) is left to the plan: start the run (genseg train) "
+                          "or set data.size and data.dims")
     split = resolve_split(config, index, paths)
     check_sizes(index, [*split.test, *split.pool.get(config.train.seed, [])])  # headers only: no label is read
     train_ids, val_ids = (list(plan.train_ids), list(plan.val_ids)) if plan else train_val_ids(config, split)

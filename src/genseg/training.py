@@ -96,6 +96,10 @@ def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
     # what is still left open resumes as it started (so do runs from before plan.json held the run's plan)
     if config.data.size is None:
         config = replace(config, data=replace(config.data, size=saved.data.size))
+    if config.data.dims is None:
+        config = replace(config, data=replace(config.data, dims=saved.data.dims))
+    if config.train.batch_size is None:
+        config = replace(config, train=replace(config.train, batch_size=saved.train.batch_size))
     if config.generator.name == AUTO:
         config = replace(config, generator=saved.generator)
     wanted, stored = config.to_dict(), saved.to_dict()
@@ -225,9 +229,10 @@ def _start(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     seed_everything(config.train.seed)
     if resume and paths.config.is_file():
         config = resume_config(paths.root, config)
+    if resume and paths.last.is_file():
         save_config(config, paths)
         data = load_run_data(config, paths, read_run_plan(paths))
-    else:
+    else:  # a new run, or one with nothing to resume (its folder's plan.json, if any, is taken)
         config, data = start_run(config, paths)
     if pretrained_generator is not None:
         adopt_pretrained_generator(pretrained_generator, config, paths)
@@ -290,9 +295,15 @@ def _warn_if_final_dips(history: list[dict[str, float]], run: Path) -> None:
 
 
 def build_context(config: RunConfig, data: RunData, device: torch.device, progress: bool) -> TrainingContext:
-    """What a run's method works with, on ``device``: a new segmenter, seeded batches, the validation pairs."""
+    """What a run's method works with, on ``device``: a new segmenter, seeded batches, the validation pairs.
+
+    Raises:
+        ConfigError: the config leaves the batch size to the plan (:func:`genseg.run_data.start_run` plans it).
+    """
+    if config.train.batch_size is None:
+        raise ConfigError("the batch size is left to the plan: start the run (genseg train) or set train.batch_size")
     segmenter = segmenter_from_config(config.segmenter, data.in_channels, data.num_classes,
-                                      spatial_dims=config.data.dims).to(device)
+                                      spatial_dims=data.dims).to(device)
     recipe, settings = config.train, config.method.settings
     pairs = settings if isinstance(settings, SyntheticPairOptions) else SyntheticPairOptions()  # unused if no pairs
     views = settings.val_views if isinstance(settings, GenSegOptions) else 1

@@ -96,6 +96,10 @@ class BenchmarkSpec:
         size: square training image size, or ``"auto"``: each run's plan from its budget's
             fingerprint (:mod:`genseg.planning`), written to the run's ``plan.json``.
         max_size: the largest side an ``"auto"`` plan may choose.
+        dims: 2 (images, volumes as slices), 3 (whole volumes) or ``"auto"`` (each run's plan). 2 unless
+            a file says otherwise: the protocol's rows trained volumes as slices, so a benchmark file goes
+            on measuring what it measured when ``genseg train``'s default became the plan's choice. A
+            variant's ``data`` table overrides it.
         iterations: segmenter optimization steps.
         pretrain_iterations: generator pre-training steps (separate, genseg).
         out: the benchmark's out folder.
@@ -132,6 +136,7 @@ class BenchmarkSpec:
     segmenter: str = "unet"
     size: int | str = 128
     max_size: int = 512
+    dims: int | str = 2
     iterations: int = 1000
     pretrain_iterations: int = 1000
     out: Path = DEFAULT_OUT
@@ -392,7 +397,7 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
         return RunConfig(
             data=DataConfig(**{"root": root, "split_file": split_file, "budget": budget, "n_val": spec.n_val,
                                "size": _size(spec.sizes.get(dataset, spec.size)), "max_size": spec.max_size,
-                               "axis": spec.axes.get(dataset, 0), **variant.data}),
+                               "axis": spec.axes.get(dataset, 0), "dims": _dims(spec.dims), **variant.data}),
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **spec.generator,
                                          **variant.generator}),
@@ -402,6 +407,14 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
         )
     except (TypeError, ValueError) as error:  # TypeError: an override names no config field
         raise ConfigError(f"{dataset} budget {budget}, variant {variant_name!r}: {error}") from None
+
+
+def _dims(value: int | str) -> int | None:
+    if value == "auto":
+        return None
+    if value not in (2, 3):
+        raise ConfigError(f"dims is 2, 3 or \"auto\", got {value!r}")
+    return value
 
 
 def _size(value: int | str) -> int | None:

@@ -24,7 +24,7 @@ from genseg.data.io import (
     write_mask_png,
 )
 from genseg.data.labels import LabelMap
-from genseg.data.loading import check_sizes, labels_of, load_samples, volume_geometry
+from genseg.data.loading import check_sizes, labels_of, load_samples, volume_geometry, voxel_sides
 from genseg.data.phantom import make_phantom, make_volume_phantom
 from genseg.data.sample import Case, CaseIndex, Sample
 from genseg.data.splits import (
@@ -74,6 +74,7 @@ __all__ = [
     "resize_probabilities",
     "to_tensors",
     "volume_geometry",
+    "voxel_sides",
     "write_label_volume",
     "write_mask_png",
     "write_split",

@@ -139,6 +139,12 @@ def volume_geometry(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
     return (int(x), int(y), int(z)), volume.affine
 
 
+def voxel_sides(affine: np.ndarray) -> np.ndarray:
+    """A volume's voxel size in mm along its three array axes: the lengths of the affine's first three
+    columns (the one source of a volume's spacing, whatever the header's pixdim says)."""
+    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
 def _find_case(index: CaseIndex, case_id: str) -> Case:
     if case_id not in index.cases:
         examples = ", ".join(index.ids[:3])
@@ -184,7 +190,7 @@ def _whole_volume(case: Case, image_paths: list[Path], label_map: LabelMap | Non
     if case.roi_path is not None:
         roi = read_label_volume(case.roi_path) > 0
         _check_same_shape(case.image_path, shape, case.roi_path, roi.shape)
-    spacing = tuple(float(side) for side in load_nifti(case.image_path).header.get_zooms()[:3])
+    spacing = tuple(float(side) for side in voxel_sides(load_nifti(case.image_path).affine))
     return Sample(case.case_id, image, labels, roi, spacing=spacing)
 
 

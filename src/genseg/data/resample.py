@@ -4,7 +4,7 @@
 voxel is the same size in millimetres in every case and the 3D kernels see one scale. Images are
 resampled trilinearly; label maps are never interpolated as numbers: each class becomes a one-hot
 channel, the channels are resampled trilinearly and every voxel takes the class with the largest
-share (background loses ties, as in :func:`genseg.data.tensors.resize_labels`). Predictions go back
+share (:func:`genseg.data.tensors.resize_labels`, which resizes 2D label maps the same way). Predictions go back
 to the input's own grid as probabilities, before the argmax, so metrics and written files are in
 the geometry of the file that was read.
 
@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from genseg.data.sample import Sample
-from genseg.data.tensors import BACKGROUND_TIE_MARGIN
+from genseg.data.tensors import resize_labels
 
 
 def resampled_shape(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> tuple[int, ...]:
@@ -48,18 +47,11 @@ def resample_sample(sample: Sample, target: Sequence[float]) -> Sample:
         return sample
     image = F.interpolate(torch.from_numpy(sample.image)[None].float(), size=shape, mode="trilinear",
                           align_corners=False)[0].clamp_(0, 1)
-    mask = None if sample.mask is None else _resample_labels(sample.mask, shape)
+    mask = None if sample.mask is None else resize_labels(
+        torch.from_numpy(sample.mask), shape, max(int(sample.mask.max()) + 1, 2), mode="trilinear").numpy()
     roi = None if sample.roi is None else F.interpolate(
         torch.from_numpy(sample.roi)[None, None].float(), size=shape, mode="nearest")[0, 0].numpy() > 0.5
     return replace(sample, image=image.numpy(), mask=mask, roi=roi, spacing=tuple(float(side) for side in target))
-
-
-def _resample_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    classes = max(int(labels.max()) + 1, 2)
-    one_hot = F.one_hot(torch.from_numpy(labels).long(), classes).permute(3, 0, 1, 2)[None].float()
-    shares = F.interpolate(one_hot, size=shape, mode="trilinear", align_corners=False)
-    shares[:, 0] -= BACKGROUND_TIE_MARGIN
-    return shares[0].argmax(0).numpy()
 
 
 def probabilities_to_shape(probabilities: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:

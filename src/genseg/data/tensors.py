@@ -28,7 +28,7 @@ from genseg.data.sample import Sample
 
 # Above float32 rounding of the shares, below any real difference (a multiple of
 # 1 / pixels per window) for windows of up to a million pixels.
-BACKGROUND_TIE_MARGIN = 1e-6
+_BACKGROUND_TIE_MARGIN = 1e-6
 
 
 @dataclass
@@ -80,27 +80,30 @@ def to_tensors(samples: Sequence[Sample], size: int | tuple[int, int, int], num_
     return PairTensors(images=images, masks=masks, case_ids=[sample.case_id for sample in samples])
 
 
-def resize_labels(labels: torch.Tensor, size_hw: tuple[int, int], num_classes: int) -> torch.Tensor:
-    """Resize label maps by one-hot encoding, area interpolation and argmax.
+def resize_labels(labels: torch.Tensor, size: tuple[int, ...], num_classes: int, mode: str = "area") -> torch.Tensor:
+    """Resize label maps by one-hot encoding, interpolation of the class shares and argmax, so that a
+    label is never averaged as a number (the background loses ties).
 
     Args:
-        labels: integer tensor (..., H, W) with values 0..num_classes-1.
-        size_hw: the new (height, width).
+        labels: integer tensor (..., *spatial) with values 0..num_classes-1.
+        size: the new spatial shape: (height, width), or (depth, height, width) for volumes.
         num_classes: number of classes K.
+        mode: how the shares are interpolated: ``area`` (images) or ``trilinear`` (volumes to another spacing).
 
     Returns:
-        int64 tensor (..., height, width) with the same label values.
+        int64 tensor (..., *size) with the same label values.
     """
-    labels = labels.long()
-    if tuple(labels.shape[-2:]) == tuple(size_hw):
+    labels, spatial = labels.long(), len(size)
+    if tuple(labels.shape[-spatial:]) == tuple(size):
         return labels
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
-    flat = labels.reshape(-1, *labels.shape[-2:])
-    one_hot = F.one_hot(flat, num_classes).permute(0, 3, 1, 2).float()
-    shares = F.interpolate(one_hot, size=size_hw, mode="area")
-    shares[:, 0] -= BACKGROUND_TIE_MARGIN
-    return shares.argmax(dim=1).reshape(*labels.shape[:-2], *size_hw)
+    flat = labels.reshape(-1, *labels.shape[-spatial:])
+    one_hot = F.one_hot(flat, num_classes).movedim(-1, 1).float()
+    corners = {"align_corners": False} if mode in ("bilinear", "trilinear") else {}
+    shares = F.interpolate(one_hot, size=tuple(size), mode=mode, **corners)
+    shares[:, 0] -= _BACKGROUND_TIE_MARGIN
+    return shares.argmax(dim=1).reshape(*labels.shape[:-spatial], *size)
 
 
 def resize_probabilities(probabilities: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

@@ -23,7 +23,8 @@ class Separate(Method):
         super().__init__(context)
         batches = context.batches
         self.synthesis = GeneratorLevel.build(context.config, batches.num_classes, batches.channels,
-                                              sampled_pairs(batches), batches.rng, context.device, context.progress)
+                                              batches.spatial_dims, sampled_pairs(batches), batches.rng,
+                                              context.device, context.progress)
 
     def prepare(self, run_dir: Path) -> None:
         self.synthesis.pretrain(RunPaths(run_dir).pretrain)
