@@ -241,6 +241,17 @@ def test_evaluate_volumes_scores_each_class_one_row_per_volume(volume_run: Path)
     assert summaries["best"]["hd95_unit"] == "mm"  # the volumes' spacing is known
 
 
+@pytest.mark.parametrize("volume_run", [3], ids=["volumes"], indirect=True)
+def test_the_report_of_a_3d_run_gives_its_patch_hd95_in_mm_and_its_worst_overlay(volume_run: Path) -> None:
+    from genseg.report import run_report
+
+    evaluate(volume_run, split="test", checkpoints=("best",), overlays=1)
+    page = run_report(volume_run).read_text()
+    assert "<td>volumes (3D)</td><td>padded to 32x32x32 voxels of " in page and "image size" not in page
+    assert "HD95 (mm)" in page and "HD95 (px)" not in page and "millimetres of the original volumes" in page
+    assert page.count("<figure>") == 1  # the worst volume's three planes (test_a_volume_overlay_shows_...)
+
+
 def test_predict_volumes_keeps_shape_and_affine(volume_run: Path, tmp_path: Path) -> None:
     images = volume_run.parent / "Task04_Tiny" / "imagesTr"
 

@@ -74,7 +74,7 @@ def _run_facts(run: RunPaths, config: RunConfig) -> str:
     data, train = config.data, config.train
     facts = {"method": config.method.name, "segmenter": config.segmenter.name,
              "data": str(data.root), "labeled budget": f"{data.budget} ({data.n_train} train + {data.n_val} val)",
-             "seed": train.seed, "image size": f"{data.size} px", "iterations": train.iterations}
+             "seed": train.seed, **_shape_fact(config), "iterations": train.iterations}
     if run.result.is_file():
         result = json.loads(run.result.read_text())
         facts.update({"best iteration (validation loss)": result["best_iteration"],
@@ -82,6 +82,15 @@ def _run_facts(run: RunPaths, config: RunConfig) -> str:
                       "wall time": f"{result['seconds']:.0f} s", "peak memory": f"{result['peak_mb']:.0f} MB"})
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
     return f"<table>{rows}</table>"
+
+
+def _shape_fact(config: RunConfig) -> dict[str, str]:
+    """What the run trained on: images of a side, or whole volumes in a patch at a spacing."""
+    data = config.data
+    if data.dims != 3:
+        return {"image size": f"{data.size} px"}
+    spacing = f" of {' x '.join(f'{side:g}' for side in data.spacing)} mm" if data.spacing else ""
+    return {"volumes (3D)": f"padded to {'x'.join(map(str, data.patch or ()))} voxels{spacing}"}
 
 
 def _evaluation_section(summary_path: Path) -> str:
@@ -92,16 +101,18 @@ def _evaluation_section(summary_path: Path) -> str:
     title = (f"Evaluation: {summary['split']}, {summary['checkpoint']} checkpoint (iteration {summary['iteration']})"
              f"{mirrored}")
     kept = summary.get("largest_component") or []
+    unit = summary.get("hd95_unit", "px")
+    where = "millimetres of the original volumes" if unit == "mm" else "pixels of the original images"
     shown = f" (the worst {WORST_CASES_SHOWN})" if len(cases) > WORST_CASES_SHOWN else ""
     lines = [f"<h2>{html.escape(title)}</h2>",
-             "<table><tr><th>cases</th><th>Dice</th><th>IoU</th><th>HD95 (px)</th><th>HD95 undefined</th></tr>"
+             f"<table><tr><th>cases</th><th>Dice</th><th>IoU</th><th>HD95 ({unit})</th><th>HD95 undefined</th></tr>"
              f"<tr><td>{summary['n_cases']}</td>{_mean_sd(summary, 'dice')}{_mean_sd(summary, 'iou')}"
              f"{_mean_sd(summary, 'hd95')}<td>{summary.get('n_hd95_undefined', 0)}</td></tr></table>",
              f"<p>Post-processing: {'largest component kept for classes ' + str(kept) if kept else 'none'} "
-             "(chosen on the validation cases). HD95 in pixels of the original images; undefined where a "
+             f"(chosen on the validation cases). HD95 in {where}; undefined where a "
              "prediction or reference is empty.</p>",
              f"<h3>Cases, worst first{shown}</h3>",
-             "<table><tr><th>case</th><th>Dice</th><th>IoU</th><th>HD95 (px)</th></tr>"]
+             f"<table><tr><th>case</th><th>Dice</th><th>IoU</th><th>HD95 ({unit})</th></tr>"]
     lines += [f"<tr><td>{html.escape(row['case'])}</td><td>{_number(row['dice'])}</td><td>{_number(row['iou'])}</td>"
               f"<td>{_number(row['hd95'])}</td></tr>" for row in cases[:WORST_CASES_SHOWN]]
     lines.append("</table>")
