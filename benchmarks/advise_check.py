@@ -57,7 +57,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "machine.json").write_text(json.dumps(machine_info(threads=1), indent=2) + "\n")
     labeled = link_labeled(args.data, split.pool[0][:args.labeled], args.out / "labeled")
-    base = RunConfig(data=DataConfig(root=labeled), method=MethodConfig(args.method),
+    # dims 2: volumes as slices, as the check in docs/benchmarks.md ran (3D costs about 40 times the CPU time)
+    base = RunConfig(data=DataConfig(root=labeled, dims=2), method=MethodConfig(args.method),
                      train=TrainConfig(iterations=args.iterations))
     advice = advise(base, args.out / "advice", methods=(args.method,), repeats=args.repeats, announce=print)
     predicted = {p.labels: p for p in advice.predictions[args.method]}
@@ -66,7 +67,7 @@ def main() -> None:
     for budget in (args.labeled, args.labeled + 5):
         measured = {}
         for seed in (int(s) for s in args.seeds.split(",")):
-            config = replace(base, data=DataConfig(root=args.data, budget=budget, split_file=args.split),
+            config = replace(base, data=DataConfig(root=args.data, budget=budget, split_file=args.split, dims=2),
                              train=replace(base.train, seed=seed))
             _, summary = train_and_score(config, args.out / "real" / f"{args.method}-n{budget}-s{seed}")
             measured[seed] = float(summary["dice_mean"])

@@ -46,6 +46,13 @@ def added_order(labeled: list[str], added: list[str]) -> list[str]:
     return [*labeled[:len(labeled) - n_val], *added, *labeled[len(labeled) - n_val:]]
 
 
+def budget_config(base: RunConfig, budget: int, split_file: Path, seed: int) -> RunConfig:
+    """``base`` at ``budget`` labels of ``split_file``'s pool ``seed``, validating on the budget's default
+    share (as :func:`added_order` expects), not on the share of the budget ``base`` had."""
+    return replace(base, data=replace(base.data, budget=budget, n_val=None, split_file=split_file),
+                   train=replace(base.train, seed=seed))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -67,15 +74,15 @@ def main() -> None:
     index = index_cases(args.data)
     table = args.out / "selection.csv"
     done = {(r["seed"], r["strategy"], r["draw"]): r for r in csv.DictReader(table.open())} if table.is_file() else {}
-    base = RunConfig(data=DataConfig(root=args.data), method=MethodConfig(args.method),
+    # dims 2: volumes as slices, as the study in docs/benchmarks.md ran (3D costs about 40 times the CPU time)
+    base = RunConfig(data=DataConfig(root=args.data, dims=2), method=MethodConfig(args.method),
                      train=TrainConfig(iterations=args.iterations))
     for seed in (int(s) for s in args.seeds.split(",")):
         pool = split.pool[seed]
         labeled, candidates = pool[:args.budget], pool[args.budget:args.budget + args.candidates]
         folder = args.out / f"s{seed}"
         fold_set = folder / "folds"
-        fold_config = replace(base, data=replace(base.data, budget=args.budget, split_file=args.split),
-                              train=replace(base.train, seed=seed))
+        fold_config = budget_config(base, args.budget, args.split, seed)
         train_folds(fold_config, fold_set, min(args.folds, args.budget), resume=read_fold_set(fold_set) is not None,
                     progress=False)
         scored = score_candidates(load_model(fold_set), CaseIndex(index.root, index.layout,
@@ -91,8 +98,7 @@ def main() -> None:
             split_file = folder / f"{strategy}{draw}.json"
             write_split(Split(dataset=split.dataset, test=split.test, pool={seed: added_order(labeled, added)},
                               note=f"selection: {args.budget} of pool seed{seed} + {strategy} draw {draw}"), split_file)
-            config = replace(base, data=replace(base.data, budget=args.budget + args.add, split_file=split_file),
-                             train=replace(base.train, seed=seed))
+            config = budget_config(base, args.budget + args.add, split_file, seed)
             # Two strategies that add the same cases train the same run: it is trained once.
             if tuple(added) not in trained:
                 trained[tuple(added)] = float(train_and_score(config, folder / f"{strategy}{draw}")[1]["dice_mean"])
