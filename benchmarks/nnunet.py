@@ -233,6 +233,18 @@ def _planner_threads() -> dict[str, str]:
     return {"nnUNet_n_proc_DA": "1"} if os.environ.get("nnUNet_n_proc_DA") == "0" else {}
 
 
+def train_command(job: Job, binary: Path, device: str) -> list[str]:
+    """nnU-Net's training of fold 0, going on from a killed run's checkpoint (``--c``) where there is one.
+
+    ``--c`` takes checkpoint_latest, else checkpoint_best: a short trainer (5 epochs) never reaches
+    nnU-Net's save_every (50 epochs) and writes only checkpoint_best, after each epoch that improves.
+    """
+    saved = [job.results / name for name in ("checkpoint_latest.pth", CHECKPOINTS["best"])]
+    resume = ["--c"] if any(path.is_file() for path in saved) else []
+    return [str(binary / "nnUNetv2_train"), str(job.dataset_id), job.configuration, "0", "-tr", job.trainer,
+            "-device", device, *resume]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
@@ -272,9 +284,7 @@ def main() -> None:
         write_splits(job)
         preprocessed.touch()
     if not (job.results / CHECKPOINTS["final"]).is_file():
-        resume = ["--c"] if (job.results / "checkpoint_latest.pth").is_file() else []
-        _run([str(binary / "nnUNetv2_train"), str(job.dataset_id), job.configuration, "0", "-tr", job.trainer,
-              "-device", args.device, *resume], job, log)
+        _run(train_command(job, binary, args.device), job, log)
     sets = {"test": (job.raw / "imagesTs", None)}
     for other in args.ood:
         folder = (args.data_root / other).resolve()  # a folder name, or a path (an absolute one wins)

@@ -742,6 +742,9 @@ def test_nnunet_script_converts_the_budget_and_scores_with_genseg_metrics(
     (job.results / "training_log_1.txt").write_text("2026-12-01 04:04:05.998535: Epoch time: 1052.15 s \nx\n")
     (job.results / "training_log_2.txt").write_text("2026-12-01 04:20:41.991601: Epoch time: 992.91 s \n")
     assert nnunet.training_seconds(job) == pytest.approx(2045.06)
+    assert "--c" not in nnunet.train_command(job, tmp_path / "bin", "cpu")
+    (job.results / "checkpoint_best.pth").write_bytes(b"")  # a killed 5-epoch run leaves only its best epoch
+    assert nnunet.train_command(job, tmp_path / "bin", "cpu")[-1] == "--c"
 
     # Predictions equal to the references score Dice 1; one emptied prediction scores 0 there.
     predictions = tmp_path / "predictions"
