@@ -209,11 +209,14 @@ def test_a_config_written_before_the_method_section_loads_into_it() -> None:
 
 
 def test_a_run_saved_before_a_setting_existed_keeps_what_it_trained_with() -> None:
-    """Runs saved before train.average_last kept the final weights only; new runs average."""
+    """Runs saved before train.average_last kept the final weights only; new runs average. Runs saved
+    before data.dims trained on images or slices; new ones leave it to the plan."""
     saved = RunConfig().to_dict()
-    del saved["train"]["average_last"]
+    del saved["train"]["average_last"], saved["data"]["dims"]
     assert RunConfig.from_dict(saved).train.average_last == 0.0
+    assert RunConfig.from_dict(saved).data.dims == 2
     assert RunConfig.from_dict(RunConfig().to_dict()).train.average_last == TrainConfig().average_last
+    assert RunConfig.from_dict(RunConfig().to_dict()).data.dims is None
 
 
 @pytest.mark.parametrize(("values", "message"), [
