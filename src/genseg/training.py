@@ -229,7 +229,7 @@ def _start(config: RunConfig, paths: RunPaths, resume: bool, progress: bool, pre
     seed_everything(config.train.seed)
     if resume and paths.config.is_file():
         config = resume_config(paths.root, config)
-    if resume and paths.last.is_file():
+    if resume and paths.config.is_file() and paths.last.is_file():
         save_config(config, paths)
         data = load_run_data(config, paths, read_run_plan(paths))
     else:  # a new run, or one with nothing to resume (its folder's plan.json, if any, is taken)
