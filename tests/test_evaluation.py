@@ -33,6 +33,7 @@ from genseg.evaluation import (
     overlay_view,
     predict,
     volume_probabilities,
+    write_overlay,
 )
 from genseg.run_data import read_run_plan
 from genseg.runs import RunPaths
@@ -319,6 +320,18 @@ def test_a_volume_overlay_shows_its_three_planes_through_the_most_foreground() -
         assert np.array_equal(view.rgb, whole.rgb) and np.array_equal(view.reference, whole.reference)
     assert np.array_equal(whole.reference[:16, :20], target[7])  # axis 0's plane first
     assert np.all(whole.rgb[:16, :20] == 255) and np.array_equal(whole.reference[:12, 22:42], target[:, 3])
+
+
+def test_an_overlay_of_a_two_modality_image_shows_the_first_in_gray(tmp_path: Path) -> None:
+    image = np.zeros((2, 8, 8), dtype=np.float32)
+    image[0, :, :4], image[1] = 1.0, 0.5  # channel 0 white on the left, channel 1 uniform
+    target = np.zeros((8, 8), dtype=np.int64)
+    target[2:6, 2:6] = 1
+    view = overlay_view([Sample("case", image, target)], target, target, axis=0)
+    assert view.rgb.shape == (8, 8, 3)
+    assert view.rgb[0, 0].tolist() == [255, 255, 255] and view.rgb[0, 7].tolist() == [0, 0, 0]
+    write_overlay(view, 1.0, tmp_path / "case.png")
+    assert Image.open(tmp_path / "case.png").mode == "RGB"
 
 
 def test_a_3d_run_trains_at_the_budgets_median_spacing_and_predicts_in_each_inputs_geometry(

@@ -41,7 +41,7 @@ from genseg.data import (
     write_label_volume,
     write_mask_png,
 )
-from genseg.data.io import atomic_write
+from genseg.data.io import atomic_write, display_pixels
 from genseg.data.resample import probabilities_to_shape, resample_sample
 from genseg.errors import ConfigError
 from genseg.metrics import case_metrics, summarize
@@ -645,9 +645,9 @@ def overlay_view(samples: list[Sample], prediction: np.ndarray, target: np.ndarr
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> (H, W, 3) uint8: gray repeated, colour's first three channels."""
-    rgb = np.repeat(image[:1], 3, axis=0) if image.shape[0] == 1 else image[:3]
-    return (np.clip(rgb.transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
+    """(C, H, W) in [0, 1] -> (H, W, 3) uint8, as :func:`display_pixels` shows it."""
+    pixels = display_pixels(image)
+    return pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=-1)
 
 
 OVERLAY_MIN_WIDTH = 256  # small images are enlarged so the outlines and the caption stay readable

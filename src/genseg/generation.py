@@ -38,7 +38,7 @@ from genseg.data import (
     voxel_sides,
     write_mask_png,
 )
-from genseg.data.io import atomic_write, is_image_file, write_image_volume, write_label_volume
+from genseg.data.io import atomic_write, display_pixels, is_image_file, write_image_volume, write_label_volume
 from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
 from genseg.planning import RunPlan
@@ -382,9 +382,8 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
-    """A (C, H, W) image in [0, 1] as uint8 (H, W) for one channel, else (H, W, 3) of its first three."""
-    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    return pixels[0] if pixels.shape[0] < 3 else np.moveaxis(pixels[:3], 0, -1)
+    """A (C, H, W) image tensor in [0, 1] as the picture :func:`display_pixels` makes of it."""
+    return display_pixels(image.detach().cpu().numpy())
 
 
 def _write_image_png(path: Path, pixels: np.ndarray) -> None:

@@ -54,6 +54,36 @@ def test_folders_layout_reads_fov_as_region_of_interest(tmp_path: Path) -> None:
     assert index_cases(root, layout="folders").cases["b"].roi_path == root / "fov" / "b.png"
 
 
+def test_a_mask_may_add_a_usual_suffix_to_its_images_name(tmp_path: Path) -> None:
+    root = tmp_path / "lesions"
+    for image, mask in (("ISIC_01", "ISIC_01_segmentation"), ("case 2", "case 2_Mask"), ("x_seg", "x_seg"),
+                        ("wound-3", "wound-3-gt")):
+        _png(root / "images" / f"{image}.jpg")
+        _png(root / "masks" / f"{mask}.png")
+    _png(root / "roi" / "ISIC_01_mask.png")
+    for stem in ("case 2", "x_seg", "wound-3"):
+        _png(root / "roi" / f"{stem}.png")
+    index = index_cases(root)
+    assert index.ids == ["ISIC_01", "case 2", "wound-3", "x_seg"]
+    assert index.cases["case 2"].mask_path.name == "case 2_Mask.png"
+    assert index.cases["x_seg"].mask_path.name == "x_seg.png"  # the exact stem wins; nothing is stripped
+    assert index.cases["ISIC_01"].roi_path.name == "ISIC_01_mask.png"
+
+
+def test_two_masks_for_one_image_are_refused(tmp_path: Path) -> None:
+    root = _folders(tmp_path, ["a"])
+    _png(root / "masks" / "a_mask.png")
+    with pytest.raises(DataError, match=r"two masks for image 'a': a\.png and a_mask\.png; keep one"):
+        index_cases(root)
+
+
+def test_a_suffix_without_its_image_is_an_orphan(tmp_path: Path) -> None:
+    root = _folders(tmp_path, ["a"])
+    _png(root / "masks" / "b_mask.png")
+    with pytest.raises(DataError, match=r"b_mask\.png.*mask has no image"):
+        index_cases(root)
+
+
 def test_image_without_mask_names_the_expected_mask(tmp_path: Path) -> None:
     root = _folders(tmp_path, ["a", "b"])
     _png(root / "images" / "lonely.png")

@@ -20,6 +20,7 @@ from genseg.data import (
     write_label_volume,
     write_mask_png,
 )
+from genseg.data.io import display_pixels
 
 
 def _save(path: Path, pixels: np.ndarray, **options: object) -> Path:
@@ -209,3 +210,13 @@ def test_a_colour_palette_mask_is_read_by_its_indices(tmp_path: Path) -> None:
     image.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (256 - 3) * 3)
     image.save(tmp_path / "mask.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "mask.png"), labels)
+
+
+def test_display_pixels_shows_colour_for_three_channels_and_the_first_modality_otherwise() -> None:
+    image = np.stack([np.full((2, 3), value, dtype=np.float32) for value in (0.0, 0.5, 1.0, 2.0, 0.25)])
+    assert display_pixels(image[:1]).shape == (2, 3)
+    assert display_pixels(image[:3]).shape == (2, 3, 3)
+    assert display_pixels(image[:3])[0, 0].tolist() == [0, 128, 255]
+    for channels in (2, 4):  # two or four MR modalities: the first in gray, not a false colour
+        assert np.array_equal(display_pixels(image[1 : 1 + channels]), np.full((2, 3), 128, dtype=np.uint8))
+    assert display_pixels(image[3:4]).max() == 255  # clipped to [0, 1] first

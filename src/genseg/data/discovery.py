@@ -1,8 +1,9 @@
 """Finding the cases of a data folder: which image goes with which mask, in three layouts.
 
 - ``folders``: ``images/`` and ``masks/`` matched by file stem (extensions may differ), and an
-  optional ``roi/`` or ``fov/`` region-of-interest folder matched the same way. 2D images, or
-  NIfTI volumes when every image is one.
+  optional ``roi/`` or ``fov/`` region-of-interest folder matched the same way. A mask's stem may
+  add one of the usual mask suffixes to the image's (``case7.jpg`` and ``case7_mask.png``, ISIC's
+  ``_segmentation``; see :data:`MASK_SUFFIXES`). 2D images, or NIfTI volumes when every image is one.
 - ``nnunet``: nnU-Net v2 raw data, ``imagesTr/CASE_0000.ext`` (one file per channel),
   ``labelsTr/CASE.ext`` and ``dataset.json`` (``file_ending``, ``labels``, ``channel_names``).
   A :class:`~genseg.data.sample.Case` keeps the channel-0 file as ``image_path``; the other
@@ -32,8 +33,12 @@ from genseg.errors import ConfigError, DataError
 LAYOUTS = ("folders", "nnunet", "msd")
 ROI_FOLDERS = ("roi", "fov")
 
+MASK_SUFFIXES = tuple(f"{mark}{word}" for word in ("mask", "seg", "segmentation", "label", "labels", "gt")
+                      for mark in "_-")
+"""What a mask's (or region of interest's) file stem may add to its image's, matched ignoring case."""
+
 _ACCEPTED_TYPES = ", ".join(IMAGE_SUFFIXES + VOLUME_SUFFIXES)
-_MATCHING = "files are matched by name without extension"
+_MATCHING = "files are matched by name without extension (a mask may add _mask, _seg, _label or _gt)"
 _CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 _ACCEPTED_LAYOUTS = (
     "folders (images/ and masks/ with matching file names, optional roi/ or fov/), "
@@ -147,12 +152,12 @@ def _index_folders(root: Path) -> CaseIndex:
     if not masks_dir.is_dir():
         raise DataError("no masks/ folder beside images/; add one mask per image, named like the image", masks_dir)
     images = _by_stem(image_files)
-    masks = _by_stem(_data_files(masks_dir))
+    masks = _by_image_stem(_by_stem(_data_files(masks_dir)), images)
     _check_matched(images, images_dir, masks, masks_dir, "mask")
     rois: dict[str, Path] = {}
     roi_dir = next((root / name for name in ROI_FOLDERS if (root / name).is_dir()), None)
     if roi_dir is not None:
-        rois = _by_stem(_data_files(roi_dir))
+        rois = _by_image_stem(_by_stem(_data_files(roi_dir)), images)
         _check_matched(images, images_dir, rois, roi_dir, "region-of-interest mask")
     cases = {stem: Case(stem, images[stem], masks[stem], rois.get(stem)) for stem in sorted(images)}
     return CaseIndex(root=root, layout="folders", cases=cases, is_volume=_all_volumes(image_files))
@@ -222,6 +227,21 @@ def _by_stem(files: list[Path]) -> dict[str, Path]:
             raise DataError(f"two files named {stem!r}: {by_stem[stem].name} and {file.name}; keep one", file.parent)
         by_stem[stem] = file
     return by_stem
+
+
+def _by_image_stem(masks: dict[str, Path], images: dict[str, Path]) -> dict[str, Path]:
+    """Masks keyed by the stem of their image: their own stem, or it less one of :data:`MASK_SUFFIXES`
+    where only that names an image. Masks that match no image keep their stem (reported later)."""
+    keyed: dict[str, Path] = {}
+    for stem, path in masks.items():
+        key = stem
+        if stem not in images:
+            key = next((stem[: -len(suffix)] for suffix in MASK_SUFFIXES
+                        if stem.lower().endswith(suffix) and stem[: -len(suffix)] in images), stem)
+        if key in keyed:
+            raise DataError(f"two masks for image {key!r}: {keyed[key].name} and {path.name}; keep one", path.parent)
+        keyed[key] = path
+    return keyed
 
 
 def _channel_groups(files: list[Path]) -> dict[str, list[Path]]:

@@ -82,6 +82,14 @@ def normalize_intensity(image: np.ndarray) -> np.ndarray:
     return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
+def display_pixels(image: np.ndarray) -> np.ndarray:
+    """A (C, H, W) image in [0, 1] as the uint8 picture a PNG shows: (H, W, 3) colour for three
+    channels, else (H, W) gray of the first channel (one of several modalities is shown, not a
+    false-colour mix of them)."""
+    pixels = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return np.moveaxis(pixels, 0, -1) if pixels.shape[0] == 3 else pixels[0]
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read a 2D image file (PNG, JPEG, BMP, TIFF, GIF) with its raw intensities.
 
