@@ -123,6 +123,8 @@ def test_plan_and_train_leave_dims_and_batch_to_the_plan_by_default(tmp_path: Pa
     assert trained.exit_code == 0, trained.output
     saved = json.loads((run / "config.json").read_text())
     assert (saved["data"]["dims"], saved["train"]["batch_size"]) == (3, 2)
+    extent = json.loads((run / "plan.json").read_text())["volume_extent"]
+    assert len(extent) == 3 and max(extent) <= 32  # every volume fits the patch whole
     assert json.loads((run / "plan.json").read_text())["dims"] == 3
     refused = runner.invoke(app, ["train", "--data", str(volumes), "--out", str(tmp_path / "run"), "--dims", "4"])
     assert refused.exit_code == 2 and "--dims must be 2, 3 or auto" in _single_error_line(refused.output)

@@ -248,7 +248,7 @@ def test_the_report_of_a_3d_run_gives_its_patch_hd95_in_mm_and_its_worst_overlay
 
     evaluate(volume_run, split="test", checkpoints=("best",), overlays=1)
     page = run_report(volume_run).read_text()
-    assert "<td>volumes (3D)</td><td>padded to 32x32x32 voxels of " in page and "image size" not in page
+    assert "<td>3D</td><td>volumes padded to 32x32x32 voxels of " in page and "image size" not in page
     assert "HD95 (mm)" in page and "HD95 (px)" not in page and "millimetres of the original volumes" in page
     assert page.count("<figure>") == 1  # the worst volume's three planes (test_a_volume_overlay_shows_...)
 

@@ -24,6 +24,7 @@ from genseg.planning import (
     plan_synthesis,
     spacing_anisotropy,
     structure_width,
+    volume_layout,
 )
 
 
@@ -140,6 +141,14 @@ def test_the_benchmark_budgets_are_planned_as_their_targets_call_for(dataset: st
 def test_the_patch_fits_every_budget_volume_in_steps_of_16_and_at_least_32() -> None:
     assert plan_patch([(35, 51, 35), (43, 59, 47), (31, 40, 24)]) == (48, 64, 48)
     assert plan_patch([(12, 16, 20)]) == (32, 32, 32)
+
+
+def test_the_volume_layout_says_padded_or_cropped_from_larger_volumes() -> None:
+    assert volume_layout((48, 64, 48), (1.0, 1.0, 1.0), (43, 59, 47)) == (
+        "volumes padded to 48x64x48 voxels of 1 x 1 x 1 mm")
+    assert volume_layout((96, 96, 96), (0.8, 0.8, 1.6), (160, 96, 90)) == (
+        "patches of 96x96x96 voxels of 0.8 x 0.8 x 1.6 mm cropped from volumes up to 160x96x90, a third on foreground")
+    assert volume_layout((32, 32, 32), None) == "volumes padded to 32x32x32 voxels"
 
 
 def test_a_patch_above_the_voxel_cap_shrinks_its_longest_side() -> None:

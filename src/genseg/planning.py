@@ -142,6 +142,8 @@ class RunPlan:
             ``train.batch_size``, ``generator.name``); the config set the others.
         dims: 2 (images or slices) or 3 (whole volumes): the config's, or :func:`plan_dims`'s where it left it.
         patch: in 3D, the (D, H, W) every volume is padded to (:func:`plan_patch`, unless the config set one).
+        volume_extent: in 3D, the budget volumes' largest side per axis at ``spacing``; where it exceeds the
+            patch, training crops patches and inference slides a window.
         spacing: in 3D, the voxel size in mm every volume is resampled to (:func:`plan_spacing`, unless
             the config set one).
         anisotropy: the budget volumes' median ratio of coarsest to finest voxel side (None for images).
@@ -160,6 +162,7 @@ class RunPlan:
     anisotropy: float | None = None
     spacing: tuple[float, float, float] | None = None
     batch_size: int = BATCH_SIZE[2]
+    volume_extent: tuple[int, int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,18 +181,17 @@ class RunPlan:
                    label_values=tuple(int(v) for v in values["label_values"]), size=int(values["size"]),
                    generator=str(values["generator"]), data_set=Plan(**data_set),
                    decided=tuple(values.get("decided", ())), dims=int(values.get("dims", 2)),
-                   patch=tuple(int(side) for side in values["patch"]) if values.get("patch") else None,
+                   patch=_sides(values.get("patch")),
                    anisotropy=values.get("anisotropy"),
                    spacing=tuple(float(side) for side in values["spacing"]) if values.get("spacing") else None,
-                   batch_size=int(values.get("batch_size", BATCH_SIZE[2])))
+                   batch_size=int(values.get("batch_size", BATCH_SIZE[2])),
+                   volume_extent=_sides(values.get("volume_extent")))
 
     def describe(self) -> str:
         """Lines for logs and the CLI: the run's choices, then the data set's plan."""
         generator = f", generator {self.generator}" if self.generator != AUTO else ""  # AUTO: the method trains none
-        shape = f"3D, volumes padded to {'x'.join(map(str, self.patch or ()))} voxels" if self.dims == 3 else (
+        shape = f"3D, {volume_layout(self.patch, self.spacing, self.volume_extent)}" if self.dims == 3 else (
             f"{self.size} px")
-        if self.dims == 3 and self.spacing is not None:
-            shape += f" of {' x '.join(f'{side:g}' for side in self.spacing)} mm"
         if self.anisotropy is not None:
             shape += (f" (voxel spacing anisotropy {self.anisotropy:.1f}, "
                       f"{'at most' if self.anisotropy <= ANISOTROPY_LIMIT else 'above'} {ANISOTROPY_LIMIT:g})")
@@ -197,6 +199,22 @@ class RunPlan:
                   f"{list(self.label_values)}, {shape}, batch {self.batch_size}{generator}"
                   + (f" ({', '.join(self.decided)} from the plan)" if self.decided else ""))
         return f"{chosen}\n{self.data_set.describe()}"
+
+
+def volume_layout(patch: tuple[int, ...] | None, spacing: tuple[float, ...] | None,
+                  extent: tuple[int, ...] | None = None) -> str:
+    """How a 3D run's volumes meet its patch, in words: padded to it, or, where the budget's
+    largest volume (``extent``) exceeds it, sampled in patches."""
+    voxels = f"{'x'.join(map(str, patch or ()))} voxels"
+    if spacing is not None:
+        voxels += f" of {' x '.join(f'{side:g}' for side in spacing)} mm"
+    if extent is None or patch is None or all(side <= limit for side, limit in zip(extent, patch)):
+        return f"volumes padded to {voxels}"
+    return f"patches of {voxels} cropped from volumes up to {'x'.join(map(str, extent))}, a third on foreground"
+
+
+def _sides(values: list | None) -> tuple[int, int, int] | None:
+    return tuple(int(side) for side in values) if values else None
 
 
 def spacing_anisotropy(affines: list[np.ndarray]) -> float:

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from genseg.config import RunConfig  # noqa: E402
+from genseg.planning import volume_layout  # noqa: E402
 from genseg.plugins import method_class  # noqa: E402
 from genseg.runs import RunPaths, load_config, read_csv  # noqa: E402
 
@@ -74,7 +75,7 @@ def _run_facts(run: RunPaths, config: RunConfig) -> str:
     data, train = config.data, config.train
     facts = {"method": config.method.name, "segmenter": config.segmenter.name,
              "data": str(data.root), "labeled budget": f"{data.budget} ({data.n_train} train + {data.n_val} val)",
-             "seed": train.seed, **_shape_fact(config), "iterations": train.iterations}
+             "seed": train.seed, **_shape_fact(config, run), "iterations": train.iterations}
     if run.result.is_file():
         result = json.loads(run.result.read_text())
         facts.update({"best iteration (validation loss)": result["best_iteration"],
@@ -84,13 +85,13 @@ def _run_facts(run: RunPaths, config: RunConfig) -> str:
     return f"<table>{rows}</table>"
 
 
-def _shape_fact(config: RunConfig) -> dict[str, str]:
-    """What the run trained on: images of a side, or whole volumes in a patch at a spacing."""
+def _shape_fact(config: RunConfig, run: RunPaths) -> dict[str, str]:
+    """What the run trained on: images of a side, or volumes in a patch at a spacing."""
     data = config.data
     if data.dims != 3:
         return {"image size": f"{data.size} px"}
-    spacing = f" of {' x '.join(f'{side:g}' for side in data.spacing)} mm" if data.spacing else ""
-    return {"volumes (3D)": f"padded to {'x'.join(map(str, data.patch or ()))} voxels{spacing}"}
+    extent = json.loads(run.plan.read_text()).get("volume_extent") if run.plan.is_file() else None
+    return {"3D": volume_layout(data.patch, data.spacing, tuple(extent) if extent else None)}
 
 
 def _evaluation_section(summary_path: Path) -> str:

@@ -157,19 +157,21 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     if _leaves_generator(config):  # in 3D pix2pix: the compositor pastes regions of 2D images
         generator = data_set.synthesis if dims == 2 else "pix2pix"
         decided = [*decided, "generator.name"]
-    patch, spacing = config.data.patch, config.data.spacing
+    patch, spacing, extent = config.data.patch, config.data.spacing, None
     if dims == 3:
         _check_volumes(config, index)
         if spacing is None:
             spacing, decided = plan_spacing([affine for _, affine in geometries]), [*decided, "data.spacing"]
+        shapes = [resampled_shape(shape, voxel_sides(affine), spacing) for shape, affine in geometries]
+        extent = tuple(max(sides) for sides in zip(*shapes))
         if patch is None:
-            shapes = [resampled_shape(shape, voxel_sides(affine), spacing) for shape, affine in geometries]
             patch, decided = plan_patch(shapes), [*decided, "data.patch"]
     batch_size = config.train.batch_size
     if batch_size is None:
         batch_size, decided = BATCH_SIZE[dims], [*decided, "train.batch_size"]
     return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided),
-                   dims=dims, patch=patch, anisotropy=anisotropy, spacing=spacing, batch_size=batch_size)
+                   dims=dims, patch=patch, anisotropy=anisotropy, spacing=spacing, batch_size=batch_size,
+                   volume_extent=extent)
 
 
 def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
