@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,29 @@ def test_a_composite_run_exports_composites_of_its_own_training_pairs(phantom: P
     with pytest.raises(ValueError, match="pastes the run's own training pairs; leave out --masks"):
         generate_pairs(run, phantom / "masks", tmp_path / "other", n=2)
     assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
+def test_a_two_channel_run_exports_nnunet_raw_data_that_reads_back(phantom: Path, tmp_path: Path) -> None:
+    data = tmp_path / "two_channels"
+    for case in index_cases(phantom).cases.values():
+        image = np.asarray(Image.open(case.image_path).convert("L"))
+        for channel, pixels in enumerate((image, 255 - image)):
+            (data / "imagesTr").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(data / "imagesTr" / f"{case.case_id}_{channel:04d}.png")
+        write_mask_png(data / "labelsTr" / f"{case.case_id}.png", read_mask(case.mask_path))
+    (data / "dataset.json").write_text(json.dumps({"channel_names": {"0": "a", "1": "b"}, "file_ending": ".png",
+                                                   "labels": {"background": 0, "spot": 1}}))
+    run = _tiny_run(data, tmp_path / "run", "separate")
+    out = tmp_path / "synthetic"
+    written = generate_pairs(run, None, out, n=3, seed=0)
+    assert [path.name for path in written] == [f"syn_{i:04d}_0000.png" for i in range(3)]
+    assert sorted(path.name for path in (out / "imagesTr").iterdir()) == [
+        f"syn_{i:04d}_{k:04d}.png" for i in range(3) for k in range(2)]
+    index = index_cases(out)
+    assert index.layout == "nnunet" and index.ids == [f"syn_{i:04d}" for i in range(3)]
+    labels = np.asarray(Image.open(out / "labelsTr" / "syn_0000.png"))
+    assert set(np.unique(labels).tolist()) <= {0, 1}  # class indices, as nnU-Net wants them
+    assert (out / "contact_sheet.png").is_file()
 
 
 def test_a_3d_run_generates_volumes_in_its_voxel_grid_and_a_sheet_of_their_slices(

@@ -531,7 +531,7 @@ def demo(
 def generate(
     run: Path = typer.Option(..., help="Run folder with a generator (method separate or genseg, or pretrain-generator)."),
     masks: Optional[Path] = typer.Option(None, help="Folder of label maps to draw the synthetic pairs from (pix2pix) [the run's training pairs]."),
-    out: Path = typer.Option(..., help="Output folder: images/ + masks/ (usable as training data) and contact_sheet.png."),
+    out: Path = typer.Option(..., help="Output folder: images/ + masks/ (usable as training data; nnU-Net raw imagesTr/ + labelsTr/ for several channels) and contact_sheet.png."),
     n: int = typer.Option(100, help="Synthetic pairs to write."),
     seed: int = typer.Option(0, help="Seed of the mask augmentation and the generator's dropout."),
     checkpoint: str = typer.Option("final", help="best | final"),
@@ -542,7 +542,8 @@ def generate(
     from genseg.generation import generate_pairs
 
     written = generate_pairs(run, masks, out, n=n, seed=seed, checkpoint=checkpoint, real_images_dir=real)
-    console.print(f"wrote {len(written)} pairs to {out} (images/, masks/); look at {out / 'contact_sheet.png'}")
+    folders = "imagesTr/, labelsTr/, dataset.json" if written and written[0].parent.name == "imagesTr" else "images/, masks/"
+    console.print(f"wrote {len(written)} pairs to {out} ({folders}); look at {out / 'contact_sheet.png'}")
 
 
 @app.command("pretrain-generator")

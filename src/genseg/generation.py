@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -178,14 +179,17 @@ def generate_pairs(
     mask | synthetic image | real image (the real column only when real images are found). A 3D
     run writes volumes (``syn_0000.nii.gz``, float32 images and uint8 label maps in the voxel grid
     of the budget's volumes) and a sheet of their middle slices in the three planes, beside the
-    real volume each was drawn from.
+    real volume each was drawn from. Images of other than 1 or 3 channels (several modalities) go
+    into nnU-Net v2 raw data instead, one gray PNG per channel: ``imagesTr/syn_0000_0000.png``,
+    ``imagesTr/syn_0000_0001.png``, ``labelsTr/syn_0000.png`` and ``dataset.json``.
 
     Args:
         run_dir: a run folder with a generator (see :func:`load_generator`).
         masks_dir: a folder of label maps to draw the pairs from, any size, resized to the run's;
             None: the run's own training pairs (the budget's), what a compositor pastes and
             what a 3D run draws from.
-        out_dir: the output folder; its ``images/`` and ``masks/`` must not hold files yet.
+        out_dir: the output folder; its ``images/`` and ``masks/`` (``imagesTr/`` and ``labelsTr/``)
+            must not hold files yet.
         n: number of pairs.
         seed: seed of the geometry and the generator's dropout (same seed, same files).
         checkpoint: ``"final"`` or ``"best"``.
@@ -193,13 +197,11 @@ def generate_pairs(
             if it exists, else the sheet has no real column.
 
     Returns:
-        The image files written, in order; each mask has the same file name under ``masks/``.
+        The image files written (channel 0's for several channels), in order; each mask has the
+        image's file name under ``masks/`` (the case's name under ``labelsTr/``).
     """
     generator = load_generator(Path(run_dir), checkpoint)
     volumes = generator.config.data.dims == 3
-    if not volumes and generator.image_channels not in (1, 3):
-        raise ConfigError(f"the run's images have {generator.image_channels} channels; generate writes "
-                         "PNG images and needs 1 (gray) or 3 (RGB)")
     if volumes and masks_dir is not None:
         raise ConfigError("a 3D run draws its synthetic volumes from its own training volumes; leave out --masks")
     plan = read_run_plan(RunPaths(Path(run_dir)))
@@ -213,7 +215,8 @@ def generate_pairs(
         real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
         real = _read_real_images(Path(real_dir), CONTACT_ROWS) if real_dir is not None else []
     out_dir = Path(out_dir)
-    for folder in (out_dir / "images", out_dir / "masks"):
+    channels = not volumes and generator.image_channels not in (1, 3)  # one PNG per channel, as nnU-Net's raw data
+    for folder in (out_dir / name for name in (("imagesTr", "labelsTr") if channels else ("images", "masks"))):
         if folder.is_dir() and any(folder.iterdir()):
             raise FileExistsError(f"{folder} already holds files; choose another --out or empty it")
     images, labels = synthesize_pairs(generator, source, n, seed, images=source_images)
@@ -226,7 +229,8 @@ def generate_pairs(
         rows = [(labels[i], images[i], source_images[sources[i]]) for i in range(len(sources))]
         write_volume_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes)
     else:
-        written = _write_image_pairs(out_dir, names, images, labels)
+        written = (_write_channel_pairs(out_dir, names, images, labels, generator.num_classes) if channels
+                   else _write_image_pairs(out_dir, names, images, labels))
         rows = [(label.numpy(), to_uint8(image))
                 for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
         write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
@@ -239,6 +243,21 @@ def _write_image_pairs(out_dir: Path, names: list[str], images: Tensor, labels: 
         _write_image_png(out_dir / "images" / f"{name}.png", to_uint8(image))
         write_mask_png(out_dir / "masks" / f"{name}.png", label.numpy())
     return [out_dir / "images" / f"{name}.png" for name in names]
+
+
+def _write_channel_pairs(out_dir: Path, names: list[str], images: Tensor, labels: Tensor,
+                         num_classes: int) -> list[Path]:
+    """Images of other than 1 or 3 channels as nnU-Net v2 raw data, which genseg reads too:
+    ``imagesTr/NAME_000k.png`` per channel, ``labelsTr/NAME.png`` (class indices) and ``dataset.json``."""
+    for name, image, label in zip(names, images, labels):
+        for channel, pixels in enumerate(image):
+            _write_image_png(out_dir / "imagesTr" / f"{name}_{channel:04d}.png", to_uint8(pixels[None]))
+        _write_image_png(out_dir / "labelsTr" / f"{name}.png", label.numpy().astype(np.uint8))
+    dataset = {"channel_names": {str(k): f"channel_{k}" for k in range(images.shape[1])},
+               "labels": {"background": 0, **{f"class_{k}": k for k in range(1, num_classes)}},
+               "numTraining": len(names), "file_ending": ".png"}
+    atomic_write(out_dir / "dataset.json", lambda temp: temp.write_text(json.dumps(dataset, indent=2)))
+    return [out_dir / "imagesTr" / f"{name}_0000.png" for name in names]
 
 
 def _write_volume_pairs(out_dir: Path, names: list[str], images: Tensor, labels: Tensor,
