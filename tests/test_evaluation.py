@@ -97,6 +97,31 @@ def test_evaluate_draws_overlays_of_the_worst_cases_with_a_caption(picture_run: 
         assert (green - red > 100).any() and (red - green > 100).any()  # the legend's two colours
 
 
+def test_only_the_worst_cases_views_are_held_while_scoring() -> None:
+    from genseg.evaluation import OverlayView, _Scores
+
+    score = _Scores(RunPaths(Path("run")), "best", None, overlays=2)  # type: ignore[arg-type]
+    blank = np.zeros((2, 2), dtype=np.int64)
+    for case, dice in (("a", 0.5), ("b", 0.9), ("c", 0.2), ("d", 0.5), ("e", 0.95)):
+        score.rows.append({"case": case, "dice": dice})
+        score.keep_view(case, OverlayView(np.zeros((2, 2, 3), dtype=np.uint8), blank, blank))
+        assert len(score.views) <= 2
+    worst = [row["case"] for row in sorted(score.rows, key=lambda row: row["dice"])[:2]]
+    assert sorted(score.views) == sorted(worst) == ["a", "c"]  # a before d: the earlier of equals
+    assert score.views["a"].reference.dtype == np.uint8
+
+
+def test_an_overlay_of_a_large_photograph_is_a_subsampled_preview() -> None:
+    from genseg.evaluation import OVERLAY_MAX_SIDE, OverlayView
+
+    labels = np.zeros((2100, 1500), dtype=np.int64)
+    labels[1000:1100, 700:800] = 1
+    view = OverlayView(np.zeros((2100, 1500, 3), dtype=np.uint8), labels, labels)
+    assert view.rgb.shape == (700, 500, 3) and view.reference.shape == (700, 500)  # every third pixel
+    assert max(view.rgb.shape) <= OVERLAY_MAX_SIDE
+    assert view.reference.sum() == 33**2  # rows and columns 1002, 1005, ..., 1098
+
+
 def test_evaluate_other_splits(picture_run: Path) -> None:
     summaries = evaluate(picture_run, split="val", checkpoints=("final",), overlays=0)
     assert list(summaries) == ["final"] and summaries["final"]["n_cases"] == 1

@@ -269,11 +269,16 @@ def _validation_predictions(run: RunPaths, checkpoints: tuple[str, ...]) -> _Pre
     # the run's own last step, before it has finished
     segmenters = {checkpoint: load_segmenter(run.root, checkpoint, unfinished=True) for checkpoint in checkpoints}
     labels = next(iter(segmenters.values())).labels  # the run's: every checkpoint has it
-    cases = [load_samples(index, [case_id], axis=config.data.sample_axis, labels=labels) for case_id in ids]
-    references = [case_reference(samples, config.data.axis) for samples in cases]
-    predictions = {checkpoint: [predict_case(segmenter, samples, postprocess=False) for samples in cases]
-                   for checkpoint, segmenter in segmenters.items()}
-    return _Predicted(predictions, [t for t, _ in references], [r for _, r in references], labels.num_classes)
+    predictions: dict[str, list[np.ndarray]] = {checkpoint: [] for checkpoint in segmenters}
+    targets, rois = [], []
+    for case_id in ids:  # one case in memory at a time; label maps kept as bytes (at most 32 classes)
+        samples = load_samples(index, [case_id], axis=config.data.sample_axis, labels=labels)
+        target, roi = case_reference(samples, config.data.axis)
+        targets.append(target.astype(np.uint8))
+        rois.append(roi)
+        for checkpoint, segmenter in segmenters.items():
+            predictions[checkpoint].append(predict_case(segmenter, samples, postprocess=False).astype(np.uint8))
+    return _Predicted(predictions, targets, rois, labels.num_classes)
 
 
 def _write_choice(path: Path, runs: list[_Predicted]) -> dict[str, dict]:
@@ -423,6 +428,16 @@ class _Scores:
     """How many of the worst cases get an overlay PNG."""
     rows: list[dict] = field(default_factory=list)
     views: dict[str, OverlayView] = field(default_factory=dict)
+    """The overlays of the worst cases so far, no more than ``overlays`` (each may be megapixels)."""
+
+    def keep_view(self, case_id: str, view: OverlayView) -> None:
+        """Keep ``case_id``'s view if it is among the ``overlays`` worst rows so far, the order
+        :func:`_write_scores` picks them in (by Dice, earlier cases first among equals)."""
+        self.views[case_id] = view
+        if len(self.views) > self.overlays:
+            order = {row["case"]: position for position, row in enumerate(self.rows)}
+            dice = {row["case"]: row["dice"] for row in self.rows}
+            del self.views[max(self.views, key=lambda case: (dice[case], order[case]))]
 
 
 def _evaluate_fold_set(fold_set: FoldSet, data: Path | None, split: str, checkpoints: tuple[str, ...] | None,
@@ -473,7 +488,7 @@ def _score(scores: list[_Scores], cases: _Cases, predict: Callable[[list[Sample]
             score.rows.append({"case": case_id, **case_metrics(prediction, target, score.model.num_classes, roi=roi,
                                                                class_names=class_names, spacing=samples[0].spacing)})
             if score.overlays:
-                score.views[case_id] = overlay_view(samples, prediction, target, axis)
+                score.keep_view(case_id, overlay_view(samples, prediction, target, axis))
 
 
 def _write_scores(score: _Scores, cases: _Cases, extra: dict | None = None) -> dict:
@@ -610,6 +625,17 @@ class OverlayView:
     prediction: np.ndarray
     reference: np.ndarray
 
+    def __post_init__(self) -> None:
+        """Label maps as bytes (at most 32 classes), and every :data:`OVERLAY_MAX_SIDE`-th pixel of a
+        larger picture: an overlay is a preview, and a dozen 12-megapixel ones would fill gigabytes."""
+        step = -(-max(self.rgb.shape[:2]) // OVERLAY_MAX_SIDE)
+        self.rgb = self.rgb[::step, ::step]
+        self.prediction = self.prediction[::step, ::step].astype(np.uint8)
+        self.reference = self.reference[::step, ::step].astype(np.uint8)
+
+
+OVERLAY_MAX_SIDE = 1024
+"""The longest side of an overlay picture before any enlargement; larger images are subsampled."""
 
 PLANE_GAP = 2
 """Black pixels between the three planes of a volume's overlay."""

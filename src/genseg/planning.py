@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -272,31 +273,32 @@ def structure_width(mask: np.ndarray) -> float:
     return float(np.median(widths)) if widths else math.nan
 
 
-def fingerprint(samples: list[Sample]) -> Fingerprint:
-    """Measure the budget's labeled samples (2D images, or the slices of volumes)."""
-    if not samples or any(sample.mask is None for sample in samples):
-        raise ConfigError("a fingerprint needs labeled samples")
+def fingerprint(samples: Iterable[Sample]) -> Fingerprint:
+    """Measure the budget's labeled samples (2D images, or the slices of volumes), in one pass, so
+    that they can be read one case at a time (:func:`genseg.data.iter_samples`)."""
     per_case: dict[str, list[float]] = {}
+    sides, fractions, pieces, centres, channels = [], [], [], [], None
     for sample in samples:
-        assert sample.mask is not None
-        width = structure_width(sample.mask)
+        if sample.mask is None:
+            raise ConfigError("a fingerprint needs labeled samples")
+        widths, width = per_case.setdefault(sample.case_id, []), structure_width(sample.mask)
         if not math.isnan(width):
-            per_case.setdefault(sample.case_id, []).append(width)
-    case_widths = [float(np.median(widths)) for widths in per_case.values()]
-    sides = [max(sample.image.shape[-2:]) for sample in samples]
-    fractions, pieces, centres = [], [], []
-    for sample in samples:
-        assert sample.mask is not None
+            widths.append(width)
+        sides.append(max(sample.image.shape[-2:]))
+        channels = int(sample.image.shape[0])
         foreground = sample.mask > 0
         if foreground.any():
             fractions.append(float(foreground.mean()))
             pieces.append(ndimage.label(foreground)[1])
             centres.append(np.array(ndimage.center_of_mass(foreground)) / np.array(foreground.shape))
+    if channels is None:
+        raise ConfigError("a fingerprint needs labeled samples")
+    case_widths = [float(np.median(widths)) for widths in per_case.values() if widths]
     return Fingerprint(
-        cases=len({sample.case_id for sample in samples}),
+        cases=len(per_case),
         native_side=float(np.median(sides)),
         structure_width=float(np.percentile(case_widths, WIDTH_PERCENTILE)) if case_widths else math.nan,
-        channels=int(samples[0].image.shape[0]),
+        channels=channels,
         foreground_fraction=float(np.median(fractions)) if fractions else math.nan,
         components=float(np.median(pieces)) if pieces else math.nan,
         position_spread=float(np.sqrt(np.var(centres, axis=0).sum())) if centres else math.nan,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,8 +28,8 @@ from genseg.data import (
     check_split_ids,
     fold_ids,
     index_cases,
+    iter_samples,
     labels_of,
-    load_samples,
     make_split,
     read_split,
     to_tensors,
@@ -141,7 +142,7 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     """
     train_ids, val_ids = train_val_ids(config, split)
     labels = labels_of(index, train_ids + val_ids)
-    samples = load_samples(index, train_ids + val_ids, axis=config.data.axis, labels=labels)
+    samples = iter_samples(index, train_ids + val_ids, axis=config.data.axis, labels=labels)
     data_set = make_plan(fingerprint(samples), max_size=config.data.max_size)
     decided = []
     size = config.data.size
@@ -310,12 +311,13 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
 
 
 def _run_samples(config: RunConfig, index: CaseIndex, case_ids: list[str], labels: LabelMap | None = None
-                 ) -> list[Sample]:
-    """The cases as the run trains on them: images or slices, or in 3D whole volumes at the run's spacing."""
-    samples = load_samples(index, case_ids, axis=config.data.sample_axis, labels=labels,
+                 ) -> Iterator[Sample]:
+    """The cases as the run trains on them, read one at a time: images or slices, or in 3D whole
+    volumes at the run's spacing."""
+    samples = iter_samples(index, case_ids, axis=config.data.sample_axis, labels=labels,
                            require_masks=labels is not None)
     if config.data.dims == 3 and config.data.spacing is not None:
-        samples = [resample_sample(sample, config.data.spacing) for sample in samples]
+        return (resample_sample(sample, config.data.spacing) for sample in samples)
     return samples
 
 

@@ -24,7 +24,7 @@ from genseg.data.io import (
     write_mask_png,
 )
 from genseg.data.labels import LabelMap
-from genseg.data.loading import check_sizes, labels_of, load_samples, volume_geometry, voxel_sides
+from genseg.data.loading import check_sizes, iter_samples, labels_of, load_samples, volume_geometry, voxel_sides
 from genseg.data.phantom import make_phantom, make_volume_phantom
 from genseg.data.sample import Case, CaseIndex, Sample
 from genseg.data.splits import (
@@ -59,6 +59,7 @@ __all__ = [
     "detect_layout",
     "index_cases",
     "index_images",
+    "iter_samples",
     "labels_of",
     "load_samples",
     "make_phantom",

@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ def load_samples(
     labels: LabelMap | None = None,
 ) -> list[Sample]:
     """Load cases as samples: one per 2D image, one per slice of a volume, or whole volumes.
+    (:func:`iter_samples` reads them one case at a time.)
 
     Args:
         index: the indexed data folder.
@@ -46,9 +47,18 @@ def load_samples(
         DataError: unknown case id, image/mask size mismatch, cases with different channel counts,
             or a mask value ``labels`` lacks.
     """
+    return list(iter_samples(index, case_ids, axis=axis, require_masks=require_masks, labels=labels))
+
+
+def iter_samples(
+    index: CaseIndex, case_ids: Sequence[str], *, axis: int | None = 0, require_masks: bool = True,
+    labels: LabelMap | None = None,
+) -> Iterator[Sample]:
+    """:func:`load_samples`, one case at a time: a consumer that reduces each case (a fingerprint,
+    a resize to the run's size) holds one full-size image at once, not the budget's, which for
+    photographs of 12 megapixels is gigabytes."""
     if axis not in (0, 1, 2, None):
         raise ConfigError(f"axis must be 0, 1 or 2, got {axis}")
-    samples: list[Sample] = []
     file_by_channels: dict[int, Path] = {}
     for case_id in case_ids:
         case = _find_case(index, case_id)
@@ -60,8 +70,7 @@ def load_samples(
         if len(file_by_channels) > 1:
             described = " and ".join(f"{path} has {count}" for count, path in file_by_channels.items())
             raise DataError(f"images have different channel counts: {described}; make them all gray or all RGB")
-        samples.extend(loaded)
-    return samples
+        yield from loaded
 
 
 def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:

@@ -18,7 +18,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -51,33 +52,37 @@ class PairTensors:
         return PairTensors(self.images.to(device), masks, self.case_ids)
 
 
-def to_tensors(samples: Sequence[Sample], size: int | tuple[int, int, int], num_classes: int) -> PairTensors:
+def to_tensors(samples: Iterable[Sample], size: int | tuple[int, int, int], num_classes: int) -> PairTensors:
     """Resize samples to ``size`` x ``size`` (or pad whole volumes to the patch ``size``) and stack them.
 
     Args:
-        samples: loaded samples; all with masks or all without.
+        samples: loaded samples, all with masks or all without; images are resized as they come,
+            so an iterator (:func:`~genseg.data.iter_samples`) holds one full-size image at a time.
         size: the square side, or the (D, H, W) patch of whole volumes (:func:`volume_canvas`).
         num_classes: classes in the masks (for the one-hot label resize).
 
     Returns:
         The stacked tensors, in sample order.
     """
-    if not samples:
+    samples = iter(samples)
+    first = next(samples, None)
+    if first is None:
         raise ValueError("no samples to convert")
-    label_maps = [sample.mask for sample in samples if sample.mask is not None]
-    if label_maps and len(label_maps) != len(samples):
-        raise ValueError("some samples have masks and some do not; load them all with or all without")
-    if samples[0].is_volume:
+    if first.is_volume:
         if isinstance(size, int):
             raise ValueError("whole volumes are padded to a (D, H, W) patch, not resized to a side")
-        return _padded_volumes(samples, size)
+        return _padded_volumes([first, *samples], size)
     assert isinstance(size, int)
     size_hw = (size, size)
-    images = torch.stack([_resize_image(torch.from_numpy(sample.image), size_hw) for sample in samples])
-    masks = None
-    if label_maps:
-        masks = torch.stack([resize_labels(torch.from_numpy(labels), size_hw, num_classes) for labels in label_maps])
-    return PairTensors(images=images, masks=masks, case_ids=[sample.case_id for sample in samples])
+    images, masks, case_ids = [], [], []
+    for sample in itertools.chain([first], samples):
+        if (sample.mask is None) != (first.mask is None):
+            raise ValueError("some samples have masks and some do not; load them all with or all without")
+        images.append(_resize_image(torch.from_numpy(sample.image), size_hw))
+        if sample.mask is not None:
+            masks.append(resize_labels(torch.from_numpy(sample.mask), size_hw, num_classes))
+        case_ids.append(sample.case_id)
+    return PairTensors(images=torch.stack(images), masks=torch.stack(masks) if masks else None, case_ids=case_ids)
 
 
 def resize_labels(labels: torch.Tensor, size: tuple[int, ...], num_classes: int, mode: str = "area") -> torch.Tensor:
