@@ -70,20 +70,6 @@ def test_a_mask_may_add_a_usual_suffix_to_its_images_name(tmp_path: Path) -> Non
     assert index.cases["ISIC_01"].roi_path.name == "ISIC_01_mask.png"
 
 
-def test_two_masks_for_one_image_are_refused(tmp_path: Path) -> None:
-    root = _folders(tmp_path, ["a"])
-    _png(root / "masks" / "a_mask.png")
-    with pytest.raises(DataError, match=r"two masks for image 'a': a\.png and a_mask\.png; keep one"):
-        index_cases(root)
-
-
-def test_a_suffix_without_its_image_is_an_orphan(tmp_path: Path) -> None:
-    root = _folders(tmp_path, ["a"])
-    _png(root / "masks" / "b_mask.png")
-    with pytest.raises(DataError, match=r"b_mask\.png.*mask has no image"):
-        index_cases(root)
-
-
 def test_image_without_mask_names_the_expected_mask(tmp_path: Path) -> None:
     root = _folders(tmp_path, ["a", "b"])
     _png(root / "images" / "lonely.png")
@@ -91,17 +77,16 @@ def test_image_without_mask_names_the_expected_mask(tmp_path: Path) -> None:
         index_cases(root)
 
 
-def test_mask_without_image_names_the_expected_image(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("extra", "message"), [
+    ("masks/orphan.png", r"orphan\.png.*mask has no image.*images/orphan\.<ext>"),
+    ("masks/b_mask.png", r"b_mask\.png.*mask has no image"),  # a suffix without its image
+    ("masks/a_mask.png", r"two masks for image 'a': a\.png and a_mask\.png; keep one"),
+    ("images/a.jpg", r"two files named 'a'.*keep one"),
+])
+def test_a_file_that_matches_no_case_or_two_is_refused(tmp_path: Path, extra: str, message: str) -> None:
     root = _folders(tmp_path, ["a"])
-    _png(root / "masks" / "orphan.png")
-    with pytest.raises(DataError, match=r"orphan\.png.*mask has no image.*images/orphan\.<ext>"):
-        index_cases(root)
-
-
-def test_same_stem_twice_is_ambiguous(tmp_path: Path) -> None:
-    root = _folders(tmp_path, ["a"])
-    _png(root / "images" / "a.jpg")
-    with pytest.raises(DataError, match=r"two files named 'a'.*keep one"):
+    _png(root / extra)
+    with pytest.raises(DataError, match=message):
         index_cases(root)
 
 
