@@ -291,6 +291,30 @@ def test_predict_volumes_keeps_shape_and_affine(volume_run: Path, tmp_path: Path
         assert set(np.unique(np.asarray(volume.dataobj)).tolist()) <= {0, 1, 2}
 
 
+@pytest.mark.parametrize("volume_run", [3], ids=["volumes"], indirect=True)
+def test_predict_writes_metaimage_volumes_as_metaimage_in_their_geometry(volume_run: Path, tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    nifti = sorted((volume_run.parent / "Task04_Tiny" / "imagesTr").iterdir())[:2]
+    metaimage = tmp_path / "mha"
+    metaimage.mkdir()
+    for path in nifti:  # converted by ITK itself, geometry included
+        sitk.WriteImage(sitk.ReadImage(str(path)), str(metaimage / path.name.replace(".nii.gz", ".mha")))
+
+    from_nifti = predict(volume_run, nifti[0].parent, tmp_path / "from-nifti")
+    from_metaimage = predict(volume_run, metaimage, tmp_path / "from-mha")
+
+    assert [path.name for path in from_metaimage] == ["vol_000.mha", "vol_001.mha"]
+    for ours, reference, source in zip(from_metaimage, from_nifti, sorted(metaimage.iterdir())):
+        written, image = sitk.ReadImage(str(ours)), sitk.ReadImage(str(source))
+        assert written.GetSize() == image.GetSize()
+        np.testing.assert_allclose(written.GetOrigin(), image.GetOrigin(), atol=1e-9)
+        np.testing.assert_allclose(written.GetSpacing(), image.GetSpacing(), atol=1e-9)
+        np.testing.assert_allclose(written.GetDirection(), image.GetDirection(), atol=1e-9)
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(written),
+                                      sitk.GetArrayFromImage(sitk.ReadImage(str(reference))))
+
+
 def test_an_evaluation_killed_midway_leaves_the_earlier_results_whole(picture_run: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     evaluate(picture_run, checkpoints=("best",), overlays=1)

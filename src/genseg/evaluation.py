@@ -41,7 +41,7 @@ from genseg.data import (
     write_label_volume,
     write_mask_png,
 )
-from genseg.data.io import atomic_write, display_pixels
+from genseg.data.io import atomic_write, display_pixels, volume_output_suffix
 from genseg.data.resample import probabilities_to_shape, resample_sample
 from genseg.errors import ConfigError
 from genseg.metrics import case_metrics, summarize
@@ -539,10 +539,11 @@ PREDICTIONS_MANIFEST = "predictions.json"
 def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | None = None,
             overwrite: bool = False, tta: bool = False) -> list[Path]:
     """Write a label map for every image in ``input_dir`` (a folder, or one file): PNG for 2D
-    images, NIfTI for volumes, with ``checkpoint``'s weights (default: the run's preferred one,
-    see :func:`load_segmenter`).
+    images, volumes in the input's own type (NIfTI, ``.mha``, ``.nrrd``), with ``checkpoint``'s
+    weights (default: the run's preferred one, see :func:`load_segmenter`).
 
-    Output files keep the input's stem (``<stem>.png`` / ``<stem>.nii.gz``) and geometry
+    Output files keep the input's stem (``<stem>.png`` / ``<stem>.nii.gz``, see
+    :func:`~genseg.data.io.volume_output_suffix`) and geometry
     (same height and width; for volumes the same shape and affine). Every input is read and
     checked, and the output folder too, before the first mask is written: a bad file leaves no
     partial output, and nothing is written into the input or the run's data folder or over an
@@ -555,8 +556,8 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
     for case_id in index.cases:  # check every input first
         _check_channels(load_samples(index, [case_id], axis=axis, require_masks=False), segmenter, index)
     out_dir = Path(out_dir)
-    suffix = ".nii.gz" if index.is_volume else ".png"
-    targets = {case_id: out_dir / f"{case_id}{suffix}" for case_id in index.cases}
+    targets = {case_id: out_dir / f"{case_id}{volume_output_suffix(case.image_path) if index.is_volume else '.png'}"
+               for case_id, case in index.cases.items()}
     _check_prediction_folder(out_dir, Path(input_dir), segmenter.config.data.root, list(targets.values()), overwrite)
     (out_dir / PREDICTIONS_MANIFEST).unlink(missing_ok=True)  # a folder being rewritten is partial until done
     for case_id, case in index.cases.items():

@@ -199,7 +199,7 @@ def test_index_images_for_unlabeled_folders(tmp_path: Path) -> None:
 def test_mixing_volumes_and_pictures_is_refused(tmp_path: Path) -> None:
     _png(tmp_path / "a.png")
     _nifti(tmp_path / "b.nii.gz")
-    with pytest.raises(DataError, match="mixes NIfTI volumes"):
+    with pytest.raises(DataError, match=r"mixes volumes \(b\.nii\.gz\) and 2D images \(a\.png\)"):
         index_images(tmp_path)
 
 

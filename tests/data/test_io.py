@@ -198,7 +198,7 @@ def test_read_volume_corrupt_file_is_a_data_error(tmp_path: Path) -> None:
     path.write_bytes(b"\x1f\x8b garbage" * 20)
     with pytest.raises(DataError, match=r"broken\.nii\.gz.*cannot read volume.*valid NIfTI"):
         read_volume(path)
-    with pytest.raises(DataError, match="NIfTI volume, not a 2D image"):
+    with pytest.raises(DataError, match="is a volume, not a 2D image"):
         read_image(path)
 
 

@@ -68,6 +68,30 @@ def test_msd_hippocampus_real_volume_slices(datasets_dir: Path) -> None:
     np.testing.assert_allclose(affine, stored_affine)
 
 
+@pytest.mark.parametrize("suffix", [".mha", ".nrrd"])
+def test_nnunet_volumes_in_itk_formats_load_as_their_nifti_twins(tmp_path: Path, suffix: str) -> None:
+    import SimpleITK as sitk
+
+    from genseg.data import make_volume_phantom
+
+    nifti = make_volume_phantom(tmp_path / "nifti", n_cases=2, affine=np.diag([0.8, 0.8, 1.6, 1.0]))
+    itk = tmp_path / "itk"
+    for folder, name in (("imagesTr", "{}_0000"), ("labelsTr", "{}")):
+        (itk / folder).mkdir(parents=True)
+        for path in sorted((nifti / folder).iterdir()):
+            target = itk / folder / (name.format(path.name.removesuffix(".nii.gz")) + suffix)
+            sitk.WriteImage(sitk.ReadImage(str(path)), str(target))
+    (itk / "dataset.json").write_text(json.dumps({"channel_names": {"0": "MRI"}, "file_ending": suffix,
+                                                  "labels": {"background": 0, "a": 1, "b": 2}}))
+
+    ours, twins = index_cases(itk), index_cases(nifti)
+    assert ours.is_volume and ours.ids == twins.ids == ["vol_000", "vol_001"]
+    for sample, twin in zip(load_samples(ours, ours.ids), load_samples(twins, twins.ids)):
+        np.testing.assert_allclose(sample.image, twin.image, atol=1e-6)
+        np.testing.assert_array_equal(sample.mask, twin.mask)
+        assert sample.spacing == pytest.approx(twin.spacing) == (0.8, 0.8, 1.6)
+
+
 def test_volume_slicing_along_other_axes(tmp_path: Path) -> None:
     image = np.random.default_rng(0).normal(size=(3, 4, 5)).astype(np.float32)
     labels = np.zeros((3, 4, 5), dtype=np.uint8)

@@ -3,7 +3,7 @@
 - ``folders``: ``images/`` and ``masks/`` matched by file stem (extensions may differ), and an
   optional ``roi/`` or ``fov/`` region-of-interest folder matched the same way. A mask's stem may
   add one of the usual mask suffixes to the image's (``case7.jpg`` and ``case7_mask.png``, ISIC's
-  ``_segmentation``; see :data:`MASK_SUFFIXES`). 2D images, or NIfTI volumes when every image is one.
+  ``_segmentation``; see :data:`MASK_SUFFIXES`). 2D images, or volumes (NIfTI, MetaImage, NRRD) when every image is one.
 - ``nnunet``: nnU-Net v2 raw data, ``imagesTr/CASE_0000.ext`` (one file per channel),
   ``labelsTr/CASE.ext`` and ``dataset.json`` (``file_ending``, ``labels``, ``channel_names``).
   A :class:`~genseg.data.sample.Case` keeps the channel-0 file as ``image_path``; the other
@@ -191,7 +191,7 @@ def _index_msd(root: Path) -> CaseIndex:
     images_dir, labels_dir = root / "imagesTr", root / "labelsTr"
     image_files = [file for file in _data_files(images_dir) if is_volume_file(file)]
     if not image_files:
-        raise DataError("no NIfTI (.nii/.nii.gz) volumes in imagesTr/", images_dir)
+        raise DataError(f"no volumes ({', '.join(VOLUME_SUFFIXES)}) in imagesTr/", images_dir)
     if not labels_dir.is_dir():
         raise DataError("no labelsTr/ beside imagesTr/; add one label volume per image, named like it", labels_dir)
     images = _by_stem(image_files)
@@ -292,12 +292,12 @@ def _check_matched(
 
 
 def _all_volumes(files: list[Path]) -> bool:
-    """True if every file is a NIfTI volume; a mix of volumes and 2D images is refused."""
+    """True if every file is a volume; a mix of volumes and 2D images is refused."""
     volumes = [file for file in files if is_volume_file(file)]
     if volumes and len(volumes) != len(files):
         picture = next(file for file in files if not is_volume_file(file))
         raise DataError(
-            f"mixes NIfTI volumes ({volumes[0].name}) and 2D images ({picture.name}); keep one kind", files[0].parent
+            f"mixes volumes ({volumes[0].name}) and 2D images ({picture.name}); keep one kind", files[0].parent
         )
     return bool(volumes)
 

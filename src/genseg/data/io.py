@@ -4,8 +4,9 @@ Every reader returns plain numpy arrays in one convention:
 
 - 2D images: float32 ``(C, H, W)``, C = 1 (gray) or 3 (RGB; alpha dropped, palettes resolved);
 - 2D masks: int64 ``(H, W)`` label maps, 0 = background;
-- volumes: float32 ``(C, X, Y, Z)`` (a 4D NIfTI's last axis is the channel axis) and int64
-  ``(X, Y, Z)`` label volumes.
+- volumes: float32 ``(C, X, Y, Z)`` (a 4D volume's last axis is the channel axis) and int64
+  ``(X, Y, Z)`` label volumes, with a 4x4 voxel-to-world affine in RAS (NIfTI's convention; the
+  ITK formats are converted to it in :mod:`genseg.data.itk_volumes`).
 
 Example:
     >>> image = normalize_intensity(read_image(Path("images/case_000.png")))  # doctest: +SKIP
@@ -24,15 +25,19 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from genseg.data.itk_volumes import ITK_SUFFIXES, itk_header, read_itk, write_itk
 from genseg.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
-VOLUME_SUFFIXES = (".nii", ".nii.gz")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 MAX_LABEL = 31
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _GRAY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 _NIFTI_FIX = "check the file is a valid NIfTI (.nii/.nii.gz) file"
+_SINGLE_FILE = {".nii": ".nii.gz", ".mhd": ".mha", ".nhdr": ".nrrd"}
+_WRITABLE_VOLUMES = (".nii.gz", ".nii", ".mha", ".nrrd")
 _MASK_FIX = (
     "save masks as PNG with 0 = background and 1..K or 255 = foreground; "
     "JPEG compression corrupts label values"
@@ -56,8 +61,15 @@ def is_image_file(path: Path) -> bool:
 
 
 def is_volume_file(path: Path) -> bool:
-    """Whether ``path`` is a NIfTI volume (hidden files are not)."""
+    """Whether ``path`` is a NIfTI, MetaImage or NRRD volume (hidden files are not)."""
     return not path.name.startswith(".") and file_suffix(path) in VOLUME_SUFFIXES
+
+
+def volume_output_suffix(path: Path) -> str:
+    """The type a volume derived from ``path`` is written as: the input's own, in its single-file
+    form (``.mhd`` -> ``.mha``, ``.nhdr`` -> ``.nrrd``), and NIfTI compressed."""
+    suffix = file_suffix(path)
+    return _SINGLE_FILE.get(suffix, suffix)
 
 
 def normalize_intensity(image: np.ndarray) -> np.ndarray:
@@ -135,38 +147,38 @@ def read_mask(path: Path, *, stored: bool = False) -> np.ndarray:
 
 
 def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI image volume with its raw intensities (scale factors applied).
+    """Read an image volume with its raw intensities (NIfTI scale factors applied).
 
     Args:
-        path: a ``.nii`` or ``.nii.gz`` file holding a 3D volume or a 4D one (channels last).
+        path: a NIfTI, MetaImage or NRRD file (:data:`VOLUME_SUFFIXES`) holding a 3D volume, or a
+            4D or vector one (channels last).
 
     Returns:
         float32 array (C, X, Y, Z) and the 4x4 voxel-to-world affine.
     """
     path = Path(path)
-    volume = load_nifti(path)
-    data = _nifti_data(volume, path, np.float32)
+    data, affine = _volume_voxels(path, np.float32)
     if data.ndim == 3:
         data = data[None]
     elif data.ndim == 4:
         data = np.moveaxis(data, -1, 0)
     else:
         raise DataError(f"expected a 3D volume (or 4D with channels last), got shape {data.shape}", path)
-    return np.ascontiguousarray(data), volume.affine
+    return np.ascontiguousarray(data), affine
 
 
 def read_label_volume(path: Path, *, stored: bool = False) -> np.ndarray:
-    """Read a NIfTI label volume with the rules of :func:`read_mask` (float integers allowed).
+    """Read a label volume with the rules of :func:`read_mask` (float integers allowed).
 
     Args:
-        path: a ``.nii`` or ``.nii.gz`` file; a trailing axis of size 1 is dropped.
+        path: a volume file (:data:`VOLUME_SUFFIXES`); a trailing axis of size 1 is dropped.
         stored: keep a binary volume's 255 as stored (see :func:`read_mask`).
 
     Returns:
         int64 array (X, Y, Z).
     """
     path = Path(path)
-    data = _nifti_data(load_nifti(path), path, None)
+    data, _ = _volume_voxels(path, None)
     if data.ndim == 4 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -174,12 +186,34 @@ def read_label_volume(path: Path, *, stored: bool = False) -> np.ndarray:
     return _as_labels(data, path, stored)
 
 
-def load_nifti(path: Path) -> nib.Nifti1Image:
-    """Open a NIfTI file (header now, voxels on demand) or raise a :class:`DataError`."""
+def volume_header(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
+    """(shape ``(X, Y, Z[, C])``, 4x4 affine) of a volume file, from its header only."""
     path = Path(path)
+    _check_volume_file(path)
+    if file_suffix(path) in ITK_SUFFIXES:
+        return itk_header(path)
+    volume = _load_nifti(path)
+    return tuple(int(side) for side in volume.shape), volume.affine
+
+
+def _volume_voxels(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray]:
+    """A volume file's voxels (X, Y, Z[, C]) as ``dtype`` (None keeps the stored type) and its affine."""
+    _check_volume_file(path)
+    if file_suffix(path) in ITK_SUFFIXES:
+        data, affine = read_itk(path)
+        return (data if dtype is None else data.astype(dtype, copy=False)), affine
+    volume = _load_nifti(path)
+    return _nifti_data(volume, path, dtype), volume.affine
+
+
+def _check_volume_file(path: Path) -> None:
     _check_is_file(path)
     if not is_volume_file(path):
-        raise DataError(f"not a NIfTI file; volumes must end in {' or '.join(VOLUME_SUFFIXES)}", path)
+        raise DataError(f"not a volume file; volumes must end in {', '.join(VOLUME_SUFFIXES)}", path)
+
+
+def _load_nifti(path: Path) -> nib.Nifti1Image:
+    """Open a NIfTI file (header now, voxels on demand) or raise a :class:`DataError`."""
     try:
         return nib.load(path)
     except Exception as error:  # nibabel raises many types; users need one message
@@ -199,31 +233,40 @@ def write_mask_png(path: Path, labels: np.ndarray) -> None:
 
 
 def write_label_volume(path: Path, labels: np.ndarray, affine: np.ndarray) -> None:
-    """Write a label volume as a uint8 NIfTI with the given voxel-to-world affine.
+    """Write a label volume as uint8 voxels with the given voxel-to-world affine.
 
     Args:
-        path: the ``.nii`` or ``.nii.gz`` file to write (atomically).
+        path: the file to write (atomically): NIfTI, ``.mha`` or ``.nrrd``, by its suffix.
         labels: integer array (X, Y, Z) with values 0..31.
         affine: 4x4 affine, usually the input volume's (see :func:`read_volume`).
     """
-    volume = nib.Nifti1Image(_checked_labels(labels, ndim=3).astype(np.uint8), np.asarray(affine, dtype=np.float64))
-    atomic_write(Path(path), lambda temp: nib.save(volume, temp))
+    _write_volume(Path(path), _checked_labels(labels, ndim=3).astype(np.uint8), affine)
 
 
 def write_image_volume(path: Path, image: np.ndarray, affine: np.ndarray) -> None:
-    """Write an image volume as a float32 NIfTI (one channel: 3D; several: 4D, channels last, as
+    """Write an image volume as float32 voxels (one channel: 3D; several: 4D, channels last, as
     :func:`read_volume` reads them).
 
     Args:
-        path: the ``.nii`` or ``.nii.gz`` file to write (atomically).
+        path: the file to write (atomically): NIfTI, ``.mha`` or ``.nrrd``, by its suffix.
         image: float array (C, X, Y, Z).
         affine: 4x4 voxel-to-world affine.
     """
     if image.ndim != 4:
         raise ValueError(f"expected an image volume (C, X, Y, Z), got shape {image.shape}")
     data = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
-    volume = nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.float32), np.asarray(affine, dtype=np.float64))
-    atomic_write(Path(path), lambda temp: nib.save(volume, temp))
+    _write_volume(Path(path), np.ascontiguousarray(data, dtype=np.float32), affine)
+
+
+def _write_volume(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
+    suffix = file_suffix(path)
+    if suffix not in _WRITABLE_VOLUMES:
+        raise ValueError(f"cannot write a volume as {suffix!r}; use one of {', '.join(_WRITABLE_VOLUMES)}")
+    if suffix in ITK_SUFFIXES:
+        atomic_write(path, lambda temp: write_itk(temp, data, affine))
+    else:
+        volume = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
+        atomic_write(path, lambda temp: nib.save(volume, temp))
 
 
 TEMPORARY_MARK = ".genseg-partial-"
@@ -294,7 +337,7 @@ def _read_pixels(path: Path) -> np.ndarray:
     _check_is_file(path)
     suffix = file_suffix(path)
     if suffix in VOLUME_SUFFIXES:
-        raise DataError("is a NIfTI volume, not a 2D image; use a volume layout (msd or nnunet)", path)
+        raise DataError("is a volume, not a 2D image; keep volumes in a folder of volumes only", path)
     if suffix not in IMAGE_SUFFIXES:
         raise DataError(f"unsupported image type {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}", path)
     if suffix in _TIFF_SUFFIXES:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from genseg.data.discovery import channel_paths
-from genseg.data.io import load_nifti, normalize_intensity, read_image, read_label_volume, read_mask, read_volume
+from genseg.data.io import normalize_intensity, read_image, read_label_volume, read_mask, read_volume, volume_header
 from genseg.data.labels import LabelMap, label_map
 from genseg.data.sample import Case, CaseIndex, Sample
 from genseg.errors import ConfigError, DataError
@@ -103,7 +103,7 @@ def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:
 def _header_shape(path: Path, volume: bool) -> tuple[tuple[int, ...], int]:
     """(spatial shape, channels) of an image or mask file, from its header where the format allows."""
     if volume:
-        shape = load_nifti(path).shape
+        shape = volume_header(path)[0]
         return tuple(shape[:3]), shape[3] if len(shape) > 3 else 1
     try:
         with Image.open(path) as image:
@@ -138,14 +138,14 @@ def _mask_values(index: CaseIndex, case_ids: Sequence[str]) -> dict[Path, set[in
 
 
 def volume_geometry(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:
-    """The spatial shape and 4x4 affine of a NIfTI volume, read from its header only.
+    """The spatial shape and 4x4 affine of a volume file, read from its header only.
 
     Predictions are written back with this geometry (see
     :func:`~genseg.data.io.write_label_volume`).
     """
-    volume = load_nifti(Path(path))
-    x, y, z = volume.shape[:3]
-    return (int(x), int(y), int(z)), volume.affine
+    shape, affine = volume_header(Path(path))
+    x, y, z = shape[:3]
+    return (x, y, z), affine
 
 
 def voxel_sides(affine: np.ndarray) -> np.ndarray:
@@ -199,7 +199,7 @@ def _whole_volume(case: Case, image_paths: list[Path], label_map: LabelMap | Non
     if case.roi_path is not None:
         roi = read_label_volume(case.roi_path) > 0
         _check_same_shape(case.image_path, shape, case.roi_path, roi.shape)
-    spacing = tuple(float(side) for side in voxel_sides(load_nifti(case.image_path).affine))
+    spacing = tuple(float(side) for side in voxel_sides(volume_header(case.image_path)[1]))
     return Sample(case.case_id, image, labels, roi, spacing=spacing)
 
 
