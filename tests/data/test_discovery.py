@@ -208,3 +208,12 @@ def test_a_broken_link_is_named_not_skipped(tmp_path: Path) -> None:
     (root / "images" / "case_999.png").symlink_to(tmp_path / "gone.png")
     with pytest.raises(DataError, match="case_999.png: is a link to a file that does not exist"):
         index_cases(root)
+
+
+@pytest.mark.parametrize("where", ["images/scan.dcm", "series1/IM0001"], ids=["images-dcm", "series-folder"])
+def test_a_folder_of_dicom_gets_the_conversion_fix(tmp_path: Path, where: str) -> None:
+    path = tmp_path / "data" / where
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bytes(128) + b"DICM" + bytes(64))  # the preamble and mark every DICOM file has
+    with pytest.raises(DataError, match=rf"{path.name}: DICOM is not read directly: convert each series .*dcm2niix"):
+        index_cases(tmp_path / "data")

@@ -45,6 +45,11 @@ _ACCEPTED_LAYOUTS = (
     "nnunet (imagesTr/CASE_0000.ext, labelsTr/CASE.ext and dataset.json), "
     "msd (imagesTr/*.nii.gz and labelsTr/*.nii.gz)"
 )
+_DICOM_FIX = (
+    "DICOM is not read directly: convert each series to one volume (dcm2niix -z y -o OUT SERIES_FOLDER, "
+    "or SimpleITK) and the masks (DICOM-SEG, RTSTRUCT) to label volumes, then use the msd or folders layout"
+)
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
 def index_cases(root: Path, layout: str = "auto") -> CaseIndex:
@@ -90,7 +95,7 @@ def detect_layout(root: Path) -> str:
             return "nnunet"
         if any(is_volume_file(file) for file in files):
             return "msd"
-    raise DataError(f"no known data layout found; accepted layouts: {_ACCEPTED_LAYOUTS}", root)
+    raise _no_images(f"no known data layout found; accepted layouts: {_ACCEPTED_LAYOUTS}", root)
 
 
 def index_images(folder: Path, layout: str = "folders") -> CaseIndex:
@@ -117,7 +122,7 @@ def index_images(folder: Path, layout: str = "folders") -> CaseIndex:
         raise DataError("image folder or file not found", folder)
     files = _data_files(folder)
     if not files:
-        raise DataError(f"no image files found; accepted types: {_ACCEPTED_TYPES}", folder)
+        raise _no_images(f"no image files found; accepted types: {_ACCEPTED_TYPES}", folder)
     if layout == "nnunet":
         images = {case_id: paths[0] for case_id, paths in _channel_groups(files).items()}
     else:
@@ -148,7 +153,7 @@ def _index_folders(root: Path) -> CaseIndex:
     images_dir, masks_dir = root / "images", root / "masks"
     image_files = _data_files(images_dir)
     if not image_files:
-        raise DataError(f"no image files in images/; accepted types: {_ACCEPTED_TYPES}", images_dir)
+        raise _no_images(f"no image files in images/; accepted types: {_ACCEPTED_TYPES}", images_dir)
     if not masks_dir.is_dir():
         raise DataError("no masks/ folder beside images/; add one mask per image, named like the image", masks_dir)
     images = _by_stem(image_files)
@@ -201,6 +206,28 @@ def _index_msd(root: Path) -> CaseIndex:
     label_values = _label_values(_read_dataset_json(json_path), json_path) if json_path.is_file() else {}
     cases = {stem: Case(stem, images[stem], labels[stem]) for stem in sorted(images)}
     return CaseIndex(root=root, layout="msd", cases=cases, is_volume=True, labels=label_values)
+
+
+def _no_images(message: str, folder: Path) -> DataError:
+    """The error for a folder without data files: DICOM's fix instead, if it holds DICOM."""
+    dicom = _a_dicom_file(folder)
+    return DataError(_DICOM_FIX, dicom) if dicom is not None else DataError(message, folder)
+
+
+def _a_dicom_file(folder: Path, looked_at: int = 64) -> Path | None:
+    """A DICOM file in ``folder`` or one level below (series folders), by suffix or by the
+    ``DICM`` mark at byte 128 (DICOM files often have no suffix); the first ``looked_at`` files only."""
+    candidates = sorted(path for path in (*folder.glob("*"), *folder.glob("*/*")) if path.is_file())[:looked_at]
+    for path in candidates:
+        if path.suffix.lower() in _DICOM_SUFFIXES:
+            return path
+        try:
+            with path.open("rb") as handle:
+                if handle.read(132)[128:] == b"DICM":
+                    return path
+        except OSError:
+            continue
+    return None
 
 
 def _data_files(folder: Path) -> list[Path]:
