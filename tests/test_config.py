@@ -170,10 +170,12 @@ def test_data_paths_are_made_absolute(tmp_path, monkeypatch) -> None:
 def test_upper_level_names_join_variables_with_plus() -> None:
     from genseg.methods.options import GenSegOptions
 
-    assert GenSegOptions(upper="arch+generator").upper_names == GenSegOptions(upper="both").upper_names \
+    assert GenSegOptions(upper="arch+generator").upper_names() == GenSegOptions(upper="both").upper_names() \
         == ["arch", "generator"]
-    assert GenSegOptions(upper="generator").upper_names == ["generator"]
-    assert GenSegOptions(upper="none").upper_names == []
+    assert GenSegOptions(upper="generator").upper_names() == ["generator"]
+    assert GenSegOptions(upper="none").upper_names() == []
+    assert GenSegOptions().upper_names(has_architecture=True) == ["arch"]  # auto: the paper's A on pix2pix
+    assert GenSegOptions().upper_names(has_architecture=False) == ["generator"]
     for bad in ("arch+arch", "beta", "arch+", ""):
         with pytest.raises(ValueError, match="upper must be"):
             GenSegOptions(upper=bad)

@@ -109,7 +109,7 @@ def test_a_segmenter_a_method_and_a_preset_registered_from_outside_train_a_run(
         RunConfig.from_dict({**saved, "method": {"name": "augment_repeated", "gamma": 1.0}})
     model = load_segmenter(tmp_path / "run").model
     assert isinstance(model[0], nn.Conv2d) and model[0].out_channels == 3
-    assert GenSegOptions(upper="half_gamma+arch").upper_names == ["half_gamma", "arch"]
+    assert GenSegOptions(upper="half_gamma+arch").upper_names() == ["half_gamma", "arch"]
     assert EXECUTORS.load("inline") is InlineExecutor
 
 

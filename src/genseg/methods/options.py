@@ -3,8 +3,10 @@ method's name and these keys beside it (:data:`genseg.plugins.METHODS` names eac
 ``Options``; ``supervised`` and ``augment`` have none).
 
 Example:
-    >>> GenSegOptions(upper="pairs", candidates=4).upper_names
+    >>> GenSegOptions(upper="pairs", candidates=4).upper_names()
     ['pairs']
+    >>> GenSegOptions().upper_names(has_architecture=False)  # auto: the compositing generator's appearance
+    ['generator']
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ class GenSegOptions(SyntheticPairOptions):
     """GenSeg's multi-level optimization (levels 2 and 3 of docs/method.md), beside the synthetic pairs'.
 
     Args:
-        upper: the upper-level variables the hypergradient moves: ``"arch"`` (A, the paper),
+        upper: the upper-level variables the hypergradient moves: ``"auto"`` (A where the generator
+            has architecture weights, as pix2pix does, else its own weights, such as the compositing
+            generator's appearance), ``"arch"`` (A, the paper),
             ``"generator"`` (all generator weights), ``"pairs"`` (a weight per synthetic pair
             in the segmenter's step, learning to reweight), ``"gamma"`` (the synthetic loss's
             weight, learned, kept positive), several joined by ``+``
@@ -66,7 +70,7 @@ class GenSegOptions(SyntheticPairOptions):
             worth whose one-step look-ahead lowers the validation loss most; 1: reweighting.
     """
 
-    upper: str = "arch"
+    upper: str = "auto"
     hypergradient: str = "exact"
     unroll_steps: int = 1
     every: int = 8
@@ -77,7 +81,7 @@ class GenSegOptions(SyntheticPairOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        names = self.upper_names
+        names = self.upper_names()
         known = self.upper == "none" or (names and set(names) <= set(UPPER_VARIABLES) and len(set(names)) == len(names))
         _check(known, f"upper must be none, both, or variables of {UPPER_VARIABLES.names} joined by '+', "
                       f"got {self.upper!r}")
@@ -93,11 +97,13 @@ class GenSegOptions(SyntheticPairOptions):
                f"candidates = {self.candidates} selects synthetic pairs by their look-ahead: it needs upper = "
                f"'pairs', got {self.upper!r}")
 
-    @property
-    def upper_names(self) -> list[str]:
-        """The upper-level variables ``upper`` names, in order (empty for ``"none"``)."""
+    def upper_names(self, has_architecture: bool = True) -> list[str]:
+        """The upper-level variables ``upper`` names, in order (empty for ``"none"``), for a generator
+        with architecture weights A or without them (what ``"auto"`` picks between)."""
         if self.upper == "none":
             return []
+        if self.upper == "auto":
+            return ["arch"] if has_architecture else ["generator"]
         return ["arch", "generator"] if self.upper == "both" else self.upper.split("+")
 
 

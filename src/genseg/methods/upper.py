@@ -292,4 +292,6 @@ def feedback_scale(params: list[Tensor], feedback: list[Tensor], relative: float
 def upper_variables(generator: MaskToImage, settings: GenSegOptions) -> list[UpperVariable]:
     """The variables ``settings.upper`` names (:data:`genseg.plugins.UPPER_VARIABLES`), in that order
     (none for ``"none"``)."""
-    return [UPPER_VARIABLES.load(name).from_settings(generator, settings) for name in settings.upper_names]
+    auto = settings.upper == "auto"  # the only setting whose variables depend on the generator
+    names = settings.upper_names(has_architecture=auto and bool(list(generator.arch_parameters())))
+    return [UPPER_VARIABLES.load(name).from_settings(generator, settings) for name in names]
