@@ -82,6 +82,7 @@ def test_image_without_mask_names_the_expected_mask(tmp_path: Path) -> None:
     ("masks/b_mask.png", r"b_mask\.png.*mask has no image"),  # a suffix without its image
     ("masks/a_mask.png", r"two masks for image 'a': a\.png and a_mask\.png; keep one"),
     ("images/a.jpg", r"two files named 'a'.*keep one"),
+    ("masks/a_1.png", r"a_1\.png: is a further mask of image a\.png \(numbered, as BUSI's _mask_1\): merge"),
 ])
 def test_a_file_that_matches_no_case_or_two_is_refused(tmp_path: Path, extra: str, message: str) -> None:
     root = _folders(tmp_path, ["a"])

@@ -39,6 +39,7 @@ MASK_SUFFIXES = tuple(f"{mark}{word}" for word in ("mask", "seg", "segmentation"
 
 _ACCEPTED_TYPES = ", ".join(IMAGE_SUFFIXES + VOLUME_SUFFIXES)
 _MATCHING = "files are matched by name without extension (a mask may add _mask, _seg, _label or _gt)"
+_NUMBERED = re.compile(r"^(?P<first>.+)[_-]\d{1,2}$")  # BUSI's "case (4)_mask_1" beside "case (4)_mask"
 _CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 _ACCEPTED_LAYOUTS = (
     "folders (images/ and masks/ with matching file names, optional roi/ or fov/), "
@@ -310,12 +311,24 @@ def _check_matched(
             images[unmatched[0]],
         )
     orphans = [stem for stem in others if stem not in images]
+    for stem in orphans:
+        numbered = _NUMBERED.match(stem)
+        image = _image_of(numbered["first"], others, images) if numbered else None
+        if image is not None:
+            raise DataError(f"is a further {kind} of image {image.name} (numbered, as BUSI's _mask_1): merge each "
+                            f"image's {kind}s into one file (their union, or one label value each)", others[stem])
     if orphans:
         more = f" ({len(orphans) - 1} more lack one)" if len(orphans) > 1 else ""
         raise DataError(
             f"{kind} has no image: expected {images_dir / orphans[0]}.<ext>{more}; {_MATCHING}",
             others[orphans[0]],
         )
+
+
+def _image_of(stem: str, others: dict[str, Path], images: dict[str, Path]) -> Path | None:
+    """The image whose mask (or region of interest) has file stem ``stem``, if there is one."""
+    key = next((key for key, path in others.items() if file_stem(path) == stem), None)
+    return images.get(key) if key is not None else None
 
 
 def _all_volumes(files: list[Path]) -> bool:
