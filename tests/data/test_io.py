@@ -116,9 +116,27 @@ def test_read_mask_binary_multiclass_and_equal_rgb(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_mask(_save(tmp_path / "rgb.png", rgb)), binary // 255)
 
 
-def test_read_mask_refuses_jpeg_noise(tmp_path: Path) -> None:
+def test_a_black_and_white_jpeg_mask_is_thresholded_once_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                                                   ) -> None:
     mask = np.zeros((64, 64), dtype=np.uint8)
     mask[16:48, 20:40] = 255
+    gray = _save(tmp_path / "gray.jpg", mask, quality=75)
+    colour = _save(tmp_path / "colour.jpg", np.stack([mask] * 3, axis=-1), quality=75)  # as Kvasir-SEG's
+    assert len(np.unique(np.asarray(Image.open(gray)))) > 2  # compression left gray edges
+    with caplog.at_level("WARNING"):
+        for path in (gray, colour):
+            np.testing.assert_array_equal(read_mask(path), mask // 255)
+            np.testing.assert_array_equal(read_mask(path, stored=True), mask)
+    assert [record.getMessage().count("thresholded at 128") for record in caplog.records] == [1]  # once per folder
+
+
+@pytest.mark.parametrize("kind", ["three classes", "a photograph"])
+def test_other_jpeg_masks_are_refused(tmp_path: Path, kind: str) -> None:
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    if kind == "three classes":
+        mask[:, 21:], mask[:, 42:] = 100, 200
+    else:
+        mask = np.random.default_rng(0).integers(0, 256, (64, 64)).astype(np.uint8)
     path = _save(tmp_path / "mask.jpg", mask, quality=75)
     with pytest.raises(DataError, match=r"mask\.jpg.*not labels.*distinct.*save masks as PNG.*JPEG"):
         read_mask(path)

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -28,12 +29,19 @@ from PIL import Image
 from genseg.data.itk_volumes import ITK_SUFFIXES, itk_header, read_itk, write_itk
 from genseg.errors import DataError
 
+log = logging.getLogger(__name__)
+_warned_lossy: set[Path] = set()
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 MAX_LABEL = 31
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+_LOSSY_SUFFIXES = (".jpg", ".jpeg")
+_LOSSY_MIDDLE = 0.02
+"""The largest share of a JPEG mask's pixels that may lie between its dark and bright modes (32..223)
+for it to be read as a binary mask that compression smeared."""
 _GRAY_MODES = ("L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 _NIFTI_FIX = "check the file is a valid NIfTI (.nii/.nii.gz) file"
 _SINGLE_FILE = {".nii": ".nii.gz", ".mhd": ".mha", ".nhdr": ".nrrd"}
@@ -121,7 +129,9 @@ def read_mask(path: Path, *, stored: bool = False) -> np.ndarray:
     """Read a 2D label map: {0, 255} becomes {0, 1} (unless ``stored``); labels 0..31 are kept.
 
     An RGB mask whose three channels are equal is read as gray; a palette image (PNG or GIF with a
-    colour table, as VOC-style masks are) by its palette indices, whatever their colours.
+    colour table, as VOC-style masks are) by its palette indices, whatever their colours. A JPEG
+    mask of black and white (as Kvasir-SEG's are) is thresholded at 128, with a warning once per
+    folder, because compression leaves gray values at its edges; other JPEG masks are refused.
 
     Args:
         path: the mask file.
@@ -139,11 +149,32 @@ def read_mask(path: Path, *, stored: bool = False) -> np.ndarray:
     if indices is not None:  # a colour-palette mask (VOC-style): its indices are the labels
         return _as_labels(indices, path, stored)
     pixels = _read_pixels(path)
+    if file_suffix(path) in _LOSSY_SUFFIXES:
+        binary = _binary_from_lossy(pixels)
+        if binary is not None:
+            _warn_lossy_once(path)
+            return _as_labels(binary, path, stored)
     if pixels.ndim == 3:
         if not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])):
             raise DataError(f"mask is a colour image (channels differ); {_MASK_FIX}", path)
         pixels = pixels[..., 0]
     return _as_labels(pixels, path, stored)
+
+
+def _binary_from_lossy(pixels: np.ndarray) -> np.ndarray | None:
+    """A black-and-white mask that JPEG compression smeared, as 0/255 (thresholded at 128); None if
+    it has no bright mode or too many pixels between the modes to be one."""
+    gray = pixels.mean(axis=-1) if pixels.ndim == 3 else pixels.astype(np.float32)
+    if gray.max(initial=0) < 224 or np.mean((gray >= 32) & (gray < 224)) > _LOSSY_MIDDLE:
+        return None
+    return np.where(gray >= 128, 255, 0).astype(np.uint8)
+
+
+def _warn_lossy_once(path: Path) -> None:
+    if path.parent not in _warned_lossy:
+        _warned_lossy.add(path.parent)
+        log.warning("%s: JPEG masks read as binary, thresholded at 128 (compression blurs their edges); "
+                    "save masks as PNG to keep them exact", path.parent)
 
 
 def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
