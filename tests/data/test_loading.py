@@ -116,6 +116,28 @@ def test_volume_label_shape_mismatch(tmp_path: Path) -> None:
         load_samples(index_cases(tmp_path), ["vol"])
 
 
+@pytest.mark.parametrize(("shift", "refused"), [(5.0, True), (2e-5, False)], ids=["moved-5mm", "header-rounding"])
+def test_a_label_volume_on_another_voxel_grid_is_refused(tmp_path: Path, shift: float, refused: bool) -> None:
+    from genseg.data import check_sizes
+
+    affine = np.diag([0.8, 0.8, 1.6, 1.0])
+    affine[:3, 3] = [-90.0, 120.0, 33.0]
+    moved = affine.copy()
+    moved[0, 3] += shift
+    for folder, grid in (("imagesTr", affine), ("labelsTr", moved)):
+        (tmp_path / folder).mkdir()
+        nib.save(nib.Nifti1Image(np.zeros((3, 4, 5), dtype=np.uint8), grid), tmp_path / folder / "vol.nii.gz")
+    index = index_cases(tmp_path)
+    if not refused:
+        check_sizes(index, ["vol"])
+        assert load_samples(index, ["vol"], axis=None)[0].mask.shape == (3, 4, 5)
+        return
+    message = r"labelsTr/vol\.nii\.gz: geometry mismatch: its affine differs from its image vol\.nii\.gz's by up to 5 "
+    for check in (lambda: check_sizes(index, ["vol"]), lambda: load_samples(index, ["vol"], axis=None)):
+        with pytest.raises(DataError, match=message):
+            check()
+
+
 def test_unknown_case_id_names_the_id_and_folder(tmp_path: Path) -> None:
     _pair(tmp_path, "a", _ramp(4, 4), np.zeros((4, 4)))
     with pytest.raises(DataError, match=rf"{tmp_path}.*case id 'a.png' is not in this data folder.*without extension"):

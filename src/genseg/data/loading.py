@@ -74,7 +74,8 @@ def iter_samples(
 
 
 def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:
-    """Check every case's mask (and region of interest) has its image's size, from file headers only.
+    """Check every case's mask (and region of interest) has its image's size, and for volumes its
+    voxel grid (affine), from file headers only.
 
     Run at the start of training over the whole split, so a bad case outside the budget stops the
     run then, not a later evaluation. Headers give sizes without reading any pixel or label.
@@ -93,6 +94,8 @@ def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:
         for other in (case.mask_path, case.roi_path):
             if other is not None:
                 _check_same_shape(case.image_path, shape, other, _header_shape(other, index.is_volume)[0])
+                if index.is_volume:
+                    _check_same_grid(case.image_path, other)
         first = first or (case.image_path, channels)
         if channels != first[1]:
             kinds = {1: "gray", 3: "colour"}
@@ -196,9 +199,11 @@ def _whole_volume(case: Case, image_paths: list[Path], label_map: LabelMap | Non
         stored = read_label_volume(case.mask_path, stored=label_map is not None)
         labels = _classes(stored, case.mask_path, label_map)
         _check_same_shape(case.image_path, shape, case.mask_path, labels.shape)
+        _check_same_grid(case.image_path, case.mask_path)
     if case.roi_path is not None:
         roi = read_label_volume(case.roi_path) > 0
         _check_same_shape(case.image_path, shape, case.roi_path, roi.shape)
+        _check_same_grid(case.image_path, case.roi_path)
     spacing = tuple(float(side) for side in voxel_sides(volume_header(case.image_path)[1]))
     return Sample(case.case_id, image, labels, roi, spacing=spacing)
 
@@ -235,6 +240,17 @@ def _stack_channels(paths: list[Path], read: Callable[[Path], np.ndarray]) -> np
     for path, array in zip(paths[1:], arrays[1:]):
         _check_same_shape(paths[0], arrays[0].shape[1:], path, array.shape[1:])
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _check_same_grid(image_path: Path, other_path: Path) -> None:
+    """A mask's voxel-to-world affine is its image's, within nnU-Net's tolerance for header rounding
+    (rtol 1e-3, atol 1e-4): the same shape on another grid would be trained on misaligned."""
+    image_affine, other_affine = volume_header(image_path)[1], volume_header(other_path)[1]
+    if not np.allclose(other_affine, image_affine, rtol=1e-3, atol=1e-4):
+        difference = float(np.abs(np.asarray(other_affine) - np.asarray(image_affine)).max())
+        raise DataError(f"geometry mismatch: its affine differs from its image {image_path.name}'s by up to "
+                        f"{difference:.3g} mm; resample it onto the image's voxel grid, or copy the image's header "
+                        "if only the header is wrong", other_path)
 
 
 def _check_same_shape(
