@@ -90,12 +90,13 @@ def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:
     first: tuple[Path, int] | None = None
     for case_id in case_ids:
         case = _find_case(index, case_id)
-        shape, channels = _header_shape(case.image_path, index.is_volume)
+        shape, channels, affine = _header(case.image_path, index.is_volume)
         for other in (case.mask_path, case.roi_path):
             if other is not None:
-                _check_same_shape(case.image_path, shape, other, _header_shape(other, index.is_volume)[0])
-                if index.is_volume:
-                    _check_same_grid(case.image_path, other)
+                other_shape, _, other_affine = _header(other, index.is_volume)
+                _check_same_shape(case.image_path, shape, other, other_shape)
+                if affine is not None:
+                    _check_same_grid(case.image_path, affine, other, other_affine)
         first = first or (case.image_path, channels)
         if channels != first[1]:
             kinds = {1: "gray", 3: "colour"}
@@ -103,20 +104,21 @@ def check_sizes(index: CaseIndex, case_ids: Sequence[str]) -> None:
                             f"(such as {first[0].name}); convert the images to one kind", case.image_path)
 
 
-def _header_shape(path: Path, volume: bool) -> tuple[tuple[int, ...], int]:
-    """(spatial shape, channels) of an image or mask file, from its header where the format allows."""
+def _header(path: Path, volume: bool) -> tuple[tuple[int, ...], int, np.ndarray | None]:
+    """(spatial shape, channels, a volume's affine or None) of an image or mask file, from its
+    header where the format allows."""
     if volume:
-        shape = volume_header(path)[0]
-        return tuple(shape[:3]), shape[3] if len(shape) > 3 else 1
+        shape, affine = volume_header(path)
+        return tuple(shape[:3]), shape[3] if len(shape) > 3 else 1, affine
     try:
         with Image.open(path) as image:
             palette = np.asarray(image.getpalette() or [0, 0, 0]).reshape(-1, 3) if image.mode in ("P", "PA") else None
             gray = image.mode in ("1", "L", "LA", "La", "I", "F") or image.mode.startswith("I;") or (
                 palette is not None and bool(np.all(palette == palette[:, :1])))
-            return (image.height, image.width), 1 if gray else 3
+            return (image.height, image.width), 1 if gray else 3, None
     except (OSError, Image.DecompressionBombError):  # TIFF stacks and the like: read it, as loading would
         pixels = read_image(path)
-        return tuple(pixels.shape[-2:]), pixels.shape[0]
+        return tuple(pixels.shape[-2:]), pixels.shape[0], None
 
 
 def labels_of(index: CaseIndex, case_ids: Sequence[str]) -> LabelMap:
@@ -193,18 +195,18 @@ def _load_volume(case: Case, image_paths: list[Path], axis: int | None, label_ma
 
 def _whole_volume(case: Case, image_paths: list[Path], label_map: LabelMap | None) -> Sample:
     image = _stack_channels(image_paths, _read_normalized_volume)
-    shape = image.shape[1:]
+    shape, affine = image.shape[1:], volume_header(case.image_path)[1]
     labels = roi = None
     if case.mask_path is not None:
         stored = read_label_volume(case.mask_path, stored=label_map is not None)
         labels = _classes(stored, case.mask_path, label_map)
         _check_same_shape(case.image_path, shape, case.mask_path, labels.shape)
-        _check_same_grid(case.image_path, case.mask_path)
+        _check_same_grid(case.image_path, affine, case.mask_path, volume_header(case.mask_path)[1])
     if case.roi_path is not None:
         roi = read_label_volume(case.roi_path) > 0
         _check_same_shape(case.image_path, shape, case.roi_path, roi.shape)
-        _check_same_grid(case.image_path, case.roi_path)
-    spacing = tuple(float(side) for side in voxel_sides(volume_header(case.image_path)[1]))
+        _check_same_grid(case.image_path, affine, case.roi_path, volume_header(case.roi_path)[1])
+    spacing = tuple(float(side) for side in voxel_sides(affine))
     return Sample(case.case_id, image, labels, roi, spacing=spacing)
 
 
@@ -242,10 +244,10 @@ def _stack_channels(paths: list[Path], read: Callable[[Path], np.ndarray]) -> np
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def _check_same_grid(image_path: Path, other_path: Path) -> None:
+def _check_same_grid(image_path: Path, image_affine: np.ndarray, other_path: Path, other_affine: np.ndarray
+                     ) -> None:
     """A mask's voxel-to-world affine is its image's, within nnU-Net's tolerance for header rounding
     (rtol 1e-3, atol 1e-4): the same shape on another grid would be trained on misaligned."""
-    image_affine, other_affine = volume_header(image_path)[1], volume_header(other_path)[1]
     if not np.allclose(other_affine, image_affine, rtol=1e-3, atol=1e-4):
         difference = float(np.abs(np.asarray(other_affine) - np.asarray(image_affine)).max())
         raise DataError(f"geometry mismatch: its affine differs from its image {image_path.name}'s by up to "
