@@ -101,8 +101,9 @@ def test_plan_without_a_split_plans_the_split_train_would_make(tiny_phantom: Pat
     assert trained.exit_code == 0, trained.output
     plan = json.loads((run / "plan.json").read_text())
     lines = planned.output.splitlines()
-    assert lines[0].startswith(f"run: {len(plan['train_ids'])} train + {len(plan['val_ids'])} val cases")
-    assert lines[1].startswith(f"plan: {plan['size']} px")
+    assert lines[0] == f"data: {tiny_phantom}: folders layout, 12 labeled images"
+    assert lines[1].startswith(f"run: {len(plan['train_ids'])} train + {len(plan['val_ids'])} val cases")
+    assert lines[2].startswith(f"plan: {plan['size']} px")
     assert planned.output.strip().endswith("labels 0, 1 (2 classes)")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from typer.testing import CliRunner
 
 from genseg.cli import app
 from genseg.config import RunConfig
-from genseg.data import read_split
+from genseg.data import index_cases, read_split
 from genseg.evaluation import evaluate
+from genseg.generation import generate_pairs
 from genseg.report import benchmark_report, run_report
 from genseg.training import train
 
@@ -39,6 +41,25 @@ def test_run_report_holds_curves_cases_worst_first_and_overlays(report: Path) ->
     assert len(dice) == len(test_ids) and dice == sorted(dice)
     assert page.count("data:image/png;base64,") == 1 + 3 * 3  # the curves, three overlays per checkpoint
     assert "green</span> = reference" in page
+
+
+def test_a_compositing_run_in_the_flat_layout_reports_its_synthetic_pairs(
+        tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path) -> None:
+    flat = tmp_path / "flat"  # the phantom as images beside their _mask files
+    flat.mkdir()
+    for case in index_cases(tiny_phantom).cases.values():
+        shutil.copy(case.image_path, flat / f"{case.case_id}.png")
+        shutil.copy(case.mask_path, flat / f"{case.case_id}_mask.png")
+    run = tmp_path / "run"
+    train(tiny_config(flat, "separate", iterations=2, generator={"name": "composite"}), run, progress=False)
+    page = run_report(run).read_text()
+    assert "Synthetic pairs" in page and page.count("data:image/png;base64,") == 2  # the curves and the sheet
+    without_real = tmp_path / "without-real"
+    (tmp_path / "empty").mkdir()
+    generate_pairs(run, None, without_real, n=2, real_images_dir=tmp_path / "empty")
+    with Image.open(run / "synthetic" / "contact_sheet.png") as sheet, \
+            Image.open(without_real / "contact_sheet.png") as narrower:
+        assert sheet.width > narrower.width  # the flat folder's real images are the third column
 
 
 def test_benchmark_report_renders_the_table(tmp_path: Path) -> None:

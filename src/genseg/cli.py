@@ -203,7 +203,7 @@ _METHODS = " | ".join(METHODS.names)
 @_user_errors
 def train(
     context: typer.Context,
-    data: Optional[Path] = typer.Option(None, help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
+    data: Optional[Path] = typer.Option(None, help="Data folder: images/ + masks/, images beside their _mask files, nnU-Net raw, or MSD."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default: runs/DATA-METHOD-nBUDGET-sSEED)."),
     config: Optional[Path] = typer.Option(None, help="A config file (a run's config.json); options below override it."),
     method: Optional[str] = typer.Option(None, help=f"{_METHODS} [{_M.name}]; its settings: --set method.KEY=VALUE."),
@@ -412,6 +412,8 @@ def plan(
     index = index_cases(data)
     made = read_split(split) if split else default_split(config, index)
     run_plan = plan_run(config, index, made)
+    console.print(f"data: {data}: {index.layout} layout, {len(index.ids)} labeled {'volumes' if index.is_volume else 'images'}",
+                  soft_wrap=True)
     console.print(run_plan.describe())
     console.print(labels_of(index, [*run_plan.train_ids, *run_plan.val_ids]).describe())
 
@@ -535,7 +537,7 @@ def generate(
     n: int = typer.Option(100, help="Synthetic pairs to write."),
     seed: int = typer.Option(0, help="Seed of the mask augmentation and the generator's dropout."),
     checkpoint: str = typer.Option("final", help="best | final"),
-    real: Optional[Path] = typer.Option(None, help="Real images for the contact sheet (default: the run's data images/)."),
+    real: Optional[Path] = typer.Option(None, help="Real images for the contact sheet (default: the run's data folder's)."),
 ) -> None:
     """Write synthetic image-mask pairs from a run's generator (pix2pix: G(T(y)), T(y); composite: pasted real pairs), with a contact sheet."""
     _setup_logging(False)
@@ -549,7 +551,7 @@ def generate(
 @app.command("pretrain-generator")
 @_user_errors
 def pretrain_generator(
-    data: Path = typer.Option(..., help="Data folder: images/ + masks/, nnU-Net raw, or MSD NIfTI."),
+    data: Path = typer.Option(..., help="Data folder: images/ + masks/, images beside their _mask files, nnU-Net raw, or MSD."),
     out: Path = typer.Option(..., help="Run folder to write (config.json, split.json, final.pt)."),
     split: Optional[Path] = typer.Option(None, help="Split file (benchmark format); default: make one in the run."),
     budget: int = typer.Option(9, help="Labeled pairs N = n_train + n_val; the GAN trains on the n_train."),

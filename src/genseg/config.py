@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from genseg.data.discovery import LAYOUTS
 from genseg.errors import ConfigError
 from genseg.generators.options import RECORDED_WHEN_SET
 from genseg.plugins import AUGMENTATIONS, GENERATORS, METHODS, SEGMENTERS
@@ -63,7 +64,7 @@ class DataConfig:
         spacing: in 3D, the voxel size in mm, along the volume's three axes, every volume is resampled
             to (:mod:`genseg.data.resample`); ``None`` plans it (the median of the budget's,
             :func:`genseg.planning.plan_spacing`).
-        layout: ``"auto"``, ``"folders"``, ``"nnunet"`` or ``"msd"``.
+        layout: ``"auto"`` or one of :data:`genseg.data.discovery.LAYOUTS`.
         test_fraction: share of cases held out as test when genseg makes the split file.
         folds: cross-validation folds over the budget (1: none). Fold ``fold`` validates on every
             ``folds``-th case of the budget from its own (:func:`genseg.data.fold_ids`) and trains
@@ -120,10 +121,7 @@ class DataConfig:
             self.spacing = tuple(float(side) for side in self.spacing)  # JSON gives a list
             _check(len(self.spacing) == 3 and all(side > 0 for side in self.spacing),
                    f"spacing must be three voxel sides in mm, each above 0, got {self.spacing}")
-        _check(
-            self.layout in ("auto", "folders", "nnunet", "msd"),
-            f"layout must be auto, folders, nnunet or msd, got {self.layout!r}",
-        )
+        _check(self.layout in ("auto", *LAYOUTS), f"layout must be auto, {', '.join(LAYOUTS)}, got {self.layout!r}")
         _check(0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)")
 
     @property

@@ -193,8 +193,8 @@ def generate_pairs(
         n: number of pairs.
         seed: seed of the geometry and the generator's dropout (same seed, same files).
         checkpoint: ``"final"`` or ``"best"``.
-        real_images_dir: real images for the contact sheet; default the run's ``<data>/images``
-            if it exists, else the sheet has no real column.
+        real_images_dir: real images for the contact sheet; default the images of the run's data
+            folder if it still indexes, else the sheet has no real column.
 
     Returns:
         The image files written (channel 0's for several channels), in order; each mask has the
@@ -212,8 +212,9 @@ def generate_pairs(
     source_images, source = _sources(generator, run_dir, masks_dir, seed, plan)
     real = []
     if not volumes:
-        real_dir = real_images_dir if real_images_dir is not None else _default_real_dir(generator.config)
-        real = _read_real_images(Path(real_dir), CONTACT_ROWS) if real_dir is not None else []
+        real_files = (_image_files(Path(real_images_dir)) if real_images_dir is not None
+                      else _default_real_files(generator.config))
+        real = _read_real_images(real_files[:CONTACT_ROWS])
     out_dir = Path(out_dir)
     channels = not volumes and generator.image_channels not in (1, 3)  # one PNG per channel, as nnU-Net's raw data
     for folder in (out_dir / name for name in (("imagesTr", "labelsTr") if channels else ("images", "masks"))):
@@ -379,24 +380,27 @@ def write_image_grid(path: Path, titles: list[str], rows: list[list[Image.Image]
     atomic_write(path, lambda temp: sheet.save(temp, format="PNG"))
 
 
-def _default_real_dir(config: RunConfig) -> Path | None:
-    """The run's ``<data>/images`` folder, if it has one (``folders`` layout)."""
+def _default_real_files(config: RunConfig) -> list[Path]:
+    """The images of the run's data folder (channel 0's in the nnunet layout), in every layout; none
+    if the folder is gone or no longer indexes (the sheet then has no real column)."""
     if config.data.root is None:
-        return None
-    folder = Path(config.data.root) / "images"
-    return folder if folder.is_dir() else None
+        return []
+    try:
+        index = index_cases(config.data.root, layout=config.data.layout)
+    except DataError:
+        return []
+    return [] if index.is_volume else [index.cases[case_id].image_path for case_id in index.ids]
 
 
-def _read_real_images(folder: Path, count: int) -> list[np.ndarray]:
-    """The first ``count`` 2D images of ``folder`` (by name), normalized as for training, as uint8."""
-    if not folder.is_dir():
-        raise DataError("real image folder not found", folder)
-    files = _image_files(folder)[:count]
+def _read_real_images(files: list[Path]) -> list[np.ndarray]:
+    """2D images, normalized as for training, as uint8."""
     return [to_uint8(torch.from_numpy(normalize_intensity(read_image(path)))) for path in files]
 
 
 def _image_files(folder: Path) -> list[Path]:
     """The 2D image files of a folder, sorted by name; hidden and other files are skipped."""
+    if not folder.is_dir():
+        raise DataError("real image folder not found", folder)
     return sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
 
 

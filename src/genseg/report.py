@@ -130,16 +130,17 @@ def _evaluation_section(summary_path: Path) -> str:
 
 
 def _contact_sheet(run: RunPaths, config: RunConfig) -> Path | None:
-    """The run's synthetic contact sheet; made (8 pairs) for a generative run of a folders data set."""
+    """The run's synthetic contact sheet; made (8 pairs) for a finished generative run, from its own
+    training pairs: every generator can draw from them (a compositing one can draw from nothing else),
+    in every data layout, and no mask outside the run's budget is shown."""
     sheet = run.root / "synthetic" / "contact_sheet.png"
-    masks = config.data.root / "masks" if config.data.root is not None else None
     if sheet.is_file() or not method_class(config.method.name).needs_generator:
         return sheet if sheet.is_file() else None
-    if masks is None or not masks.is_dir() or not run.weights("final").is_file():
+    if config.data.root is None or not run.weights("final").is_file():
         return None
     from genseg.generation import generate_pairs
 
-    generate_pairs(run.root, masks, run.root / "synthetic", n=8)
+    generate_pairs(run.root, None, run.root / "synthetic", n=8)
     return sheet
 
 

@@ -103,6 +103,66 @@ def test_empty_images_folder_and_unknown_layout(tmp_path: Path) -> None:
         index_cases(tmp_path / "other")
 
 
+@pytest.mark.parametrize(("images", "masks"), [("imgs", "labels"), ("Images", "Ground Truth"), ("img", "GT"),
+                                               ("image", "segmentations")])
+def test_folders_layout_takes_the_usual_folder_names(tmp_path: Path, images: str, masks: str) -> None:
+    for stem in ("a", "b"):
+        _png(tmp_path / images / f"{stem}.png")
+        _png(tmp_path / masks / f"{stem}_mask.png")
+    index = index_cases(tmp_path)
+    assert index.layout == "folders" and index.ids == ["a", "b"]
+    assert index.cases["b"].image_path == tmp_path / images / "b.png"
+    assert index.cases["b"].mask_path == tmp_path / masks / "b_mask.png"
+
+
+def test_a_mask_folder_is_not_read_as_the_labels_and_two_are_refused(tmp_path: Path) -> None:
+    for stem in ("21_training", "22_training"):  # DRIVE: mask/ holds the fields of view
+        _png(tmp_path / "images" / f"{stem}.png")
+        _png(tmp_path / "mask" / f"{stem}_mask.png")
+    with pytest.raises(DataError, match=r"no masks/ folder beside images/.*a mask/ folder is not read as the labels"):
+        index_cases(tmp_path)
+    for stem in ("21_training", "22_training"):
+        _png(tmp_path / "labels" / f"{stem}.png")
+        _png(tmp_path / "masks" / f"{stem}.png")
+    with pytest.raises(DataError, match=r"two mask folders, labels/ and masks/; keep one"):
+        index_cases(tmp_path)
+
+
+def test_flat_layout_pairs_images_with_their_masks_in_one_folder(tmp_path: Path) -> None:
+    root = tmp_path / "benign"
+    for stem in ("case (1)", "case (2)", "case (10)"):  # BUSI's names
+        _png(root / f"{stem}.png")
+        _png(root / f"{stem}_mask.png", value=255)
+    assert detect_layout(root) == "flat"
+    index = index_cases(root)
+    assert index.layout == "flat" and index.ids == ["case (1)", "case (10)", "case (2)"]
+    assert index.cases["case (2)"].image_path == root / "case (2).png"
+    assert index.cases["case (2)"].mask_path == root / "case (2)_mask.png"
+    _png(root / "case (2)_mask_1.png")
+    with pytest.raises(DataError, match=r"case \(2\)_mask_1\.png: is a further mask of image case \(2\)\.png"):
+        index_cases(root)
+    (root / "case (2)_mask_1.png").unlink()
+    _png(root / "case (3).png")
+    with pytest.raises(DataError, match=r"case \(3\)\.png: image has no mask"):
+        index_cases(root)
+
+
+def test_a_folder_of_flat_subfolders_names_them(tmp_path: Path) -> None:
+    for group in ("benign", "malignant"):
+        _png(tmp_path / group / "case (1).png")
+        _png(tmp_path / group / "case (1)_mask.png")
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(DataError, match=r"benign/, malignant/ hold images beside their masks.*point --data at one"):
+        index_cases(tmp_path)
+
+
+def test_an_unknown_layout_names_the_folders_it_found(tmp_path: Path) -> None:
+    _png(tmp_path / "Original" / "1.png")
+    _png(tmp_path / "Ground Truth" / "1.png")
+    with pytest.raises(DataError, match=r"found Ground Truth/, Original/: name the image folder images/"):
+        index_cases(tmp_path)
+
+
 def _nnunet(root: Path, cases: list[str], channels: int = 2) -> Path:
     for case in cases:
         for channel in range(channels):

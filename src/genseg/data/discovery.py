@@ -1,9 +1,13 @@
-"""Finding the cases of a data folder: which image goes with which mask, in three layouts.
+"""Finding the cases of a data folder: which image goes with which mask, in four layouts.
 
 - ``folders``: ``images/`` and ``masks/`` matched by file stem (extensions may differ), and an
-  optional ``roi/`` or ``fov/`` region-of-interest folder matched the same way. A mask's stem may
-  add one of the usual mask suffixes to the image's (``case7.jpg`` and ``case7_mask.png``, ISIC's
-  ``_segmentation``; see :data:`MASK_SUFFIXES`). 2D images, or volumes (NIfTI, MetaImage, NRRD) when every image is one.
+  optional ``roi/`` or ``fov/`` region-of-interest folder matched the same way. The folders may
+  have other usual names (``labels/``, ``gt/``, ``Ground Truth/``, ...; see :data:`IMAGE_FOLDERS`
+  and :data:`MASK_FOLDERS`). A mask's stem may add one of the usual mask suffixes to the image's
+  (``case7.jpg`` and ``case7_mask.png``, ISIC's ``_segmentation``; see :data:`MASK_SUFFIXES`).
+  2D images, or volumes (NIfTI, MetaImage, NRRD) when every image is one.
+- ``flat``: images and their masks side by side in one folder, each mask named as its image plus
+  a mask suffix (BUSI's ``case (4).png`` and ``case (4)_mask.png``).
 - ``nnunet``: nnU-Net v2 raw data, ``imagesTr/CASE_0000.ext`` (one file per channel),
   ``labelsTr/CASE.ext`` and ``dataset.json`` (``file_ending``, ``labels``, ``channel_names``).
   A :class:`~genseg.data.sample.Case` keeps the channel-0 file as ``image_path``; the other
@@ -30,8 +34,12 @@ from genseg.data.io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, file_stem, is_image_
 from genseg.data.sample import Case, CaseIndex
 from genseg.errors import ConfigError, DataError
 
-LAYOUTS = ("folders", "nnunet", "msd")
+LAYOUTS = ("folders", "flat", "nnunet", "msd")
 ROI_FOLDERS = ("roi", "fov")
+IMAGE_FOLDERS = ("images", "imgs", "image", "img")
+"""Names of the image folder of the folders layout, compared ignoring case, spaces and hyphens read as ``_``."""
+MASK_FOLDERS = ("masks", "labels", "label", "gt", "ground_truth", "groundtruth", "annotations", "segmentations")
+"""Names of its mask folder, compared alike. ``mask/`` is not one: DRIVE's holds fields of view, not labels."""
 
 MASK_SUFFIXES = tuple(f"{mark}{word}" for word in ("mask", "seg", "segmentation", "label", "labels", "gt")
                       for mark in "_-")
@@ -40,9 +48,12 @@ MASK_SUFFIXES = tuple(f"{mark}{word}" for word in ("mask", "seg", "segmentation"
 _ACCEPTED_TYPES = ", ".join(IMAGE_SUFFIXES + VOLUME_SUFFIXES)
 _MATCHING = "files are matched by name without extension (a mask may add _mask, _seg, _label or _gt)"
 _NUMBERED = re.compile(r"^(?P<first>.+)[_-]\d{1,2}$")  # BUSI's "case (4)_mask_1" beside "case (4)_mask"
+_MASK_NAMED = re.compile("(" + "|".join(re.escape(suffix) for suffix in MASK_SUFFIXES) + r")([_-]\d{1,2})?$",
+                         re.IGNORECASE)  # a mask beside its image in the flat layout, numbered or not
 _CHANNEL_NAME = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 _ACCEPTED_LAYOUTS = (
     "folders (images/ and masks/ with matching file names, optional roi/ or fov/), "
+    "flat (images and masks in one folder, each mask named as its image plus _mask), "
     "nnunet (imagesTr/CASE_0000.ext, labelsTr/CASE.ext and dataset.json), "
     "msd (imagesTr/*.nii.gz and labelsTr/*.nii.gz)"
 )
@@ -58,7 +69,7 @@ def index_cases(root: Path, layout: str = "auto") -> CaseIndex:
 
     Args:
         root: the data folder.
-        layout: ``"folders"``, ``"nnunet"``, ``"msd"``, or ``"auto"`` (see :func:`detect_layout`).
+        layout: ``"folders"``, ``"flat"``, ``"nnunet"``, ``"msd"``, or ``"auto"`` (see :func:`detect_layout`).
 
     Returns:
         The cases, sorted by id.
@@ -73,6 +84,8 @@ def index_cases(root: Path, layout: str = "auto") -> CaseIndex:
         layout = detect_layout(root)
     if layout == "folders":
         return _index_folders(root)
+    if layout == "flat":
+        return _index_flat(root)
     if layout == "nnunet":
         return _index_nnunet(root)
     if layout == "msd":
@@ -81,12 +94,13 @@ def index_cases(root: Path, layout: str = "auto") -> CaseIndex:
 
 
 def detect_layout(root: Path) -> str:
-    """The layout of a data folder: ``folders`` if it has ``images/``; ``nnunet`` if it has
-    ``dataset.json`` and ``imagesTr/`` files named ``CASE_0000.ext``; ``msd`` if ``imagesTr/``
-    holds NIfTI volumes.
+    """The layout of a data folder: ``folders`` if it has ``images/`` (or another of
+    :data:`IMAGE_FOLDERS`); ``nnunet`` if it has ``dataset.json`` and ``imagesTr/`` files named
+    ``CASE_0000.ext``; ``msd`` if ``imagesTr/`` holds volumes; ``flat`` if its own files are
+    images and masks named as them plus a mask suffix.
     """
     root = Path(root)
-    if (root / "images").is_dir():
+    if _named_folder(root, IMAGE_FOLDERS, "image") is not None:
         return "folders"
     images_dir = root / "imagesTr"
     if images_dir.is_dir():
@@ -96,7 +110,17 @@ def detect_layout(root: Path) -> str:
             return "nnunet"
         if any(is_volume_file(file) for file in files):
             return "msd"
-    raise _no_images(f"no known data layout found; accepted layouts: {_ACCEPTED_LAYOUTS}", root)
+    if _is_flat(root):
+        return "flat"
+    subfolders = [folder.name + "/" for folder in _subfolders(root)]
+    flat_folders = [folder.name + "/" for folder in _subfolders(root) if _is_flat(folder)]
+    if flat_folders:
+        raise DataError(f"{', '.join(flat_folders)} {'hold' if len(flat_folders) > 1 else 'holds'} images beside "
+                        "their masks (the flat layout): point --data at one of them, or move their files into one "
+                        "folder (case names must stay unique)", root)
+    found = (f"; found {', '.join(subfolders[:6])}: name the image folder images/ and the mask folder masks/"
+             if subfolders else "")
+    raise _no_images(f"no known data layout found; accepted layouts: {_ACCEPTED_LAYOUTS}{found}", root)
 
 
 def index_images(folder: Path, layout: str = "folders") -> CaseIndex:
@@ -151,12 +175,19 @@ def channel_paths(image_path: Path) -> list[Path]:
 
 
 def _index_folders(root: Path) -> CaseIndex:
-    images_dir, masks_dir = root / "images", root / "masks"
+    images_dir = _named_folder(root, IMAGE_FOLDERS, "image")
+    if images_dir is None:
+        raise DataError(f"no images/ folder (or {_listed(IMAGE_FOLDERS[1:])}); the folders layout needs one "
+                        "beside masks/", root)
     image_files = _data_files(images_dir)
     if not image_files:
-        raise _no_images(f"no image files in images/; accepted types: {_ACCEPTED_TYPES}", images_dir)
-    if not masks_dir.is_dir():
-        raise DataError("no masks/ folder beside images/; add one mask per image, named like the image", masks_dir)
+        raise _no_images(f"no image files in {images_dir.name}/; accepted types: {_ACCEPTED_TYPES}", images_dir)
+    masks_dir = _named_folder(root, MASK_FOLDERS, "mask")
+    if masks_dir is None:
+        drive = (" (a mask/ folder is not read as the labels: DRIVE's holds fields of view)"
+                 if (root / "mask").is_dir() else "")
+        raise DataError(f"no masks/ folder beside {images_dir.name}/ (or {_listed(MASK_FOLDERS[1:])}){drive}; "
+                        "add one mask per image, named like the image", root / "masks")
     images = _by_stem(image_files)
     masks = _by_image_stem(_by_stem(_data_files(masks_dir)), images)
     _check_matched(images, images_dir, masks, masks_dir, "mask")
@@ -167,6 +198,41 @@ def _index_folders(root: Path) -> CaseIndex:
         _check_matched(images, images_dir, rois, roi_dir, "region-of-interest mask")
     cases = {stem: Case(stem, images[stem], masks[stem], rois.get(stem)) for stem in sorted(images)}
     return CaseIndex(root=root, layout="folders", cases=cases, is_volume=_all_volumes(image_files))
+
+
+def _index_flat(root: Path) -> CaseIndex:
+    files = _data_files(root)
+    if not files:
+        raise _no_images(f"no image files found; accepted types: {_ACCEPTED_TYPES}", root)
+    images = _by_stem([file for file in files if not _MASK_NAMED.search(file_stem(file))])
+    masks = _by_image_stem(_by_stem([file for file in files if _MASK_NAMED.search(file_stem(file))]), images)
+    _check_matched(images, root, masks, root, "mask")
+    cases = {stem: Case(stem, images[stem], masks[stem]) for stem in sorted(images)}
+    return CaseIndex(root=root, layout="flat", cases=cases, is_volume=_all_volumes(list(images.values())))
+
+
+def _is_flat(folder: Path) -> bool:
+    """Whether a folder's own files include an image and a mask named as it plus a mask suffix."""
+    stems = {file_stem(file).lower() for file in _data_files(folder)}
+    return any(match is not None and stem[: match.start()] in stems
+               for stem in stems for match in [_MASK_NAMED.search(stem)])
+
+
+def _named_folder(root: Path, names: tuple[str, ...], kind: str) -> Path | None:
+    """The subfolder of ``root`` with one of ``names`` (see :data:`IMAGE_FOLDERS`), if there is one."""
+    found = [folder for folder in _subfolders(root)
+             if folder.name.lower().replace(" ", "_").replace("-", "_") in names]
+    if len(found) > 1:
+        raise DataError(f"has two {kind} folders, {found[0].name}/ and {found[1].name}/; keep one", root)
+    return found[0] if found else None
+
+
+def _listed(folders: tuple[str, ...]) -> str:
+    return ", ".join(f"{name}/" for name in folders)
+
+
+def _subfolders(root: Path) -> list[Path]:
+    return sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
 
 
 def _index_nnunet(root: Path) -> CaseIndex:

@@ -61,8 +61,8 @@ class CaseIndex:
 
     Args:
         root: the data folder.
-        layout: ``"folders"`` (images/ + masks/), ``"nnunet"`` (imagesTr/ + labelsTr/ +
-            dataset.json) or ``"msd"`` (imagesTr/ + labelsTr/ NIfTI volumes).
+        layout: ``"folders"`` (images/ + masks/), ``"flat"`` (images beside their ``_mask`` files),
+            ``"nnunet"`` (imagesTr/ + labelsTr/ + dataset.json) or ``"msd"`` (imagesTr/ + labelsTr/ volumes).
         cases: case id -> Case, sorted by id.
         is_volume: True when cases are 3D volumes sliced into 2D samples.
         labels: class name -> label value when the data set declares them (nnU-Net).
