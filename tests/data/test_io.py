@@ -156,6 +156,26 @@ def test_read_mask_refuses_gray_ramps_colours_and_fractions(tmp_path: Path) -> N
         read_mask(tmp_path / "fractions.tif")
 
 
+def test_label_values_drawn_to_be_seen_are_read_and_antialiased_masks_are_not(tmp_path: Path) -> None:
+    visible = np.zeros((12, 12), dtype=np.uint8)  # REFUGE-style 0/128/255: three regions
+    visible[2:6, 2:10], visible[7:11, 2:10] = 128, 255
+    np.testing.assert_array_equal(read_mask(_save(tmp_path / "visible.png", visible)), visible)
+    yy, xx = np.mgrid[:64, :64]
+    disc = Image.fromarray((((yy - 32) ** 2 + (xx - 30) ** 2) < 15**2).astype(np.uint8) * 255)
+    for name, smoothed in (("down", disc.resize((29, 29), Image.BILINEAR)),
+                           ("up", disc.resize((8, 8), Image.NEAREST).resize((64, 64), Image.BILINEAR))):
+        with pytest.raises(DataError, match=rf"{name}\.png: mask values are not labels"):
+            read_mask(_save(tmp_path / f"{name}.png", np.asarray(smoothed)))
+    edges_only = np.zeros((12, 12), dtype=np.uint8)  # a value on an edge, as one antialiasing step leaves
+    edges_only[2:10, 2:10], edges_only[2:10, 10] = 255, 128
+    with pytest.raises(DataError, match="not labels"):
+        read_mask(_save(tmp_path / "edges.png", edges_only))
+    close = visible.copy()
+    close[visible == 128] = 250  # 250 beside 255: not values anyone draws to be told apart
+    with pytest.raises(DataError, match="not labels"):
+        read_mask(_save(tmp_path / "close.png", close))
+
+
 def test_write_mask_png_round_trip(tmp_path: Path) -> None:
     binary = np.random.default_rng(0).integers(0, 2, (7, 9))
     write_mask_png(tmp_path / "binary.png", binary)
@@ -170,8 +190,8 @@ def test_write_mask_png_round_trip(tmp_path: Path) -> None:
 
 
 def test_write_mask_png_refuses_non_labels(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="0..31"):
-        write_mask_png(tmp_path / "bad.png", np.full((2, 2), 40))
+    with pytest.raises(ValueError, match=r"0\.\.255"):
+        write_mask_png(tmp_path / "bad.png", np.full((2, 2), 256))
 
 
 def test_label_volume_round_trip_keeps_affine(tmp_path: Path) -> None:

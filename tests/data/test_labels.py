@@ -52,6 +52,13 @@ def test_0_255_files_beside_multi_class_ones_are_refused_naming_both() -> None:
         label_map({Path("a.png"): {0, 1}, Path("b.png"): {0, 255}, Path("c.png"): {0, 1, 2}})
 
 
+def test_255_beside_other_classes_in_one_file_is_a_class_of_its_own() -> None:
+    labels = label_map({Path("a.png"): {0, 128, 255}, Path("b.png"): {0, 255}})
+    assert labels.values == (0, 128, 255)
+    assert labels.encode(np.array([0, 128, 255]), Path("b.png")).tolist() == [0, 1, 2]
+    assert labels.decode(np.array([2, 1])).tolist() == [255, 128]
+
+
 def test_masks_that_are_all_background_are_refused() -> None:
     with pytest.raises(DataError, match="background only"):
         label_map({Path("a.png"): {0}, Path("b.png"): {0}}, declared=[0, 1])
@@ -65,6 +72,19 @@ def test_a_folder_with_labels_0_and_7_loads_as_two_classes(tmp_path: Path) -> No
     assert labels.values == (0, 7)
     (sample,) = load_samples(index, ["a"], labels=labels)
     np.testing.assert_array_equal(sample.mask, _square(1))
+
+
+def test_a_folder_of_0_128_255_masks_loads_as_three_classes(tmp_path: Path) -> None:
+    three = _square(128, size=12)
+    three[6:10, 6:10] = 255
+    _pair(tmp_path, "a", three)
+    _pair(tmp_path, "b", _square(255, size=12))  # no 128 here: 255 is still the third class
+    index = index_cases(tmp_path)
+    labels = labels_of(index, ["a", "b"])
+    assert labels.values == (0, 128, 255)
+    sample_a, sample_b = load_samples(index, ["a", "b"], labels=labels)
+    np.testing.assert_array_equal(sample_a.mask, three // 127)  # 128 -> 1, 255 -> 2
+    assert set(np.unique(sample_b.mask).tolist()) == {0, 2}
 
 
 def test_mixed_0_255_and_multi_class_folders_are_refused_at_the_labels(tmp_path: Path) -> None:

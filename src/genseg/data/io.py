@@ -35,7 +35,13 @@ _warned_lossy: set[Path] = set()
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
-MAX_LABEL = 31
+MAX_LABEL = 255
+"""Stored label values are 8-bit."""
+PLAIN_LABELS = 31
+"""Values up to this are labels as they are. Larger ones (0/128/255 masks drawn to be seen) are
+labels only where :func:`_visible_labels` says so, because antialiasing and compression also make them."""
+_VISIBLE_MAX_VALUES = 16
+_VISIBLE_MIN_GAP = 16
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -126,7 +132,8 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_mask(path: Path, *, stored: bool = False) -> np.ndarray:
-    """Read a 2D label map: {0, 255} becomes {0, 1} (unless ``stored``); labels 0..31 are kept.
+    """Read a 2D label map: {0, 255} becomes {0, 1} (unless ``stored``); labels 0..31 are kept, and
+    larger values where they are drawn to be seen (:func:`_visible_labels`: 0/128/255, 0/85/170/255).
 
     An RGB mask whose three channels are equal is read as gray; a palette image (PNG or GIF with a
     colour table, as VOC-style masks are) by its palette indices, whatever their colours. A JPEG
@@ -256,7 +263,7 @@ def write_mask_png(path: Path, labels: np.ndarray) -> None:
 
     Args:
         path: the PNG file to write (atomically: no half-written file is ever visible).
-        labels: integer array (H, W) with values 0..31.
+        labels: integer array (H, W) with values 0..255.
     """
     labels = _checked_labels(labels, ndim=2)
     pixels = (labels * 255 if labels.max(initial=0) <= 1 else labels).astype(np.uint8)
@@ -268,7 +275,7 @@ def write_label_volume(path: Path, labels: np.ndarray, affine: np.ndarray) -> No
 
     Args:
         path: the file to write (atomically): NIfTI, ``.mha`` or ``.nrrd``, by its suffix.
-        labels: integer array (X, Y, Z) with values 0..31.
+        labels: integer array (X, Y, Z) with values 0..255.
         affine: 4x4 affine, usually the input volume's (see :func:`read_volume`).
     """
     _write_volume(Path(path), _checked_labels(labels, ndim=3).astype(np.uint8), affine)
@@ -431,17 +438,36 @@ def _nifti_data(volume: nib.Nifti1Image, path: Path, dtype: type | None) -> np.n
 
 
 def _as_labels(values: np.ndarray, path: Path, stored: bool) -> np.ndarray:
-    """Label map from stored mask values: {0, 255} -> {0, 1} (kept if ``stored``), 0..31 kept, anything else refused."""
+    """Label map from stored mask values: {0, 255} -> {0, 1} (kept if ``stored``), 0..31 kept, larger
+    values kept where they are visible labels, anything else refused."""
     if values.dtype == bool:
         values = values.astype(np.uint8)
     distinct = np.unique(values)
     integral = bool(np.all(np.isfinite(distinct)) and np.all(distinct == np.round(distinct)))
     if integral and set(distinct.tolist()) <= {0, 255}:
         return values.astype(np.int64) if stored else (values == 255).astype(np.int64)
-    if integral and distinct.min() >= 0 and distinct.max() <= MAX_LABEL:
+    if integral and distinct.min() >= 0 and (distinct.max() <= PLAIN_LABELS or _visible_labels(values, distinct)):
         return values.astype(np.int64)
     shown = ", ".join(f"{value:g}" for value in distinct[:8].tolist()) + (", ..." if len(distinct) > 8 else "")
     raise DataError(f"mask values are not labels ({len(distinct)} distinct: {shown}); {_MASK_FIX}", path)
+
+
+def _visible_labels(values: np.ndarray, distinct: np.ndarray) -> bool:
+    """Whether values above :data:`PLAIN_LABELS` are label values drawn to be seen (0/128/255): at
+    most 16 of them in 0..255, at least 16 apart, and each filling a region, some pixel whose
+    neighbours along every axis share its value. Antialiased or compressed binary masks fail: their
+    in-between values are many, close together, and lie on edges."""
+    if len(distinct) > _VISIBLE_MAX_VALUES or distinct.max() > MAX_LABEL or np.diff(distinct).min() < _VISIBLE_MIN_GAP:
+        return False
+    inner = tuple(slice(1, -1) for _ in range(values.ndim))
+    centre = values[inner]
+    uniform = np.ones(centre.shape, dtype=bool)
+    for axis in range(values.ndim):
+        for step in (-1, 1):
+            shifted = tuple(slice(1 + step, values.shape[a] - 1 + step) if a == axis else slice(1, -1)
+                            for a in range(values.ndim))
+            uniform &= values[shifted] == centre
+    return bool(np.array_equal(np.unique(centre[uniform]), distinct))
 
 
 def _checked_labels(labels: np.ndarray, ndim: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Stored mask values and the contiguous classes a model predicts, mapped both ways.
 
-A mask set may store its classes as any values in 0..31, with gaps ({0, 7}, or {0, 1, 4}), and
-a binary set may store its foreground as 1 or 255 (or both, file by file). A model predicts the
+A mask set may store its classes as any values in 0..31, with gaps ({0, 7}, or {0, 1, 4}), or as
+values drawn to be seen ({0, 128, 255}); a binary set may store its foreground as 1 or 255 (or
+both, file by file). A model predicts the
 classes 0..K-1. :func:`label_map` reads the map from the budget's masks (and the labels a data set
 declares) once, at training; the run records it, evaluation encodes references with it and
 prediction writes the user's own values back. Without it, {0, 7} built an 8-class model whose six
@@ -80,12 +81,13 @@ class LabelMap:
 
 def label_map(values_by_file: Mapping[Path, Collection[int]], declared: Iterable[int] = ()) -> LabelMap:
     """The map of a mask set: its values (and the ``declared`` ones, as nnU-Net's dataset.json lists
-    them), 0 first, in increasing order; 255 is the foreground of a binary set.
+    them), 0 first, in increasing order; 255 is the foreground of a binary set, and a class of its
+    own where a file holds it beside other classes (0/128/255).
 
     Raises:
         DataError: every mask is background only; or 255 in one file beside a multi-class file
-            (values 2..31): whether 255 is the foreground or a class of its own is ambiguous. Both
-            files are named.
+            (values 2..254) where no file holds both: whether 255 is the foreground or a class of
+            its own is ambiguous. Both files are named.
     """
     if values_by_file and not any(value for values in values_by_file.values() for value in values):
         raise DataError(f"every mask of the {len(values_by_file)} labeled cases is background only: there is "
@@ -94,11 +96,14 @@ def label_map(values_by_file: Mapping[Path, Collection[int]], declared: Iterable
     with_255 = next((path for path, values in values_by_file.items() if FOREGROUND_255 in values), None)
     multi = next(((path, value) for path, values in values_by_file.items()
                   for value in sorted(values) if 2 <= value < FOREGROUND_255), None)
-    if with_255 is not None and multi is not None:
+    class_255 = any(FOREGROUND_255 in values and any(2 <= value < FOREGROUND_255 for value in values)
+                    for values in values_by_file.values())
+    if with_255 is not None and multi is not None and not class_255:
         raise DataError(f"masks mix 0/255 files (such as {with_255}) with multi-class ones ({multi[0]} holds label "
                         f"{multi[1]}): 255 is read as the foreground only where every mask is binary; save each "
                         "mask with one value per class (0 = background, 1..K)", multi[0])
-    values = {1 if value == FOREGROUND_255 else int(value) for values in values_by_file.values() for value in values}
+    values = {1 if value == FOREGROUND_255 and not class_255 else int(value)
+              for values in values_by_file.values() for value in values}
     values |= {0, *declared}
     if len(values) < 2:
         raise ValueError("a label map needs a foreground value")
