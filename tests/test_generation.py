@@ -92,9 +92,21 @@ def test_generate_pairs_refuses_unusable_masks(separate_run: Path, tmp_path: Pat
         generate_pairs(separate_run, empty, tmp_path / "out", n=2)
     wrong = tmp_path / "three_classes"
     write_mask_png(wrong / "a.png", np.array([[0, 1], [2, 2]]))
-    with pytest.raises(DataError, match="label 2 but the run has 2 classes"):
+    with pytest.raises(DataError, match=r"a\.png: mask holds label value\(s\) 2, which the run's training masks never"):
         generate_pairs(separate_run, wrong, tmp_path / "out", n=2)
     assert not (tmp_path / "out").exists()
+
+
+def test_pairs_are_drawn_from_and_written_in_the_datas_own_label_values(phantom: Path, tmp_path: Path) -> None:
+    sevens = tmp_path / "sevens"  # the phantom with its foreground stored as 7
+    for case in index_cases(phantom).cases.values():
+        (sevens / "images").mkdir(parents=True, exist_ok=True)
+        (sevens / "images" / case.image_path.name).write_bytes(case.image_path.read_bytes())
+        write_mask_png(sevens / "masks" / case.mask_path.name, read_mask(case.mask_path) * 7)
+    run = _tiny_run(sevens, tmp_path / "run", "separate")
+    written = generate_pairs(run, sevens / "masks", tmp_path / "synthetic", n=3)
+    stored = [set(np.unique(read_mask(tmp_path / "synthetic" / "masks" / path.name)).tolist()) for path in written]
+    assert all(values <= {0, 7} for values in stored) and any(7 in values for values in stored)
 
 
 def test_generate_pairs_does_not_mix_with_earlier_output(separate_run: Path, phantom: Path, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ from genseg.errors import ConfigError
 from genseg.metrics import case_metrics, summarize
 from genseg.plugins import method_class
 from genseg.postprocessing import choose_classes, keep_largest_component
-from genseg.run_data import train_val_ids
+from genseg.run_data import checkpoint_labels, train_val_ids
 from genseg.runs import FoldSet, RunPaths, eval_name, load_config, read_fold_set, write_csv
 from genseg.segmenters import segmenter_from_config
 from genseg.tta import Mirrors, mirrored_probabilities, training_mirrors
@@ -194,9 +194,8 @@ def load_segmenter(run_dir: Path, checkpoint: str | None = None, *, unfinished: 
     model.load_state_dict(state["segmenter"])
     model.eval()
     chosen = _postprocessing(run).get(checkpoint, {}).get("largest_component", [])
-    values = state.get("label_values")  # absent from runs made before label maps were recorded
-    labels = LabelMap(tuple(values)) if values else LabelMap.identity(state["num_classes"])
-    return TrainedSegmenter(model, config, labels, state["iteration"], state["in_channels"], tuple(chosen), checkpoint)
+    return TrainedSegmenter(model, config, checkpoint_labels(state), state["iteration"], state["in_channels"],
+                            tuple(chosen), checkpoint)
 
 
 def require_finished(run: RunPaths) -> None:

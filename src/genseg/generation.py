@@ -30,6 +30,7 @@ from genseg.checkpoint import load_checkpoint
 from genseg.config import RunConfig
 from genseg.data import (
     DataError,
+    LabelMap,
     index_cases,
     normalize_intensity,
     read_image,
@@ -44,7 +45,7 @@ from genseg.errors import ConfigError
 from genseg.generators import MaskToImage, create_generator
 from genseg.planning import RunPlan
 from genseg.plugins import generator_methods
-from genseg.run_data import load_run_data, read_run_plan
+from genseg.run_data import checkpoint_labels, load_run_data, read_run_plan
 from genseg.runs import RunPaths
 from genseg.sampling import crop_patches
 
@@ -63,8 +64,12 @@ class TrainedGenerator(NamedTuple):
 
     model: MaskToImage
     config: RunConfig
-    num_classes: int
+    labels: LabelMap
     image_channels: int
+
+    @property
+    def num_classes(self) -> int:
+        return self.labels.num_classes
 
 
 def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator:
@@ -76,7 +81,7 @@ def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator
         checkpoint: ``"final"`` or ``"best"``.
 
     Returns:
-        The generator (on the CPU), the run's config, its number of classes and image channels.
+        The generator (on the CPU), the run's config, its label map and image channels.
 
     Raises:
         ValueError: the run was trained with a method that has no generator.
@@ -90,19 +95,19 @@ def load_generator(run_dir: Path, checkpoint: str = "final") -> TrainedGenerator
     model = create_generator(config.generator, state["num_classes"], state["in_channels"],
                              spatial_dims=config.data.dims)
     model.network.load_state_dict(state["generator"])
-    return TrainedGenerator(model, config, state["num_classes"], state["in_channels"])
+    return TrainedGenerator(model, config, checkpoint_labels(state), state["in_channels"])
 
 
-def read_label_maps(folder: Path, size: int, num_classes: int) -> Tensor:
-    """Every mask file of ``folder`` (sorted by name) as a label map resized to ``size``.
+def read_label_maps(folder: Path, size: int, labels: LabelMap) -> Tensor:
+    """Every mask file of ``folder`` (sorted by name) as a label map of classes resized to ``size``.
 
     Args:
-        folder: a folder of 2D mask files (0/255 binary or 0..K-1 labels).
+        folder: a folder of 2D mask files, in the label values of the run's data.
         size: the square side to resize to.
-        num_classes: K of the run the masks are meant for; larger labels are refused.
+        labels: the run's label map; a value it lacks is refused, naming the file.
 
     Returns:
-        int64 (M, size, size).
+        int64 (M, size, size), classes 0..K-1.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -113,11 +118,8 @@ def read_label_maps(folder: Path, size: int, num_classes: int) -> Tensor:
                         folder)
     maps = []
     for path in files:
-        labels = read_mask(path)
-        if labels.max() >= num_classes:
-            raise DataError(f"mask holds label {labels.max()} but the run has {num_classes} classes "
-                            f"(0..{num_classes - 1}); use masks with the run's labels", path)
-        maps.append(resize_labels(torch.from_numpy(labels), (size, size), num_classes))
+        classes = labels.encode(read_mask(path, stored=True), path)
+        maps.append(resize_labels(torch.from_numpy(classes), (size, size), labels.num_classes))
     return torch.stack(maps)
 
 
@@ -175,7 +177,8 @@ def generate_pairs(
     """Write ``n`` synthetic pairs made by a run's generator, and a contact sheet.
 
     Layout of ``out_dir``: ``images/syn_0000.png`` (8-bit gray or RGB), ``masks/syn_0000.png``
-    (as :func:`~genseg.data.write_mask_png`), ... and ``contact_sheet.png``: up to 8 rows of
+    (as :func:`~genseg.data.write_mask_png`, in the label values of the run's data, so the pairs can
+    join it), ... and ``contact_sheet.png``: up to 8 rows of
     mask | synthetic image | real image (the real column only when real images are found). A 3D
     run writes volumes (``syn_0000.nii.gz``, float32 images and uint8 label maps in the voxel grid
     of the budget's volumes) and a sheet of their middle slices in the three planes, beside the
@@ -225,13 +228,14 @@ def generate_pairs(
     names = [f"syn_{i:0{width}d}" for i in range(n)]
     if volumes:
         assert source_images is not None and plan is not None
-        written = _write_volume_pairs(out_dir, names, images, labels, _volume_affine(generator.config, plan))
+        written = _write_volume_pairs(out_dir, names, images, generator.labels.decode(labels.numpy()),
+                                      _volume_affine(generator.config, plan))
         sources = torch.arange(min(n, CONTACT_ROWS)) % source.shape[0]
         rows = [(labels[i], images[i], source_images[sources[i]]) for i in range(len(sources))]
         write_volume_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes)
     else:
         written = (_write_channel_pairs(out_dir, names, images, labels, generator.num_classes) if channels
-                   else _write_image_pairs(out_dir, names, images, labels))
+                   else _write_image_pairs(out_dir, names, images, generator.labels.decode(labels.numpy())))
         rows = [(label.numpy(), to_uint8(image))
                 for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
         write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
@@ -239,10 +243,10 @@ def generate_pairs(
     return written
 
 
-def _write_image_pairs(out_dir: Path, names: list[str], images: Tensor, labels: Tensor) -> list[Path]:
-    for name, image, label in zip(names, images, labels):
+def _write_image_pairs(out_dir: Path, names: list[str], images: Tensor, stored: np.ndarray) -> list[Path]:
+    for name, image, label in zip(names, images, stored):
         _write_image_png(out_dir / "images" / f"{name}.png", to_uint8(image))
-        write_mask_png(out_dir / "masks" / f"{name}.png", label.numpy())
+        write_mask_png(out_dir / "masks" / f"{name}.png", label)
     return [out_dir / "images" / f"{name}.png" for name in names]
 
 
@@ -261,11 +265,11 @@ def _write_channel_pairs(out_dir: Path, names: list[str], images: Tensor, labels
     return [out_dir / "imagesTr" / f"{name}_0000.png" for name in names]
 
 
-def _write_volume_pairs(out_dir: Path, names: list[str], images: Tensor, labels: Tensor,
+def _write_volume_pairs(out_dir: Path, names: list[str], images: Tensor, stored: np.ndarray,
                         affine: np.ndarray) -> list[Path]:
-    for name, image, label in zip(names, images, labels):
+    for name, image, label in zip(names, images, stored):
         write_image_volume(out_dir / "images" / f"{name}.nii.gz", image.numpy(), affine)
-        write_label_volume(out_dir / "masks" / f"{name}.nii.gz", label.numpy(), affine)
+        write_label_volume(out_dir / "masks" / f"{name}.nii.gz", label, affine)
     return [out_dir / "images" / f"{name}.nii.gz" for name in names]
 
 
@@ -295,7 +299,7 @@ def _sources(generator: TrainedGenerator, run_dir: Path, masks_dir: Path | None,
     if generator.model.draws_from_images:
         raise ConfigError(f"the {generator.config.generator.name} generator pastes the run's own training pairs; "
                          "leave out --masks")
-    return None, read_label_maps(Path(masks_dir), generator.config.data.size, generator.num_classes)
+    return None, read_label_maps(Path(masks_dir), generator.config.data.size, generator.labels)
 
 
 def write_contact_sheet(path: Path, rows: list[tuple[np.ndarray, np.ndarray]], num_classes: int,

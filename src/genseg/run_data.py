@@ -321,6 +321,13 @@ def _run_samples(config: RunConfig, index: CaseIndex, case_ids: list[str], label
     return samples
 
 
+def checkpoint_labels(state: dict[str, Any]) -> LabelMap:
+    """The label map a checkpoint (:func:`weights_checkpoint`) was trained with; 0..K-1 for runs
+    made before label maps were recorded."""
+    values = state.get("label_values")
+    return LabelMap(tuple(values)) if values else LabelMap.identity(state["num_classes"])
+
+
 def weights_checkpoint(config: RunConfig, data: RunData, weights: dict[str, Any], iteration: int,
                        scores: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``best.pt`` and ``final.pt`` hold: the weights and what loading and judging them needs.

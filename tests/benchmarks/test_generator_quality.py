@@ -102,7 +102,7 @@ def test_real_cases_are_scored_as_genseg_evaluate_scores_them(quality: ModuleTyp
 def test_a_segmenter_trained_on_perfect_synthetic_pairs_segments_them(quality: ModuleType, real_run: Path) -> None:
     config = load_segmenter(real_run).config
     config = replace(config, train=replace(config.train, lr=1e-2))  # the recipe's, faster for 30 steps
-    generator = TrainedGenerator(MaskAsImage(), config, num_classes=2, image_channels=1)
+    generator = TrainedGenerator(MaskAsImage(), config, labels=LabelMap.identity(2), image_channels=1)
     masks = _train_masks(real_run)
     segmenter = quality.train_on_synthetic(generator, torch.zeros(masks.shape[0], 1, *masks.shape[-2:]), masks,
                                            iterations=30, seed=0)
