@@ -354,6 +354,28 @@ def test_a_run_on_labels_0_and_7_scores_one_class_and_predicts_7(
     assert set(np.unique(stored).tolist()) <= {0, 7} and (stored == 7).any()
 
 
+def test_a_run_on_colour_coded_masks_scores_and_predicts_in_their_colours(
+    tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_phantom, data)
+    for path in (data / "masks").glob("*.png"):
+        with Image.open(path) as mask:
+            foreground = np.asarray(mask) > 0
+        Image.fromarray(np.where(foreground[..., None], [0, 200, 0], [0, 0, 0]).astype(np.uint8)).save(path)
+    run = tmp_path / "run"
+    train(tiny_config(data, "augment", iterations=4), run, progress=False)
+
+    evaluate(run, split="test", checkpoints=("final",))
+    (row, *_) = _rows(run / "eval" / "test" / "final" / "cases.csv")
+    assert "dice_00c800" in row
+    written = predict(run, data / "images", tmp_path / "predicted", checkpoint="final")
+    colours = np.concatenate([np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3) for path in written])
+    assert all(Image.open(path).mode == "RGB" for path in written)
+    found = {tuple(colour) for colour in np.unique(colours, axis=0).tolist()}
+    assert found <= {(0, 0, 0), (0, 200, 0)} and (0, 200, 0) in found
+
+
 def test_a_volume_overlay_shows_its_three_planes_through_the_most_foreground() -> None:
     target = np.zeros(VOLUME_SHAPE, dtype=np.int64)
     target[7, 3:5, 4:9] = 1  # the most foreground: plane 7 of axis 0, 3 of axis 1, 4 of axis 2

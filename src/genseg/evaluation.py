@@ -37,6 +37,7 @@ from genseg.data import (
     read_split,
     resize_probabilities,
     to_tensors,
+    value_name,
     volume_geometry,
     write_label_volume,
     write_mask_png,
@@ -479,7 +480,7 @@ def _score(scores: list[_Scores], cases: _Cases, predict: Callable[[list[Sample]
     axis, labels = first.config.data.axis, first.labels  # the run's: every checkpoint has them
     sample_axis = first.config.data.sample_axis
     names = {value: key for key, value in cases.index.labels.items()}
-    class_names = [names.get(value, str(value)) for value in labels.values]
+    class_names = [names.get(value, value_name(value)) for value in labels.values]
     for case_id in cases.ids:  # each case is read once, for every model
         samples = load_samples(cases.index, [case_id], axis=sample_axis, labels=labels)
         target, roi = case_reference(samples, axis)
@@ -568,7 +569,7 @@ def predict(run_dir: Path, input_dir: Path, out_dir: Path, checkpoint: str | Non
                 raise DataError(f"prediction shape {labels.shape} differs from the volume's {shape}", case.image_path)
             write_label_volume(targets[case_id], labels, affine)
         else:
-            write_mask_png(targets[case_id], labels)
+            write_mask_png(targets[case_id], labels, colour=segmenter.labels.is_colour)
     manifest = {"run": str(Path(run_dir).resolve()), "checkpoint": segmenter.checkpoint, "tta": tta,
                 "files": [path.name for path in targets.values()]}
     atomic_write(out_dir / PREDICTIONS_MANIFEST, lambda temp: temp.write_text(json.dumps(manifest, indent=2) + "\n"))

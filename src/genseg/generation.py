@@ -235,7 +235,7 @@ def generate_pairs(
         write_volume_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes)
     else:
         written = (_write_channel_pairs(out_dir, names, images, labels, generator.num_classes) if channels
-                   else _write_image_pairs(out_dir, names, images, generator.labels.decode(labels.numpy())))
+                   else _write_image_pairs(out_dir, names, images, generator.labels, labels))
         rows = [(label.numpy(), to_uint8(image))
                 for image, label in zip(images[:CONTACT_ROWS], labels[:CONTACT_ROWS])]
         write_contact_sheet(out_dir / "contact_sheet.png", rows, generator.num_classes, real)
@@ -243,10 +243,11 @@ def generate_pairs(
     return written
 
 
-def _write_image_pairs(out_dir: Path, names: list[str], images: Tensor, stored: np.ndarray) -> list[Path]:
-    for name, image, label in zip(names, images, stored):
+def _write_image_pairs(out_dir: Path, names: list[str], images: Tensor, label_map: LabelMap,
+                       labels: Tensor) -> list[Path]:
+    for name, image, label in zip(names, images, label_map.decode(labels.numpy())):
         _write_image_png(out_dir / "images" / f"{name}.png", to_uint8(image))
-        write_mask_png(out_dir / "masks" / f"{name}.png", label)
+        write_mask_png(out_dir / "masks" / f"{name}.png", label, colour=label_map.is_colour)
     return [out_dir / "images" / f"{name}.png" for name in names]
 
 

@@ -20,7 +20,7 @@ from genseg.data import (
     write_label_volume,
     write_mask_png,
 )
-from genseg.data.io import display_pixels
+from genseg.data.io import COLOUR_LABEL, display_pixels
 
 
 def _save(path: Path, pixels: np.ndarray, **options: object) -> Path:
@@ -174,6 +174,23 @@ def test_label_values_drawn_to_be_seen_are_read_and_antialiased_masks_are_not(tm
     close[visible == 128] = 250  # 250 beside 255: not values anyone draws to be told apart
     with pytest.raises(DataError, match="not labels"):
         read_mask(_save(tmp_path / "close.png", close))
+
+
+def test_a_colour_coded_mask_is_read_by_its_colours_and_written_back_in_them(tmp_path: Path) -> None:
+    colours = np.zeros((12, 12, 3), dtype=np.uint8)  # as CVAT exports: one colour per class
+    colours[2:6, 2:10], colours[7:11, 2:10] = (255, 0, 0), (0, 0, 255)
+    values = read_mask(_save(tmp_path / "colours.png", colours))
+    assert sorted(np.unique(values).tolist()) == [0, COLOUR_LABEL + 0x0000FF, COLOUR_LABEL + 0xFF0000]
+    write_mask_png(tmp_path / "written.png", values, colour=True)
+    with Image.open(tmp_path / "written.png") as written:
+        assert written.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(written), colours)
+    write_mask_png(tmp_path / "background.png", np.zeros((4, 4), dtype=np.int64), colour=True)
+    with Image.open(tmp_path / "background.png") as background:
+        assert background.mode == "RGB"  # a colour set's files stay colour, also where nothing was found
+    smoothed = np.asarray(Image.fromarray(colours).resize((29, 29), Image.BILINEAR))
+    with pytest.raises(DataError, match=r"smoothed\.png: mask is a colour image whose \d+ colours are not one per"):
+        read_mask(_save(tmp_path / "smoothed.png", smoothed))
 
 
 def test_write_mask_png_round_trip(tmp_path: Path) -> None:

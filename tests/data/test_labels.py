@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from genseg.data import DataError, LabelMap, index_cases, labels_of, load_samples
+from genseg.data.io import COLOUR_LABEL
 from genseg.data.labels import label_map
 
 
@@ -57,6 +58,16 @@ def test_255_beside_other_classes_in_one_file_is_a_class_of_its_own() -> None:
     assert labels.values == (0, 128, 255)
     assert labels.encode(np.array([0, 128, 255]), Path("b.png")).tolist() == [0, 1, 2]
     assert labels.decode(np.array([2, 1])).tolist() == [255, 128]
+
+
+def test_a_colour_coded_set_reads_a_white_on_black_file_as_the_white_class() -> None:
+    red, white = COLOUR_LABEL + 0xFF0000, COLOUR_LABEL + 0xFFFFFF
+    labels = label_map({Path("a.png"): {0, red, white}, Path("b.png"): {0, 255}})  # b.png holds no colour
+    assert labels.values == (0, red, white) and labels.is_colour
+    assert labels.encode(np.array([0, 255, red]), Path("b.png")).tolist() == [0, 2, 1]
+    assert labels.describe() == "label values 0, #ff0000, #ffffff are classes 0, 1, 2"
+    with pytest.raises(DataError, match=r"label value\(s\) #00ff00, which"):
+        labels.encode(np.array([COLOUR_LABEL + 0x00FF00]), Path("c.png"))
 
 
 def test_masks_that_are_all_background_are_refused() -> None:

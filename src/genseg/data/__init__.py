@@ -23,7 +23,7 @@ from genseg.data.io import (
     write_label_volume,
     write_mask_png,
 )
-from genseg.data.labels import LabelMap
+from genseg.data.labels import LabelMap, value_name
 from genseg.data.loading import check_sizes, iter_samples, labels_of, load_samples, volume_geometry, voxel_sides
 from genseg.data.phantom import make_phantom, make_volume_phantom
 from genseg.data.sample import Case, CaseIndex, Sample
@@ -74,6 +74,7 @@ __all__ = [
     "resize_labels",
     "resize_probabilities",
     "to_tensors",
+    "value_name",
     "volume_geometry",
     "voxel_sides",
     "write_label_volume",

@@ -36,7 +36,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
 MAX_LABEL = 255
-"""Stored label values are 8-bit."""
+"""Stored gray label values are 8-bit."""
+COLOUR_LABEL = 1 << 24
+"""A colour-coded mask (one colour per class, as annotation tools export them) stores the class of
+colour (r, g, b) as the value ``COLOUR_LABEL + (r << 16 | g << 8 | b)``; black is 0, the background."""
 PLAIN_LABELS = 31
 """Values up to this are labels as they are. Larger ones (0/128/255 masks drawn to be seen) are
 labels only where :func:`_visible_labels` says so, because antialiasing and compression also make them."""
@@ -136,7 +139,9 @@ def read_mask(path: Path, *, stored: bool = False) -> np.ndarray:
     larger values where they are drawn to be seen (:func:`_visible_labels`: 0/128/255, 0/85/170/255).
 
     An RGB mask whose three channels are equal is read as gray; a palette image (PNG or GIF with a
-    colour table, as VOC-style masks are) by its palette indices, whatever their colours. A JPEG
+    colour table, as VOC-style masks are) by its palette indices, whatever their colours; other RGB
+    masks by their colours, one class each (:data:`COLOUR_LABEL`), where they are drawn to be seen
+    as :func:`_visible_labels` judges gray values. A JPEG
     mask of black and white (as Kvasir-SEG's are) is thresholded at 128, with a warning once per
     folder, because compression leaves gray values at its edges; other JPEG masks are refused.
 
@@ -163,9 +168,39 @@ def read_mask(path: Path, *, stored: bool = False) -> np.ndarray:
             return _as_labels(binary, path, stored)
     if pixels.ndim == 3:
         if not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 0], pixels[..., 2])):
-            raise DataError(f"mask is a colour image (channels differ); {_MASK_FIX}", path)
+            return _colour_labels(pixels, path)
         pixels = pixels[..., 0]
     return _as_labels(pixels, path, stored)
+
+
+def colour_values(pixels: np.ndarray) -> np.ndarray:
+    """Label values (H, W) of 8-bit colours (H, W, 3): 0 for black, else :data:`COLOUR_LABEL` + rgb."""
+    rgb = (pixels[..., 0].astype(np.int64) << 16) | (pixels[..., 1].astype(np.int64) << 8) | pixels[..., 2]
+    return np.where(rgb == 0, 0, COLOUR_LABEL + rgb)
+
+
+def value_colours(values: np.ndarray) -> np.ndarray:
+    """8-bit colours (H, W, 3) of label values: colour codes as their colour, a gray value v as (v, v, v)."""
+    values = np.asarray(values, dtype=np.int64)
+    rgb = np.where(values >= COLOUR_LABEL, values - COLOUR_LABEL, values * 0x010101)
+    return np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=-1).astype(np.uint8)
+
+
+def _colour_labels(pixels: np.ndarray, path: Path) -> np.ndarray:
+    """The label values of a colour-coded mask: at most 16 colours of 8 bits, each two at least 16
+    apart in some channel, each filling a region (antialiased edges fail, as for gray values)."""
+    colours = np.unique(pixels.reshape(-1, 3), axis=0).astype(np.int64)
+    values = colour_values(pixels)
+    if (pixels.max() <= MAX_LABEL and len(colours) <= _VISIBLE_MAX_VALUES and _apart(colours)
+            and _fill_regions(values, np.unique(values))):
+        return values
+    raise DataError(f"mask is a colour image whose {len(colours)} colours are not one per class (too many, too "
+                    f"close, or only on edges); {_MASK_FIX}", path)
+
+
+def _apart(colours: np.ndarray) -> bool:
+    gaps = np.abs(colours[:, None] - colours[None]).max(axis=-1)
+    return bool(np.all(gaps[~np.eye(len(colours), dtype=bool)] >= _VISIBLE_MIN_GAP))
 
 
 def _binary_from_lossy(pixels: np.ndarray) -> np.ndarray | None:
@@ -258,15 +293,21 @@ def _load_nifti(path: Path) -> nib.Nifti1Image:
         raise DataError(f"cannot read volume: {error}; {_NIFTI_FIX}", path) from error
 
 
-def write_mask_png(path: Path, labels: np.ndarray) -> None:
-    """Write a label map as an 8-bit PNG: binary as 0/255, several classes as their values.
+def write_mask_png(path: Path, labels: np.ndarray, *, colour: bool = False) -> None:
+    """Write a label map as an 8-bit PNG: binary as 0/255, several classes as their values, or
+    (``colour``) as an RGB image of their colours (:data:`COLOUR_LABEL`).
 
     Args:
         path: the PNG file to write (atomically: no half-written file is ever visible).
-        labels: integer array (H, W) with values 0..255.
+        labels: integer array (H, W) with values 0..255, or colour codes.
+        colour: write RGB, as the colour-coded masks the labels came from, even where a file
+            holds only the background.
     """
-    labels = _checked_labels(labels, ndim=2)
-    pixels = (labels * 255 if labels.max(initial=0) <= 1 else labels).astype(np.uint8)
+    labels = _checked_labels(labels, ndim=2, colour=colour)
+    if colour:
+        pixels = value_colours(labels)
+    else:
+        pixels = (labels * 255 if labels.max(initial=0) <= 1 else labels).astype(np.uint8)
     atomic_write(Path(path), lambda temp: Image.fromarray(pixels).save(temp, format="PNG"))
 
 
@@ -459,6 +500,11 @@ def _visible_labels(values: np.ndarray, distinct: np.ndarray) -> bool:
     in-between values are many, close together, and lie on edges."""
     if len(distinct) > _VISIBLE_MAX_VALUES or distinct.max() > MAX_LABEL or np.diff(distinct).min() < _VISIBLE_MIN_GAP:
         return False
+    return _fill_regions(values, distinct)
+
+
+def _fill_regions(values: np.ndarray, distinct: np.ndarray) -> bool:
+    """Whether each of the ``distinct`` values has a pixel whose neighbours along every axis share it."""
     inner = tuple(slice(1, -1) for _ in range(values.ndim))
     centre = values[inner]
     uniform = np.ones(centre.shape, dtype=bool)
@@ -470,10 +516,11 @@ def _visible_labels(values: np.ndarray, distinct: np.ndarray) -> bool:
     return bool(np.array_equal(np.unique(centre[uniform]), distinct))
 
 
-def _checked_labels(labels: np.ndarray, ndim: int) -> np.ndarray:
+def _checked_labels(labels: np.ndarray, ndim: int, colour: bool = False) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != ndim:
         raise ValueError(f"labels must have {ndim} dimensions, got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > MAX_LABEL):
-        raise ValueError(f"labels must lie in 0..{MAX_LABEL}, got {labels.min()}..{labels.max()}")
+    largest = COLOUR_LABEL + 0xFFFFFF if colour else MAX_LABEL
+    if labels.size and (labels.min() < 0 or labels.max() > largest):
+        raise ValueError(f"labels must lie in 0..{largest}, got {labels.min()}..{labels.max()}")
     return labels
