@@ -210,7 +210,7 @@ def test_predict_checks_every_input_before_writing(picture_run: Path, tiny_phant
         shutil.copyfile(tiny_phantom / "images" / "case_000.png", inputs / f"{stem}.png")
     with Image.open(tiny_phantom / "images" / "case_000.png") as image:
         image.convert("RGB").save(inputs / "c_colour.png")  # sorted last: found only after two good ones
-    with pytest.raises(DataError, match=r"c_colour.png: a RGB image, but the model was trained on grayscale"):
+    with pytest.raises(DataError, match=r"c_colour.png: an RGB image, but the model was trained on grayscale"):
         predict(picture_run, inputs, tmp_path / "masks")
     assert not (tmp_path / "masks").exists()
 

@@ -605,7 +605,8 @@ def _check_channels(samples: list[Sample], segmenter: Model, index: CaseIndex) -
     if channels != segmenter.in_channels:
         kinds = {1: "grayscale", 3: "RGB"}
         theirs, ours = (kinds.get(c, f"{c}-channel") for c in (channels, segmenter.in_channels))
-        raise DataError(f"a {theirs} image, but the model was trained on {ours} images; convert the images to "
+        article = "an" if theirs[0] in "aeiouR" else "a"
+        raise DataError(f"{article} {theirs} image, but the model was trained on {ours} images; convert the images to "
                         f"{ours} or use a run trained on {theirs} images", index.cases[samples[0].case_id].image_path)
 
 
