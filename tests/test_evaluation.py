@@ -332,18 +332,25 @@ def test_an_evaluation_killed_midway_leaves_the_earlier_results_whole(picture_ru
         path.name for path in folder.parent.iterdir() if not path.name.startswith("."))  # nothing partial left
 
 
+def _run_on_recoded_masks(phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path,
+                          recode: Callable[[np.ndarray], np.ndarray]) -> tuple[Path, Path]:
+    """(data, run): the phantom with each mask's foreground stored as ``recode`` gives, and a tiny run on it."""
+    data = tmp_path / "data"
+    shutil.copytree(phantom, data)
+    for path in (data / "masks").glob("*.png"):
+        with Image.open(path) as mask:
+            foreground = np.asarray(mask) > 0
+        Image.fromarray(recode(foreground).astype(np.uint8)).save(path)
+    run = tmp_path / "run"
+    train(tiny_config(data, "augment", iterations=4), run, progress=False)
+    return data, run
+
+
 def test_a_run_on_labels_0_and_7_scores_one_class_and_predicts_7(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
     """Labels {0, 7} built an 8-class model whose six empty classes flattered its mean Dice."""
-    data = tmp_path / "data"
-    shutil.copytree(tiny_phantom, data)
-    for path in (data / "masks").glob("*.png"):
-        with Image.open(path) as mask:
-            stored = np.asarray(mask)
-        Image.fromarray(np.where(stored > 0, 7, 0).astype(np.uint8)).save(path)
-    run = tmp_path / "run"
-    train(tiny_config(data, "augment", iterations=4), run, progress=False)
+    data, run = _run_on_recoded_masks(tiny_phantom, tiny_config, tmp_path, lambda fg: np.where(fg, 7, 0))
 
     assert load_segmenter(run).labels.values == (0, 7)
     evaluate(run, split="test", checkpoints=("final",))
@@ -357,14 +364,8 @@ def test_a_run_on_labels_0_and_7_scores_one_class_and_predicts_7(
 def test_a_run_on_colour_coded_masks_scores_and_predicts_in_their_colours(
     tiny_phantom: Path, tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(tiny_phantom, data)
-    for path in (data / "masks").glob("*.png"):
-        with Image.open(path) as mask:
-            foreground = np.asarray(mask) > 0
-        Image.fromarray(np.where(foreground[..., None], [0, 200, 0], [0, 0, 0]).astype(np.uint8)).save(path)
-    run = tmp_path / "run"
-    train(tiny_config(data, "augment", iterations=4), run, progress=False)
+    data, run = _run_on_recoded_masks(tiny_phantom, tiny_config, tmp_path,
+                                      lambda fg: np.where(fg[..., None], [0, 200, 0], [0, 0, 0]))
 
     evaluate(run, split="test", checkpoints=("final",))
     (row, *_) = _rows(run / "eval" / "test" / "final" / "cases.csv")
