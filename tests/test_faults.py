@@ -132,11 +132,11 @@ def test_a_prediction_killed_midway_is_recognisably_partial_and_redone_only_on_r
     real_write = genseg.evaluation.write_mask_png
     written = []
 
-    def write_then_die(path: Path, labels: np.ndarray) -> None:
+    def write_then_die(path: Path, labels: np.ndarray, **options: bool) -> None:
         if len(written) == 3:
             raise KeyboardInterrupt
         written.append(path)
-        real_write(path, labels)
+        real_write(path, labels, **options)
 
     monkeypatch.setattr(genseg.evaluation, "write_mask_png", write_then_die)
     with pytest.raises(KeyboardInterrupt):

@@ -12,11 +12,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from genseg.data.discovery import LAYOUTS
 from genseg.errors import ConfigError
 from genseg.generators.options import RECORDED_WHEN_SET
 from genseg.plugins import AUGMENTATIONS, GENERATORS, METHODS, SEGMENTERS
 from genseg.registry import options_dict
+
+LAYOUTS = ("folders", "flat", "nnunet", "msd")
+"""The data layouts a config may name (read by :mod:`genseg.data.discovery`); here so that reading a
+config imports no torch."""
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "poly", "cosine")
@@ -64,7 +67,7 @@ class DataConfig:
         spacing: in 3D, the voxel size in mm, along the volume's three axes, every volume is resampled
             to (:mod:`genseg.data.resample`); ``None`` plans it (the median of the budget's,
             :func:`genseg.planning.plan_spacing`).
-        layout: ``"auto"`` or one of :data:`genseg.data.discovery.LAYOUTS`.
+        layout: ``"auto"`` or one of :data:`LAYOUTS`.
         test_fraction: share of cases held out as test when genseg makes the split file.
         folds: cross-validation folds over the budget (1: none). Fold ``fold`` validates on every
             ``folds``-th case of the budget from its own (:func:`genseg.data.fold_ids`) and trains

@@ -30,11 +30,11 @@ import json
 import re
 from pathlib import Path
 
+from genseg.config import LAYOUTS
 from genseg.data.io import IMAGE_SUFFIXES, VOLUME_SUFFIXES, file_stem, is_image_file, is_volume_file
 from genseg.data.sample import Case, CaseIndex
 from genseg.errors import ConfigError, DataError
 
-LAYOUTS = ("folders", "flat", "nnunet", "msd")
 ROI_FOLDERS = ("roi", "fov")
 IMAGE_FOLDERS = ("images", "imgs", "image", "img")
 """Names of the image folder of the folders layout, compared ignoring case, spaces and hyphens read as ``_``."""
