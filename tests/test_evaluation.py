@@ -406,6 +406,34 @@ def test_an_overlay_of_a_two_modality_image_shows_the_first_in_gray(tmp_path: Pa
     assert Image.open(tmp_path / "case.png").mode == "RGB"
 
 
+def _as_single_slices(data: Path) -> None:
+    """Each volume of an MSD folder replaced by a slice along axis 2 (through class 1), saved as a 2D NIfTI image."""
+    for path in [*(data / "imagesTr").iterdir(), *(data / "labelsTr").iterdir()]:
+        volume = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asarray(volume.dataobj)[:, :, 7], volume.affine), path)
+
+
+@pytest.mark.parametrize("kind", ["thick slices", "2D NIfTI"])
+def test_volumes_are_trained_on_the_planned_axis_and_predicted_in_their_own_shape(
+    kind: str, tiny_config: Callable[..., RunConfig], tmp_path: Path
+) -> None:
+    """Volumes trained in 2D were sliced along axis 0 whatever their spacing (across 5 mm slices), and a
+    2D NIfTI image was refused as "not a 3D volume". Both now train on their acquired slices (axis 2)."""
+    data = make_volume_phantom(tmp_path / "Task04_Planar", n_cases=4, affine=np.diag([1.0, 1.0, 5.0, 1.0]))
+    if kind == "2D NIfTI":
+        _as_single_slices(data)
+    config = tiny_config(data, "augment", budget=3, iterations=2, data={"test_fraction": 0.25, "dims": 2})
+    out = tmp_path / "run"
+    train(config, out, progress=False)
+
+    assert read_run_plan(RunPaths(out)).axis == 2 and load_segmenter(out, "best").config.data.axis == 2
+    written = predict(out, data / "imagesTr", tmp_path / "predictions")
+    for path in written:
+        source = nib.load(data / "imagesTr" / path.name)
+        assert nib.load(path).shape[:2] == source.shape[:2] and np.allclose(nib.load(path).affine, source.affine)
+    assert evaluate(out, split="test", checkpoints=("best",))["best"]["n_cases"] == 1
+
+
 def test_a_3d_run_trains_at_the_budgets_median_spacing_and_predicts_in_each_inputs_geometry(
     tiny_config: Callable[..., RunConfig], tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from genseg.planning import (
     RunPlan,
     fingerprint,
     make_plan,
+    plan_axis,
     plan_dims,
     plan_patch,
     plan_spacing,
@@ -203,6 +204,43 @@ def test_by_default_the_plan_decides_dims_and_batch_with_its_reason(
     plan = plan_run(batch_of_three, index, default_split(config, index))
     assert plan.batch_size == 3 and "train.batch_size" not in plan.decided
     assert planned(batch_of_three, plan).train.batch_size == 3
+
+
+@pytest.mark.parametrize(("sides", "shape", "axis"), [
+    ((1.0, 1.0, 1.0), (12, 16, 20), 0),    # isotropic: as before the axis was planned
+    ((2.0, 1.0, 1.0), (12, 16, 20), 0),    # mildly anisotropic: not thick slices
+    ((0.8, 0.8, 5.0), (12, 16, 20), 2),    # thick axial slices: slice across them
+    ((1.0, 6.0, 1.0), (12, 16, 20), 1),
+    ((1.0, 1.0, 1.0), (12, 16, 1), 2),     # 2D images stored as volumes: their one slice
+])
+def test_the_planned_axis_slices_across_thick_slices_and_through_single_slice_images(
+    sides: tuple[float, float, float], shape: tuple[int, int, int], axis: int,
+) -> None:
+    assert plan_axis([(shape, np.diag([*sides, 1.0]))] * 3) == axis
+    with pytest.raises(ConfigError, match="geometries"):
+        plan_axis([])
+
+
+def test_a_thick_sliced_budget_is_trained_on_its_acquired_slices(tmp_path: Path) -> None:
+    """Thick-sliced volumes were cut along axis 0 whatever their spacing: slices 5 mm by 1 mm, across
+    the acquired images. Now the plan slices along the coarse axis, says so, and keeps a set axis."""
+    from genseg.config import DataConfig, RunConfig
+    from genseg.data import index_cases, make_volume_phantom
+    from genseg.run_data import default_split, plan_run, planned
+
+    root = make_volume_phantom(tmp_path / "Task05_Thick", n_cases=5, affine=np.diag([1.0, 1.0, 5.0, 1.0]))
+    config = RunConfig(data=DataConfig(root=root, budget=3))
+    index = index_cases(root)
+    plan = plan_run(config, index, default_split(config, index))
+    assert (plan.dims, plan.axis) == (2, 2) and "data.axis" in plan.decided
+    assert "slices along axis 2" in plan.describe()
+    assert planned(config, plan).data.sample_axis == 2
+    assert RunPlan.from_dict(plan.to_dict()) == plan
+    along_0 = replace(config, data=replace(config.data, axis=0))
+    plan = plan_run(along_0, index, default_split(config, index))
+    assert plan.axis == 0 and "data.axis" not in plan.decided
+    with pytest.raises(ConfigError, match="slicing axis is left to the plan"):
+        _ = config.data.sample_axis
 
 
 def test_the_planned_spacing_is_the_budgets_median_voxel_side_per_axis() -> None:

@@ -58,7 +58,7 @@ def test_run_folder_holds_every_file(run: Path, config: RunConfig) -> None:
     for name in ("config.json", "split.json", "train.log", "history.csv", "best.pt", "final.pt", "last.pt",
                  "postprocessing.json"):
         assert (run / name).is_file(), name
-    as_planned = replace(config, data=replace(config.data, dims=2))  # the one setting the tiny config leaves
+    as_planned = replace(config, data=replace(config.data, dims=2, axis=0))  # what the tiny config leaves
     assert config.data.dims is None and RunConfig.from_dict(json.loads((run / "config.json").read_text())) == as_planned
     assert [row["iteration"] for row in _history(run)] == [2, 4, 6]
     assert load_checkpoint(run / "last.pt")["iteration"] == load_checkpoint(run / "final.pt")["iteration"] == 6

@@ -213,7 +213,7 @@ def train(
     seed: Optional[int] = typer.Option(None, help=f"Run seed; also picks pool.seed<s> of the split file [{_T.seed}]."),
     segmenter: Optional[str] = typer.Option(None, help=f"{' | '.join(SEGMENTERS.names)} [unet]"),
     size: Optional[str] = typer.Option(None, help="Square image size (multiple of 32), or auto: planned from the budget (genseg plan) [auto]."),
-    axis: Optional[int] = typer.Option(None, help=f"Slicing axis for 3D volumes trained in 2D [{_D.axis}]."),
+    axis: Optional[int] = typer.Option(None, help="Slicing axis for 3D volumes trained in 2D [planned: across thick slices, else 0]."),
     dims: Optional[str] = typer.Option(None, help="2: train on images (volumes as slices); 3: on whole volumes (every method but copypaste); auto: the plan's choice (3D for volumes of spacing anisotropy at most 3) [auto]."),
     iterations: Optional[int] = typer.Option(None, help=f"Segmenter optimization steps; with --resume, a larger value extends the run [{_T.iterations}]."),
     batch_size: Optional[int] = typer.Option(None, help="Real pairs per step [planned: 4 images, 2 volumes in 3D]."),
@@ -398,7 +398,7 @@ def plan(
     seed: int = typer.Option(0, help="Run seed; picks pool.seed<s> of the split."),
     split: Optional[Path] = typer.Option(None, help="Split file (default: the one train would make)."),
     max_size: int = typer.Option(512, help="Largest size the plan may choose."),
-    axis: int = typer.Option(0, help="Slicing axis for 3D volumes trained in 2D."),
+    axis: Optional[int] = typer.Option(None, help="Slicing axis for 3D volumes trained in 2D [planned: across thick slices, else 0]."),
     dims: str = typer.Option("auto", help="2: images or slices; 3: whole volumes; auto: the plan's choice."),
     method: str = typer.Option(_M.name, help=f"Method to plan for: {_METHODS}."),
 ) -> None:

@@ -57,7 +57,8 @@ class DataConfig:
         size: square side the images are resized to; ``None`` plans it from the budget's
             fingerprint (see :mod:`genseg.planning`), and the run saves the side it chose.
         max_size: the largest side a plan may choose (what the hardware allows).
-        axis: slicing axis for 3D volumes trained in 2D.
+        axis: slicing axis for 3D volumes trained in 2D; ``None`` plans it
+            (:func:`genseg.planning.plan_axis`: across thick slices, else 0).
         dims: 2 trains on images (volumes as slices along ``axis``), 3 on whole volumes (MSD and
             nnU-Net NIfTI data; every method but copypaste, whose pasting is 2D); None leaves it to
             the plan (:func:`genseg.planning.plan_dims`: 3D for volumes of spacing anisotropy at most 3).
@@ -82,7 +83,7 @@ class DataConfig:
     n_val: int | None = None
     size: int | None = None
     max_size: int = 512
-    axis: int = 0
+    axis: int | None = None
     dims: int | None = None
     patch: tuple[int, int, int] | None = None
     spacing: tuple[float, float, float] | None = None
@@ -113,7 +114,7 @@ class DataConfig:
         for name in ("size", "max_size"):
             value = getattr(self, name)
             _check(value is None or (value >= 32 and value % 32 == 0), f"{name} must be a multiple of 32, got {value}")
-        _check(self.axis in (0, 1, 2), f"axis must be 0, 1 or 2, got {self.axis}")
+        _check(self.axis in (None, 0, 1, 2), f"axis must be 0, 1, 2 or None (planned), got {self.axis}")
         _check(self.dims in (None, 2, 3),
                f"dims must be 2 (images or slices), 3 (whole volumes) or None (planned), got {self.dims}")
         if self.patch is not None:
@@ -134,8 +135,16 @@ class DataConfig:
 
     @property
     def sample_axis(self) -> int | None:
-        """The axis volumes are sliced along, or None where they are kept whole (3D)."""
-        return None if self.dims == 3 else self.axis
+        """The axis volumes are sliced along, or None where they are kept whole (3D).
+
+        Raises:
+            ConfigError: the axis is still left to the plan (a run's saved config always has one).
+        """
+        if self.dims == 3:
+            return None
+        if self.axis is None:
+            raise ConfigError("the slicing axis is left to the plan: start the run (genseg train) or set data.axis")
+        return self.axis
 
     @property
     def shape(self) -> int | tuple[int, int, int] | None:

@@ -149,6 +149,8 @@ class RunPlan:
             the config set one).
         anisotropy: the budget volumes' median ratio of coarsest to finest voxel side (None for images).
         batch_size: real pairs per step: the config's, or :data:`BATCH_SIZE`'s for ``dims`` where it left it.
+        axis: the axis volumes trained in 2D are sliced along: the config's, or :func:`plan_axis`'s
+            where it left it (0 for images, which have none).
     """
 
     train_ids: tuple[str, ...]
@@ -164,6 +166,7 @@ class RunPlan:
     spacing: tuple[float, float, float] | None = None
     batch_size: int = BATCH_SIZE[2]
     volume_extent: tuple[int, int, int] | None = None
+    axis: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,7 +189,8 @@ class RunPlan:
                    anisotropy=values.get("anisotropy"),
                    spacing=tuple(float(side) for side in values["spacing"]) if values.get("spacing") else None,
                    batch_size=int(values.get("batch_size", BATCH_SIZE[2])),
-                   volume_extent=_sides(values.get("volume_extent")))
+                   volume_extent=_sides(values.get("volume_extent")),
+                   axis=int(values.get("axis", 0)))  # plans from before the axis was planned sliced along 0
 
     def describe(self) -> str:
         """Lines for logs and the CLI: the run's choices, then the data set's plan."""
@@ -196,6 +200,8 @@ class RunPlan:
         if self.anisotropy is not None:
             shape += (f" (voxel spacing anisotropy {self.anisotropy:.1f}, "
                       f"{'at most' if self.anisotropy <= ANISOTROPY_LIMIT else 'above'} {ANISOTROPY_LIMIT:g})")
+            if self.dims == 2:
+                shape += f", slices along axis {self.axis}"
         chosen = (f"run: {len(self.train_ids)} train + {len(self.val_ids)} val cases, labels "
                   f"{list(self.label_values)}, {shape}, batch {self.batch_size}{generator}"
                   + (f" ({', '.join(self.decided)} from the plan)" if self.decided else ""))
@@ -232,6 +238,28 @@ def plan_spacing(affines: list[np.ndarray]) -> tuple[float, float, float]:
         raise ConfigError("a spacing needs the budget's volume geometries")
     median = np.median(np.stack([voxel_sides(affine) for affine in affines]), axis=0)
     return tuple(round(float(side), 3) for side in median)
+
+
+def plan_axis(geometries: list[tuple[tuple[int, ...], np.ndarray]]) -> int:
+    """The axis volumes trained in 2D are sliced along, from the budget's (shape, affine) pairs: the axis
+    every volume is one voxel thick along (2D images stored as volumes); else, for volumes of spacing
+    anisotropy above :data:`ANISOTROPY_LIMIT`, the axis of the coarsest median voxel side, so that each
+    slice is one acquired image (nnU-Net's 2D configuration slices the same way); else 0.
+
+    Example:
+        >>> thick_z = np.diag([0.8, 0.8, 5.0, 1.0])
+        >>> plan_axis([((512, 512, 30), thick_z)])
+        2
+    """
+    if not geometries:
+        raise ConfigError("a slicing axis needs the budget's volume geometries")
+    single = np.flatnonzero((np.array([shape for shape, _ in geometries]) == 1).all(axis=0))
+    if single.size:
+        return int(single[0])
+    affines = [affine for _, affine in geometries]
+    if spacing_anisotropy(affines) > ANISOTROPY_LIMIT:
+        return int(np.argmax(np.median(np.stack([voxel_sides(affine) for affine in affines]), axis=0)))
+    return 0
 
 
 def plan_dims(anisotropy: float | None, method_trains_volumes: bool) -> int:

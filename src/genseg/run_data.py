@@ -45,6 +45,7 @@ from genseg.planning import (
     RunPlan,
     fingerprint,
     make_plan,
+    plan_axis,
     plan_dims,
     plan_patch,
     plan_spacing,
@@ -142,19 +143,24 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     """
     train_ids, val_ids = train_val_ids(config, split)
     labels = labels_of(index, train_ids + val_ids)
-    samples = iter_samples(index, train_ids + val_ids, axis=config.data.axis, labels=labels)
+    geometries = [volume_geometry(index.cases[case_id].image_path) for case_id in train_ids + val_ids
+                  ] if index.is_volume else []
+    axis = config.data.axis
+    if axis is None:  # images have no axis to choose
+        axis = plan_axis(geometries) if geometries else 0
+    samples = iter_samples(index, train_ids + val_ids, axis=axis, labels=labels)
     data_set = make_plan(fingerprint(samples), max_size=config.data.max_size)
     decided = []
     size = config.data.size
     if size is None:
         size, decided = data_set.size, [*decided, "data.size"]
     generator = config.generator.name
-    geometries = [volume_geometry(index.cases[case_id].image_path) for case_id in train_ids + val_ids
-                  ] if index.is_volume else []
     anisotropy = spacing_anisotropy([affine for _, affine in geometries]) if geometries else None
     dims = config.data.dims
     if dims is None:
         dims, decided = plan_dims(anisotropy, method_class(config.method.name).volumes), [*decided, "data.dims"]
+    if geometries and dims == 2 and config.data.axis is None:
+        decided = [*decided, "data.axis"]
     if _leaves_generator(config):  # in 3D pix2pix: the compositor pastes regions of 2D images
         generator = data_set.synthesis if dims == 2 else "pix2pix"
         decided = [*decided, "generator.name"]
@@ -172,7 +178,7 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
         batch_size, decided = BATCH_SIZE[dims], [*decided, "train.batch_size"]
     return RunPlan(tuple(train_ids), tuple(val_ids), labels.values, size, generator, data_set, tuple(decided),
                    dims=dims, patch=patch, anisotropy=anisotropy, spacing=spacing, batch_size=batch_size,
-                   volume_extent=extent)
+                   volume_extent=extent, axis=axis)
 
 
 def _check_volumes(config: RunConfig, index: CaseIndex) -> None:
@@ -201,6 +207,8 @@ def _leaves_generator(config: RunConfig) -> bool:
 
 def planned(config: RunConfig, plan: RunPlan) -> RunConfig:
     """The config with what it left to the plan filled in from ``plan``; what it sets stays."""
+    if config.data.axis is None:  # for images too (0), so that a run's saved config always has one
+        config = replace(config, data=replace(config.data, axis=plan.axis))
     if "data.dims" in plan.decided and config.data.dims is None:
         config = replace(config, data=replace(config.data, dims=plan.dims))
     if "data.size" in plan.decided and config.data.size is None:
@@ -284,11 +292,12 @@ def load_run_data(config: RunConfig, paths: RunPaths, plan: RunPlan | None = Non
         DataError: the masks' values differ from those the run was planned with.
     """
     index = _index(config)
-    if config.data.dims is None and not index.is_volume:  # images: 2D, nothing for the plan to choose
-        config = replace(config, data=replace(config.data, dims=2))
-    if config.data.shape is None:
-        raise ConfigError("the image size (2D or 3D, the patch) is left to the plan: start the run (genseg train) "
-                          "or set data.size and data.dims")
+    if not index.is_volume:  # images: 2D, no axis, nothing for the plan to choose
+        config = replace(config, data=replace(config.data, dims=config.data.dims or 2,
+                                              axis=0 if config.data.axis is None else config.data.axis))
+    if config.data.shape is None or (config.data.dims == 2 and config.data.axis is None):
+        raise ConfigError("the image size (2D or 3D, the patch, the slicing axis) is left to the plan: start the run "
+                          "(genseg train) or set data.size and data.dims")
     split = resolve_split(config, index, paths)
     check_sizes(index, [*split.test, *split.pool.get(config.train.seed, [])])  # headers only: no label is read
     train_ids, val_ids = (list(plan.train_ids), list(plan.val_ids)) if plan else train_val_ids(config, split)

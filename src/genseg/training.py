@@ -98,6 +98,8 @@ def resume_config(run_dir: Path, config: RunConfig) -> RunConfig:
         config = replace(config, data=replace(config.data, size=saved.data.size))
     if config.data.dims is None:
         config = replace(config, data=replace(config.data, dims=saved.data.dims))
+    if config.data.axis is None:
+        config = replace(config, data=replace(config.data, axis=saved.data.axis))
     if config.train.batch_size is None:
         config = replace(config, train=replace(config.train, batch_size=saved.train.batch_size))
     if config.generator.name == AUTO:

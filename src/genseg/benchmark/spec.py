@@ -114,7 +114,7 @@ class BenchmarkSpec:
         sizes: data set -> image size (or ``"auto"``) instead of ``size``.
         iterations_at: data set -> segmenter steps instead of ``iterations`` (each data set's
             converged count).
-        axes: data set -> slicing axis of 3D volumes (default 0).
+        axes: data set -> slicing axis of 3D volumes trained in 2D (default: the plan's).
         splits: the run's own splits to evaluate: ``test`` and/or ``dev`` (pool cases outside the
             budget, where recipes are chosen; see :func:`genseg.data.dev_ids`).
         ood: data set -> out-of-domain data folders, each evaluated whole with the model selected
@@ -397,7 +397,7 @@ def _run_config(spec: BenchmarkSpec, dataset: str, root: Path, split_file: Path,
         return RunConfig(
             data=DataConfig(**{"root": root, "split_file": split_file, "budget": budget, "n_val": spec.n_val,
                                "size": _size(spec.sizes.get(dataset, spec.size)), "max_size": spec.max_size,
-                               "axis": spec.axes.get(dataset, 0), "dims": _dims(spec.dims), **variant.data}),
+                               "axis": spec.axes.get(dataset), "dims": _dims(spec.dims), **variant.data}),
             segmenter=SegmenterConfig(name=spec.segmenter, options=dict(variant.segmenter)),
             generator=GeneratorConfig(**{"pretrain_iterations": spec.pretrain_iterations, **spec.generator,
                                          **variant.generator}),

@@ -224,7 +224,7 @@ def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     Args:
         path: a NIfTI, MetaImage or NRRD file (:data:`VOLUME_SUFFIXES`) holding a 3D volume, or a
-            4D or vector one (channels last).
+            4D or vector one (channels last); a 2D NIfTI image is read as one slice (X, Y, 1).
 
     Returns:
         float32 array (C, X, Y, Z) and the 4x4 voxel-to-world affine.
@@ -260,13 +260,15 @@ def read_label_volume(path: Path, *, stored: bool = False) -> np.ndarray:
 
 
 def volume_header(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
-    """(shape ``(X, Y, Z[, C])``, 4x4 affine) of a volume file, from its header only."""
+    """(shape ``(X, Y, Z[, C])``, 4x4 affine) of a volume file, from its header only; a 2D NIfTI
+    image is one slice, ``(X, Y, 1)``, as :func:`read_volume` reads it."""
     path = Path(path)
     _check_volume_file(path)
     if file_suffix(path) in ITK_SUFFIXES:
         return itk_header(path)
     volume = _load_nifti(path)
-    return tuple(int(side) for side in volume.shape), volume.affine
+    shape = tuple(int(side) for side in volume.shape)
+    return (*shape, 1) if len(shape) == 2 else shape, volume.affine
 
 
 def _volume_voxels(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarray]:
@@ -276,7 +278,8 @@ def _volume_voxels(path: Path, dtype: type | None) -> tuple[np.ndarray, np.ndarr
         data, affine = read_itk(path)
         return (data if dtype is None else data.astype(dtype, copy=False)), affine
     volume = _load_nifti(path)
-    return _nifti_data(volume, path, dtype), volume.affine
+    data = _nifti_data(volume, path, dtype)
+    return (data[..., None] if data.ndim == 2 else data), volume.affine  # a 2D image: one slice
 
 
 def _check_volume_file(path: Path) -> None:
