@@ -92,6 +92,25 @@ def test_volumes_are_written_in_the_inputs_single_file_type() -> None:
         write_label_volume(Path("labels.mhd"), np.zeros((2, 2, 2), dtype=np.int64), np.eye(4))
 
 
+def test_a_2d_itk_image_is_one_slice_with_its_in_plane_geometry(tmp_path: Path) -> None:
+    """2D MetaImage files were refused as "a 2D image in a volume format"; they are one slice, as 2D NIfTI."""
+    values = np.random.default_rng(3).normal(size=(4, 3)).astype(np.float32)  # ITK's (Y, X)
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((0.7, 1.1))
+    image.SetOrigin((12.0, -30.5))
+    image.SetDirection((0.0, 1.0, -1.0, 0.0))
+    sitk.WriteImage(image, str(tmp_path / "slice.mha"))
+
+    data, affine = read_volume(tmp_path / "slice.mha")
+
+    assert data.shape == (1, 3, 4, 1)
+    np.testing.assert_allclose(data[0, :, :, 0], values.T)
+    for index in [(0, 0), (2, 1)]:
+        left, posterior = image.TransformIndexToPhysicalPoint(index)
+        np.testing.assert_allclose(affine @ (*index, 0, 1), (-left, -posterior, 0, 1), atol=1e-9)
+    assert volume_header(tmp_path / "slice.mha") == ((3, 4, 1), pytest.approx(affine))
+
+
 def test_bad_itk_files_are_one_line_data_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = tmp_path / "broken.mha"
     broken.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\n"
@@ -99,9 +118,10 @@ def test_bad_itk_files_are_one_line_data_errors(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(DataError, match=r"broken\.mha.*cannot read volume.*valid MetaImage") as error:
         read_volume(broken)
     assert "\n" not in str(error.value)
+    sitk.WriteImage(sitk.Image([2] * 5, sitk.sitkUInt8), str(tmp_path / "five.mha"))
+    with pytest.raises(DataError, match=r"five\.mha.*5D image in a volume format"):
+        volume_header(tmp_path / "five.mha")
     sitk.WriteImage(sitk.Image(4, 4, sitk.sitkUInt8), str(tmp_path / "flat.mha"))
-    with pytest.raises(DataError, match=r"flat\.mha.*2D image in a volume format"):
-        volume_header(tmp_path / "flat.mha")
 
     monkeypatch.setitem(sys.modules, "SimpleITK", None)  # as if the extra were not installed
     with pytest.raises(DataError, match=r"flat\.mha.*pip install 'genseg\[itk\]'"):

@@ -8,7 +8,8 @@ package never sees the difference:
 - ITK's array is ``(Z, Y, X[, C])``; here it is transposed to ``(X, Y, Z[, C])``, the voxel index
   order of the geometry;
 - ITK's geometry (origin, spacing, direction) is in LPS; the 4x4 affine is in RAS, as NIfTI's:
-  ``affine = diag(-1, -1, 1, 1) @ [[direction @ diag(spacing), origin], [0, 1]]``.
+  ``affine = diag(-1, -1, 1, 1) @ [[direction @ diag(spacing), origin], [0, 1]]``;
+- a 2D image is one slice, ``(X, Y, 1[, C])``, as a 2D NIfTI image is.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _FIX = "check the file is a valid MetaImage (.mha/.mhd) or NRRD (.nrrd/.nhdr) vo
 
 
 def itk_header(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
-    """(shape ``(X, Y, Z[, C])``, 4x4 RAS affine) of an ITK volume, from its header only."""
+    """(shape ``(X, Y, Z[, C])``, 4x4 RAS affine) of an ITK volume (or 2D image), from its header only."""
     sitk = _simpleitk(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -37,7 +38,8 @@ def itk_header(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
     size = tuple(int(side) for side in reader.GetSize())
     _check_dimension(len(size), path)
     channels = reader.GetNumberOfComponents()
-    shape = size[:3] + ((size[3],) if len(size) == 4 else (channels,) if channels > 1 else ())
+    spatial = size[:3] if len(size) > 2 else (*size, 1)
+    shape = spatial + ((size[3],) if len(size) == 4 else (channels,) if channels > 1 else ())
     return shape, _affine(reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection(), len(size))
 
 
@@ -53,9 +55,11 @@ def read_itk(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"cannot read volume: {_itk_message(error)}; {_FIX}", path) from error
     dimension = image.GetDimension()
     _check_dimension(dimension, path)
-    array = sitk.GetArrayFromImage(image)  # (Z, Y, X[, C]) or, in 4D, (C, Z, Y, X)
+    array = sitk.GetArrayFromImage(image)  # (Z, Y, X[, C]) or, in 4D, (C, Z, Y, X); in 2D (Y, X[, C])
     if dimension == 4:
         array = np.moveaxis(array, 0, -1)
+    elif dimension == 2:
+        array = array[None]  # one slice
     order = (2, 1, 0, 3) if array.ndim == 4 else (2, 1, 0)
     return np.ascontiguousarray(np.transpose(array, order)), _affine(
         image.GetSpacing(), image.GetOrigin(), image.GetDirection(), dimension)
@@ -78,17 +82,21 @@ def write_itk(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
 
 def _affine(spacing: tuple[float, ...], origin: tuple[float, ...], direction: tuple[float, ...],
             dimension: int) -> np.ndarray:
-    """The RAS affine of the first three axes of an ITK geometry."""
-    rotation = np.asarray(direction, dtype=np.float64).reshape(dimension, dimension)[:3, :3]
+    """The RAS affine of the first three axes of an ITK geometry (a 2D one's third axis: 1 mm, at 0)."""
+    kept = min(dimension, 3)
+    rotation, sides, place = np.eye(3), np.ones(3), np.zeros(3)
+    rotation[:kept, :kept] = np.asarray(direction, dtype=np.float64).reshape(dimension, dimension)[:kept, :kept]
+    sides[:kept] = np.asarray(spacing, dtype=np.float64)[:kept]
+    place[:kept] = np.asarray(origin, dtype=np.float64)[:kept]
     affine = np.eye(4)
-    affine[:3, :3] = _LPS_TO_RAS @ rotation @ np.diag(np.asarray(spacing, dtype=np.float64)[:3])
-    affine[:3, 3] = _LPS_TO_RAS @ np.asarray(origin, dtype=np.float64)[:3]
+    affine[:3, :3] = _LPS_TO_RAS @ rotation @ np.diag(sides)
+    affine[:3, 3] = _LPS_TO_RAS @ place
     return affine
 
 
 def _check_dimension(dimension: int, path: Path) -> None:
-    if dimension not in (3, 4):
-        raise DataError(f"a {dimension}D image in a volume format; save 2D images as PNG or TIFF, volumes as 3D", path)
+    if dimension not in (2, 3, 4):
+        raise DataError(f"a {dimension}D image in a volume format; volumes must be 3D (or 4D, channels last)", path)
 
 
 def _simpleitk(path: Path) -> ModuleType:
