@@ -422,7 +422,7 @@ def test_volumes_are_trained_on_the_planned_axis_and_predicted_in_their_own_shap
     data = make_volume_phantom(tmp_path / "Task04_Planar", n_cases=4, affine=np.diag([1.0, 1.0, 5.0, 1.0]))
     if kind == "2D NIfTI":
         _as_single_slices(data)
-    config = tiny_config(data, "augment", budget=3, iterations=2, data={"test_fraction": 0.25, "dims": 2})
+    config = tiny_config(data, "augment", budget=3, iterations=2, data={"test_fraction": 0.25})
     out = tmp_path / "run"
     train(config, out, progress=False)
 

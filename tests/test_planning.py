@@ -177,6 +177,7 @@ def test_spacing_anisotropy_is_the_coarsest_over_the_finest_voxel_side() -> None
 def test_plan_dims_gives_3d_to_volumes_of_sensible_spacing(anisotropy: float | None, volumes: bool,
                                                            dims: int) -> None:
     assert plan_dims(anisotropy, volumes) == dims
+    assert plan_dims(anisotropy, volumes, single_slice=True) == 2  # 2D images in a volume format
 
 
 @pytest.mark.parametrize(("spacing", "method", "dims"), [
@@ -241,6 +242,24 @@ def test_a_thick_sliced_budget_is_trained_on_its_acquired_slices(tmp_path: Path)
     assert plan.axis == 0 and "data.axis" not in plan.decided
     with pytest.raises(ConfigError, match="slicing axis is left to the plan"):
         _ = config.data.sample_axis
+
+
+def test_2d_nifti_images_are_planned_as_images_through_their_one_slice(tmp_path: Path) -> None:
+    """Isotropic 2D NIfTI images (X, Y, 1) were planned as 3D volumes padded to 32 voxels deep."""
+    import nibabel as nib
+
+    from genseg.config import DataConfig, RunConfig
+    from genseg.data import index_cases, make_volume_phantom
+    from genseg.run_data import default_split, plan_run
+
+    root = make_volume_phantom(tmp_path / "Task06_Slices", n_cases=5)
+    for path in [*(root / "imagesTr").iterdir(), *(root / "labelsTr").iterdir()]:
+        volume = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asarray(volume.dataobj)[:, :, 7], volume.affine), path)
+    config = RunConfig(data=DataConfig(root=root, budget=3))
+    index = index_cases(root)
+    plan = plan_run(config, index, default_split(config, index))
+    assert (plan.dims, plan.axis, plan.patch) == (2, 2, None)
 
 
 def test_the_planned_spacing_is_the_budgets_median_voxel_side_per_axis() -> None:

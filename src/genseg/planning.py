@@ -240,6 +240,12 @@ def plan_spacing(affines: list[np.ndarray]) -> tuple[float, float, float]:
     return tuple(round(float(side), 3) for side in median)
 
 
+def single_slice_axis(geometries: list[tuple[tuple[int, ...], np.ndarray]]) -> int | None:
+    """The axis every volume of the budget is one voxel thick along (2D images stored as volumes), or None."""
+    single = np.flatnonzero((np.array([shape[:3] for shape, _ in geometries]) == 1).all(axis=0))
+    return int(single[0]) if single.size else None
+
+
 def plan_axis(geometries: list[tuple[tuple[int, ...], np.ndarray]]) -> int:
     """The axis volumes trained in 2D are sliced along, from the budget's (shape, affine) pairs: the axis
     every volume is one voxel thick along (2D images stored as volumes); else, for volumes of spacing
@@ -253,19 +259,20 @@ def plan_axis(geometries: list[tuple[tuple[int, ...], np.ndarray]]) -> int:
     """
     if not geometries:
         raise ConfigError("a slicing axis needs the budget's volume geometries")
-    single = np.flatnonzero((np.array([shape for shape, _ in geometries]) == 1).all(axis=0))
-    if single.size:
-        return int(single[0])
+    single = single_slice_axis(geometries)
+    if single is not None:
+        return single
     affines = [affine for _, affine in geometries]
     if spacing_anisotropy(affines) > ANISOTROPY_LIMIT:
         return int(np.argmax(np.median(np.stack([voxel_sides(affine) for affine in affines]), axis=0)))
     return 0
 
 
-def plan_dims(anisotropy: float | None, method_trains_volumes: bool) -> int:
+def plan_dims(anisotropy: float | None, method_trains_volumes: bool, single_slice: bool = False) -> int:
     """3 for volumes of at most :data:`ANISOTROPY_LIMIT` spacing anisotropy whose method trains on
-    whole volumes; 2 for images (``anisotropy`` None), thick-sliced volumes, and other methods."""
-    if anisotropy is None or not method_trains_volumes:
+    whole volumes; 2 for images (``anisotropy`` None), thick-sliced volumes, 2D images stored as
+    volumes (``single_slice``: one voxel thick along an axis), and other methods."""
+    if anisotropy is None or not method_trains_volumes or single_slice:
         return 2
     return 3 if anisotropy <= ANISOTROPY_LIMIT else 2
 

@@ -49,6 +49,7 @@ from genseg.planning import (
     plan_dims,
     plan_patch,
     plan_spacing,
+    single_slice_axis,
     spacing_anisotropy,
 )
 from genseg.plugins import METHODS, method_class
@@ -158,7 +159,9 @@ def plan_run(config: RunConfig, index: CaseIndex, split: Split) -> RunPlan:
     anisotropy = spacing_anisotropy([affine for _, affine in geometries]) if geometries else None
     dims = config.data.dims
     if dims is None:
-        dims, decided = plan_dims(anisotropy, method_class(config.method.name).volumes), [*decided, "data.dims"]
+        single_slice = bool(geometries) and single_slice_axis(geometries) is not None
+        dims = plan_dims(anisotropy, method_class(config.method.name).volumes, single_slice)
+        decided = [*decided, "data.dims"]
     if geometries and dims == 2 and config.data.axis is None:
         decided = [*decided, "data.axis"]
     if _leaves_generator(config):  # in 3D pix2pix: the compositor pastes regions of 2D images
