@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from genseg.config import DataConfig, GeneratorConfig, MethodConfig, RunConfig, SegmenterConfig, TrainConfig
-from genseg.data.phantom import make_phantom
+from genseg.data.phantom import make_phantom, make_volume_phantom
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real data sets: GENSEG_DATA_ROOT, else a ``shared/`` folder beside the checkout (docs/datasets.md).
@@ -99,6 +99,24 @@ def train_until_killed(config: RunConfig, out: Path, kill_at: int) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         train(config, out, progress=False, hooks=TrainingHooks(after_iteration=stop))
+
+
+def make_slice_phantom(out_dir: Path, *, n_cases: int, affine: np.ndarray | None = None) -> Path:
+    """An MSD-style folder of 2D NIfTI images (X, Y): each case of :func:`make_volume_phantom` cut to
+    its slice 7 along axis 2 (through class 1)."""
+    import nibabel as nib
+
+    root = make_volume_phantom(out_dir, n_cases=n_cases, affine=affine)
+    for path in [*(root / "imagesTr").iterdir(), *(root / "labelsTr").iterdir()]:
+        volume = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asarray(volume.dataobj)[:, :, 7], volume.affine), path)
+    return root
+
+
+@pytest.fixture(scope="session")
+def slice_phantom() -> Callable[..., Path]:
+    """:func:`make_slice_phantom`: 2D images in a volume format."""
+    return make_slice_phantom
 
 
 @pytest.fixture(scope="session")

@@ -406,22 +406,14 @@ def test_an_overlay_of_a_two_modality_image_shows_the_first_in_gray(tmp_path: Pa
     assert Image.open(tmp_path / "case.png").mode == "RGB"
 
 
-def _as_single_slices(data: Path) -> None:
-    """Each volume of an MSD folder replaced by a slice along axis 2 (through class 1), saved as a 2D NIfTI image."""
-    for path in [*(data / "imagesTr").iterdir(), *(data / "labelsTr").iterdir()]:
-        volume = nib.load(path)
-        nib.save(nib.Nifti1Image(np.asarray(volume.dataobj)[:, :, 7], volume.affine), path)
-
-
 @pytest.mark.parametrize("kind", ["thick slices", "2D NIfTI"])
 def test_volumes_are_trained_on_the_planned_axis_and_predicted_in_their_own_shape(
-    kind: str, tiny_config: Callable[..., RunConfig], tmp_path: Path
+    kind: str, tiny_config: Callable[..., RunConfig], slice_phantom: Callable[..., Path], tmp_path: Path
 ) -> None:
     """Volumes trained in 2D were sliced along axis 0 whatever their spacing (across 5 mm slices), and a
     2D NIfTI image was refused as "not a 3D volume". Both now train on their acquired slices (axis 2)."""
-    data = make_volume_phantom(tmp_path / "Task04_Planar", n_cases=4, affine=np.diag([1.0, 1.0, 5.0, 1.0]))
-    if kind == "2D NIfTI":
-        _as_single_slices(data)
+    make = slice_phantom if kind == "2D NIfTI" else make_volume_phantom
+    data = make(tmp_path / "Task04_Planar", n_cases=4, affine=np.diag([1.0, 1.0, 5.0, 1.0]))
     config = tiny_config(data, "augment", budget=3, iterations=2, data={"test_fraction": 0.25})
     out = tmp_path / "run"
     train(config, out, progress=False)

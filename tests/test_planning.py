@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -244,18 +245,15 @@ def test_a_thick_sliced_budget_is_trained_on_its_acquired_slices(tmp_path: Path)
         _ = config.data.sample_axis
 
 
-def test_2d_nifti_images_are_planned_as_images_through_their_one_slice(tmp_path: Path) -> None:
+def test_2d_nifti_images_are_planned_as_images_through_their_one_slice(
+    slice_phantom: Callable[..., Path], tmp_path: Path,
+) -> None:
     """Isotropic 2D NIfTI images (X, Y, 1) were planned as 3D volumes padded to 32 voxels deep."""
-    import nibabel as nib
-
     from genseg.config import DataConfig, RunConfig
-    from genseg.data import index_cases, make_volume_phantom
+    from genseg.data import index_cases
     from genseg.run_data import default_split, plan_run
 
-    root = make_volume_phantom(tmp_path / "Task06_Slices", n_cases=5)
-    for path in [*(root / "imagesTr").iterdir(), *(root / "labelsTr").iterdir()]:
-        volume = nib.load(path)
-        nib.save(nib.Nifti1Image(np.asarray(volume.dataobj)[:, :, 7], volume.affine), path)
+    root = slice_phantom(tmp_path / "Task06_Slices", n_cases=5)
     config = RunConfig(data=DataConfig(root=root, budget=3))
     index = index_cases(root)
     plan = plan_run(config, index, default_split(config, index))

@@ -242,7 +242,7 @@ def plan_spacing(affines: list[np.ndarray]) -> tuple[float, float, float]:
 
 def single_slice_axis(geometries: list[tuple[tuple[int, ...], np.ndarray]]) -> int | None:
     """The axis every volume of the budget is one voxel thick along (2D images stored as volumes), or None."""
-    single = np.flatnonzero((np.array([shape[:3] for shape, _ in geometries]) == 1).all(axis=0))
+    single = np.flatnonzero((np.array([shape for shape, _ in geometries]) == 1).all(axis=0))
     return int(single[0]) if single.size else None
 
 
